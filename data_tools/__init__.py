@@ -1,0 +1,1 @@
+"""Offline dataset generators: bouncing balls and CUP (sensed, scene) pairs."""

@@ -1,0 +1,28 @@
+"""Installs the `tfvidgan` library and the `data_tools` dataset generators."""
+from setuptools import find_packages, setup
+
+setup(
+    name="tfvidgan",
+    version="0.1.0",
+    description=(
+        "Video generation by navigating a GAN's image manifold, and learned "
+        "reconstruction of compressed ultrafast imaging (CUP), in TensorFlow/Keras 3."
+    ),
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfvidgan", "tfvidgan.*", "data_tools", "data_tools.*"]),
+    # `tensorflow` (not `tensorflow-cpu`) so that GPU users get a GPU-capable
+    # build; `pip install tfvidgan[and-cuda]` also pulls the CUDA libraries.
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorboard>=2.21,<2.22",
+        "numpy>=1.26,<3",
+        "absl-py>=2.1,<3",
+        "scikit-learn>=1.4,<2",
+        "scipy>=1.11,<2",
+        "Pillow>=10,<14",
+    ],
+    extras_require={
+        "and-cuda": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],
+    },
+)

@@ -1,0 +1,21 @@
+"""Exception types shared by every part of tfvidgan.
+
+Every error raised for bad user input is a `TfvidganError` (a `ValueError`), and its message names
+the offending file, flag or field so that the user knows what to fix.
+"""
+
+
+class TfvidganError(ValueError):
+    """Base class for errors caused by bad input (files, flags, records, SavedModels)."""
+
+
+class DatasetError(TfvidganError):
+    """A dataset file or record is missing, unreadable, corrupt or of the wrong shape."""
+
+
+class ConfigError(TfvidganError):
+    """A flag or configuration field is unknown, out of range or contradicts another one."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
