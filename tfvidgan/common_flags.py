@@ -1,0 +1,95 @@
+"""Flags shared by the trainers, and their conversion into plain config objects.
+
+Only entry points (`train_frames`, `train_video`, `train_reconstructor`) import this module; library code
+receives the dataclasses built here and never reads `absl.flags.FLAGS`.
+"""
+from __future__ import annotations
+
+from absl import flags
+
+from tfvidgan import losses
+from tfvidgan.errors import ConfigError
+from tfvidgan.training.adversarial import AdversarialConfig
+from tfvidgan.training.loop import LoopConfig
+from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig
+from tfvidgan.training.strategy import STRATEGY_KINDS
+
+
+def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_every: int = 50,
+                      sample_every: int = 500, checkpoint_every: int = 500) -> None:
+    """Defines where to write, how long to train, the batch and the strategy."""
+    flags.DEFINE_string("model_dir", model_dir, "Run directory: checkpoints/, summaries/, export/, samples/. "
+                        "Running again with the same flags resumes from its latest checkpoint.")
+    flags.DEFINE_integer("train_steps", train_steps, "Total number of training steps (including resumed ones).")
+    flags.DEFINE_integer("batch_size", batch_size, "GLOBAL batch size, split evenly over all replicas.")
+    flags.DEFINE_integer("log_every", log_every, "Write scalar summaries every N steps.")
+    flags.DEFINE_integer("sample_every", sample_every, "Write sample images/videos every N steps.")
+    flags.DEFINE_integer("checkpoint_every", checkpoint_every, "Save a checkpoint every N steps.")
+    flags.DEFINE_integer("max_checkpoints", 3, "How many recent checkpoints to keep.")
+    flags.DEFINE_enum("strategy", "auto", list(STRATEGY_KINDS),
+                      "tf.distribute strategy: auto = MultiWorkerMirrored if TF_CONFIG names a cluster, "
+                      "else Mirrored over all GPUs (or the CPU).")
+    flags.DEFINE_integer("data_seed", 0, "Seed of the input pipeline's shuffling and random frame/offset picks.")
+    flags.DEFINE_bool("skip_bad_records", False, "Skip (and count) corrupt or wrong-shaped records instead of "
+                      "stopping with an error.")
+
+
+def define_optimizer_flags(prefix: str, what: str, learning_rate: float = 2e-4) -> None:
+    """Defines `--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1`."""
+    flags.DEFINE_enum(f"{prefix}_optimizer", "rmsprop", list(OPTIMIZERS), f"Optimizer of the {what}.")
+    flags.DEFINE_float(f"{prefix}_lr", learning_rate, f"Learning rate of the {what}.")
+    flags.DEFINE_float(f"{prefix}_beta1", 0.5, f"Adam beta_1 of the {what} (unused by RMSprop).")
+
+
+def define_adversarial_flags(num_discriminators: int) -> None:
+    """Defines the ensemble size, GAN loss and how the generator combines the K losses."""
+    flags.DEFINE_integer("num_discriminators", num_discriminators,
+                         "K: discriminators, each behind its own fixed random projection.")
+    flags.DEFINE_integer("projection_seed", 0, "Seed of the K random projections.")
+    flags.DEFINE_enum("loss", "non_saturating", list(losses.LOSS_KINDS), "GAN loss.")
+    flags.DEFINE_enum("combiner", "mean", list(losses.COMBINE_METHODS),
+                      "How the generator combines the K losses: mean, gman (softmax(alpha*l) weights) or "
+                      "hypervolume (-sum log(eta - l_k), eta = delta * max l_k).")
+    flags.DEFINE_float("gman_alpha", 0.8, "GMAN softmax temperature alpha.")
+    flags.DEFINE_float("hypervolume_delta", 1.5, "Hypervolume slack delta (> 1).")
+    flags.DEFINE_integer("discriminator_steps", 1, "Discriminator updates per generator update.")
+    flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).")
+
+
+def run_flags(values) -> dict:
+    """{name: value} of the flags defined by tfvidgan and by the entry point (written to TensorBoard)."""
+    return {flag.name: flag.value
+            for module, module_flags in values.flags_by_module_dict().items()
+            if module == "__main__" or module.startswith("tfvidgan")
+            for flag in module_flags}
+
+
+def loop_config(values, *, export: bool = True) -> LoopConfig:
+    """`LoopConfig` from parsed flag values (`values` = `flags.FLAGS`)."""
+    return LoopConfig(model_dir=values.model_dir, train_steps=values.train_steps, log_every=values.log_every,
+                      sample_every=values.sample_every, checkpoint_every=values.checkpoint_every,
+                      max_checkpoints=values.max_checkpoints, export=export,
+                      flags=run_flags(values))
+
+
+def optimizer_config(values, prefix: str) -> OptimizerConfig:
+    return OptimizerConfig(name=values[f"{prefix}_optimizer"].value, learning_rate=values[f"{prefix}_lr"].value,
+                           beta_1=values[f"{prefix}_beta1"].value)
+
+
+def adversarial_config(values) -> AdversarialConfig:
+    if values.hypervolume_delta <= 1.0 and values.combiner == "hypervolume":
+        raise ConfigError(f"--hypervolume_delta must be > 1, got {values.hypervolume_delta}")
+    if values.num_discriminators < 1:
+        raise ConfigError(f"--num_discriminators must be >= 1, got {values.num_discriminators}")
+    return AdversarialConfig(loss=values.loss, combiner=values.combiner, gman_alpha=values.gman_alpha,
+                             hypervolume_delta=values.hypervolume_delta,
+                             discriminator_steps=values.discriminator_steps)
+
+
+def check_global_batch(batch_size: int, num_replicas: int) -> int:
+    """Per-replica batch; the global batch must split evenly over replicas (flag --batch_size)."""
+    if batch_size < 1 or batch_size % num_replicas:
+        raise ConfigError(f"--batch_size={batch_size} must be a positive multiple of the number of "
+                          f"replicas ({num_replicas})")
+    return batch_size // num_replicas

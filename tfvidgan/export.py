@@ -1,0 +1,82 @@
+"""Atomic, versioned SavedModel exports with named signatures.
+
+A TF Serving-style layout: `base_dir/<version>/saved_model.pb`. Each version is written into a hidden
+scratch directory beside it and renamed into place only when complete, so a polling model server (or a
+user) never sees a half-written version, and a crash leaves no partial `<version>/`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from tfvidgan.errors import TfvidganError
+
+_VERSION = re.compile(r"^\d+$")
+
+
+def existing_versions(base_dir: str) -> list[int]:
+    """Complete versions under `base_dir`, ascending (scratch directories are ignored)."""
+    if not tf.io.gfile.isdir(base_dir):
+        return []
+    names = [n.rstrip("/") for n in tf.io.gfile.listdir(base_dir)]
+    return sorted(int(n) for n in names if _VERSION.match(n))
+
+
+def latest_version_dir(base_dir: str) -> str:
+    """Path of the newest complete version under `base_dir`, or `base_dir` itself if it is a SavedModel."""
+    if tf.io.gfile.exists(os.path.join(base_dir, "saved_model.pb")):
+        return base_dir
+    versions = existing_versions(base_dir)
+    if not versions:
+        raise TfvidganError(f"no SavedModel in {base_dir!r} (expected saved_model.pb or numbered versions)")
+    return os.path.join(base_dir, str(versions[-1]))
+
+
+def export_version(base_dir: str, write: Callable[[str], None], version: int | None = None) -> str:
+    """Calls `write(scratch_dir)` and atomically renames the result to `base_dir/<version>`.
+
+    `version` defaults to one more than the newest existing version (1 for the first). Returns the final
+    path. If `write` fails, nothing appears under `base_dir` except the removed scratch directory.
+    """
+    tf.io.gfile.makedirs(base_dir)
+    if version is None:
+        versions = existing_versions(base_dir)
+        version = (versions[-1] + 1) if versions else 1
+    final = os.path.join(base_dir, str(version))
+    if tf.io.gfile.exists(final):
+        raise TfvidganError(f"export version {final!r} already exists; refusing to overwrite it")
+    scratch = os.path.join(base_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(scratch)
+        os.replace(scratch, final)  # atomic on one file system
+    finally:
+        if os.path.exists(scratch):
+            shutil.rmtree(scratch, ignore_errors=True)
+    return final
+
+
+def write_archive(directory: str, tracked: list, endpoints: dict[str, tuple[Callable, list]]) -> None:
+    """Writes a SavedModel whose signatures have named inputs.
+
+    Args:
+      directory: output directory (must not exist).
+      tracked: Keras models / layers whose variables the endpoints use.
+      endpoints: signature name → (function, [tf.TensorSpec with names]). The function returns a dict of
+        named outputs. The first endpoint is also exported as `serving_default`.
+    """
+    archive = keras.export.ExportArchive()
+    for obj in tracked:
+        archive.track(obj)
+    first = None
+    for name, (fn, specs) in endpoints.items():
+        archive.add_endpoint(name=name, fn=fn, input_signature=specs)
+        first = first or (fn, specs)
+    if "serving_default" not in endpoints:
+        archive.add_endpoint(name="serving_default", fn=first[0], input_signature=first[1])
+    archive.write_out(directory, verbose=False)

@@ -1,0 +1,116 @@
+"""One GAN update against an ensemble of K discriminators, shared by the frames and the video GAN.
+
+The discriminator ensemble maps a batch to logits `[b, K]`. Each discriminator is trained on its own loss
+(their sum is minimised; the gradients separate). The generator minimises Σ_k w_k · l_k, where l_k is its
+loss against discriminator k and the weights w come from `tfvidgan.losses.generator_loss_weights`
+(mean, GMAN softmax, or hypervolume), computed from the losses averaged over the GLOBAL batch (an
+all-reduce), so a step on N replicas is the same computation as on one replica with the global batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfvidgan import losses
+from tfvidgan.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialConfig:
+    """Loss kind ("non_saturating" | "hinge"), generator combiner ("mean" | "gman" | "hypervolume")."""
+    loss: str = "non_saturating"
+    combiner: str = "mean"
+    gman_alpha: float = 0.8
+    hypervolume_delta: float = 1.5
+    discriminator_steps: int = 1
+
+    def __post_init__(self):
+        if self.loss not in losses.LOSS_KINDS:
+            raise ConfigError(f"--loss={self.loss!r} is not one of {losses.LOSS_KINDS}")
+        if self.combiner not in losses.COMBINE_METHODS:
+            raise ConfigError(f"--combiner={self.combiner!r} is not one of {losses.COMBINE_METHODS}")
+        if self.discriminator_steps < 1:
+            raise ConfigError(f"--discriminator_steps must be >= 1, got {self.discriminator_steps}")
+
+
+# generate(stream) -> (fake batch [b, ...] float32 in [-1, 1], regulariser: scalar already scaled by the
+# global batch, 0.0 if none). `stream` selects independent noise within a step.
+GenerateFn = Callable[[int], tuple]
+
+
+def _replicas() -> int:
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1
+
+
+def _all_reduce_sum(value):
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Model,
+               d_optimizer: keras.optimizers.Optimizer,
+               generator_updates: Sequence[tuple],
+               config: AdversarialConfig) -> dict:
+    """Runs `config.discriminator_steps` discriminator updates then one generator update (replica context).
+
+    Args:
+      real: this replica's real batch, `[b, ...] float32 in [-1, 1]` (frames or clips).
+      generate: see `GenerateFn`.
+      discriminator: ensemble, `[b, ...] → [b, K]` logits.
+      d_optimizer: the discriminators' optimizer (built).
+      generator_updates: [(optimizer, variables), ...]; several optimizers let parts of the generator
+        train at their own learning rate (e.g. a fine-tuned frames generator).
+      config: losses and combiner.
+    Returns:
+      dict of per-replica values whose sum over replicas is the global value: `d_loss`, `g_loss` (the
+      combined objective's value), `g_regularizer`, and per-discriminator vectors `[K]`.
+    """
+    per_replica_batch = real.shape[0]
+    global_batch = per_replica_batch * _replicas()
+    d_vars = discriminator.trainable_variables
+    for i in range(config.discriminator_steps):
+        fake, _ = generate(2 + i)
+        fake = tf.stop_gradient(fake)
+        with tf.GradientTape() as tape:
+            real_logits = discriminator(real, training=True)
+            fake_logits = discriminator(fake, training=True)
+            per_example = losses.discriminator_loss(real_logits, fake_logits, kind=config.loss)
+            d_per_disc = tf.reduce_sum(per_example, axis=0) / global_batch      # [K]
+            d_loss = tf.reduce_sum(d_per_disc)
+        d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+
+    g_vars = [v for _, variables in generator_updates for v in variables]
+    with tf.GradientTape() as tape:
+        fake, regularizer = generate(0)
+        fake_logits = discriminator(fake, training=True)
+        g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
+        g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
+        weights = losses.generator_loss_weights(
+            g_global, method=config.combiner, gman_alpha=config.gman_alpha,
+            hypervolume_delta=config.hypervolume_delta)
+        objective = tf.reduce_sum(weights * g_per_disc) + regularizer
+    gradients = tape.gradient(objective, g_vars)
+    offset = 0
+    for optimizer, variables in generator_updates:
+        n = len(variables)
+        optimizer.apply_gradients(zip(gradients[offset:offset + n], variables))
+        offset += n
+
+    replicas = float(_replicas())
+    g_value = losses.combined_generator_loss_value(
+        g_global, method=config.combiner, gman_alpha=config.gman_alpha,
+        hypervolume_delta=config.hypervolume_delta)
+    return {
+        "d_loss": d_loss,
+        "g_loss": g_value / replicas,
+        "g_regularizer": tf.convert_to_tensor(regularizer, tf.float32),
+        "per_discriminator/d_loss": d_per_disc,
+        "per_discriminator/g_loss": g_per_disc,
+        "per_discriminator/g_weight": weights / replicas,
+    }

@@ -1,0 +1,117 @@
+"""Step 1: the frames generator (FG) trained on single frames against K projected discriminators."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from tfvidgan.export import write_archive
+from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
+from tfvidgan.models.frames_generator import build_frames_generator
+from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.noise import replica_normal
+from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
+
+# Inside an export, beside saved_model.pb: the Keras generator (for fine-tuning) and its description.
+KERAS_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator.keras")
+DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
+_SAMPLE_SEED_STREAM = 987_654
+
+
+@dataclasses.dataclass(frozen=True)
+class FramesGanConfig:
+    """Everything that defines the frames GAN (not how long it trains)."""
+    image_size: int = 32
+    channels: int = 1
+    latent_dim: int = 100
+    generator_filters: int = 64
+    generator_normalization: str = "batch"
+    num_discriminators: int = 48
+    discriminator_filters: int = 16
+    discriminator_normalization: str = "none"
+    projection_seed: int = 0
+    noise_seed: int = 0
+    num_sample_images: int = 64
+    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
+    generator_optimizer: OptimizerConfig = OptimizerConfig()
+    discriminator_optimizer: OptimizerConfig = OptimizerConfig()
+
+
+def describe(config: FramesGanConfig) -> dict:
+    """The JSON description written into an export (read back by the video trainer and `sample`)."""
+    return {"kind": "frames_generator", "latent_dim": config.latent_dim, "image_size": config.image_size,
+            "channels": config.channels, "prior": "standard_normal"}
+
+
+class FramesGanTask:
+    """Frames GAN task for `tfvidgan.training.loop.run_training`; batches are `[b, H, W, C]` in [-1, 1]."""
+
+    def __init__(self, config: FramesGanConfig):
+        self.config = config
+
+    def build(self) -> None:
+        c = self.config
+        self.generator = build_frames_generator(c.image_size, c.channels, c.latent_dim,
+                                                base_filters=c.generator_filters,
+                                                normalization=c.generator_normalization)
+        self.discriminators = build_frame_discriminators(
+            (c.image_size, c.image_size, c.channels), c.num_discriminators,
+            base_filters=c.discriminator_filters, seed=c.projection_seed,
+            normalization=c.discriminator_normalization)
+        self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
+        self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
+
+    def train_step(self, real, step):
+        batch = real.shape[0]
+
+        def generate(stream):
+            z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
+            return self.generator(z, training=True), 0.0
+
+        return adversarial.train_step(
+            real=real, generate=generate, discriminator=self.discriminators, d_optimizer=self.d_optimizer,
+            generator_updates=[(self.g_optimizer, self.generator.trainable_variables)],
+            config=self.config.adversarial)
+
+    def checkpoint_objects(self) -> dict:
+        return {"generator": self.generator, "discriminators": self.discriminators,
+                "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+
+    def sample_latents(self) -> tf.Tensor:
+        """The fixed latents of the sample grids, `[num_sample_images, Z]`."""
+        return tf.random.stateless_normal([self.config.num_sample_images, self.config.latent_dim],
+                                          seed=[self.config.noise_seed, _SAMPLE_SEED_STREAM])
+
+    def write_samples(self, step: int) -> None:
+        frames = self.generator(self.sample_latents(), training=False)
+        summaries.write_image_grid("samples/frames", frames.numpy(), step)
+
+    def export(self, directory: str) -> None:
+        export_frames_generator(self.generator, describe(self.config), directory)
+
+
+def export_frames_generator(generator: keras.Model, description: dict, directory: str) -> None:
+    """SavedModel with signatures `generate(z [N, Z] float32) → {"frames": [N, H, W, C] in [-1, 1]}`
+    (also `serving_default`) and `sample(num_samples int32, seed int32) → {"frames", "z"}` drawing
+    z ~ N(0, I); plus the Keras model and a JSON description under `assets.extra/`."""
+    latent_dim = description["latent_dim"]
+
+    def generate(z):
+        return {"frames": generator(z, training=False)}
+
+    def sample(num_samples, seed):
+        z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
+        return {"frames": generator(z, training=False), "z": z}
+
+    write_archive(directory, [generator], {
+        "generate": (generate, [tf.TensorSpec([None, latent_dim], tf.float32, name="z")]),
+        "sample": (sample, [tf.TensorSpec([], tf.int32, name="num_samples"),
+                            tf.TensorSpec([], tf.int32, name="seed")]),
+    })
+    os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
+    generator.save(os.path.join(directory, KERAS_GENERATOR_FILE))
+    with open(os.path.join(directory, DESCRIPTION_FILE), "w") as f:
+        json.dump(description, f, indent=2)
