@@ -72,6 +72,9 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
       combined objective's value), `g_regularizer`, and per-discriminator vectors `[K]`.
     """
     per_replica_batch = real.shape[0]
+    if per_replica_batch is None:
+        raise ConfigError("the training dataset must have a static batch size: batch it with "
+                          "drop_remainder=True")
     global_batch = per_replica_batch * _replicas()
     d_vars = discriminator.trainable_variables
     for i in range(config.discriminator_steps):

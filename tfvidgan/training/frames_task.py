@@ -8,7 +8,8 @@ import os
 import keras
 import tensorflow as tf
 
-from tfvidgan.export import write_archive
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import latest_version_dir, write_archive
 from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import adversarial, summaries
@@ -115,3 +116,23 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     generator.save(os.path.join(directory, KERAS_GENERATOR_FILE))
     with open(os.path.join(directory, DESCRIPTION_FILE), "w") as f:
         json.dump(description, f, indent=2)
+
+
+def load_frames_generator(path: str) -> tuple[keras.Model, dict]:
+    """Loads a frames generator written by `export_frames_generator` (Keras model + description).
+
+    `path` is an export base directory (newest version) or one version directory.
+    Returns `(generator, description)`; the generator maps `[N, Z]` → `[N, H, W, C]` in [-1, 1].
+    """
+    directory = latest_version_dir(path)
+    keras_path = os.path.join(directory, KERAS_GENERATOR_FILE)
+    description_path = os.path.join(directory, DESCRIPTION_FILE)
+    if not (os.path.exists(keras_path) and os.path.exists(description_path)):
+        raise ConfigError(f"--frames_generator={path!r}: {directory!r} is not a frames-generator export "
+                          f"(missing {KERAS_GENERATOR_FILE} or {DESCRIPTION_FILE})")
+    with open(description_path) as f:
+        description = json.load(f)
+    if description.get("kind") != "frames_generator":
+        raise ConfigError(f"--frames_generator={path!r}: {description_path} describes a "
+                          f"{description.get('kind')!r}, not a frames_generator")
+    return keras.models.load_model(keras_path, compile=False), description

@@ -1,0 +1,209 @@
+"""Step 2: a recurrent sequence generator navigates the frozen frames generator's latent space.
+
+The sequence generator emits latents `[b, T, Z]`; the frames generator (FG) renders every step
+(folding T into the batch sample-major, so samples never mix); K' video discriminators judge the clips.
+The FG runs in inference mode (its batch-norm statistics stay fixed, so samples stay independent);
+with `finetune_frames_generator` its weights are trained too, at their own learning rate.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import write_archive
+from tfvidgan.metrics.plotting import gif_bytes
+from tfvidgan.models.ensemble_discriminator import build_video_discriminators
+from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
+from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.frames_task import load_frames_generator
+from tfvidgan.training.noise import replica_normal
+from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
+
+SMOOTHNESS_TARGETS = ("latents", "frames")
+SEQUENCE_GENERATOR_FILE = os.path.join("assets.extra", "sequence_generator.keras")
+DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
+_SAMPLE_SEED_STREAM = 424_242
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoGanConfig:
+    """The video GAN; `clip_length` is the training length, `sample_length` the sampling length."""
+    frames_generator: str
+    clip_length: int = 16
+    sample_length: int = 30
+    noise_dim: int = 64
+    step_noise_dim: int = 8
+    hidden_units: int = 256
+    num_layers: int = 2
+    cell: str = "lstm"
+    bidirectional: bool = True
+    latent_constraint: str = "standardize"
+    num_discriminators: int = 16
+    discriminator_filters: int = 8
+    projection_seed: int = 0
+    noise_seed: int = 0
+    finetune_frames_generator: bool = False
+    smoothness_weight: float = 0.0
+    smoothness_on: str = "latents"
+    num_sample_videos: int = 4
+    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
+    sequence_optimizer: OptimizerConfig = OptimizerConfig()
+    frames_generator_optimizer: OptimizerConfig = OptimizerConfig(learning_rate=2e-5)
+    discriminator_optimizer: OptimizerConfig = OptimizerConfig()
+
+    def __post_init__(self):
+        if self.smoothness_on not in SMOOTHNESS_TARGETS:
+            raise ConfigError(f"--smoothness_on={self.smoothness_on!r} is not one of {SMOOTHNESS_TARGETS}")
+        if self.smoothness_weight < 0:
+            raise ConfigError(f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
+        for name in ("clip_length", "sample_length"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
+
+
+def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
+    """Renders latents `[B, T, Z]` into clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
+
+    The reshape folds time into the batch sample-major and unfolds it the same way, so clip b is made
+    only from latents[b].
+    """
+    batch, steps = tf.shape(latents)[0], tf.shape(latents)[1]
+    frames = frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False)
+    return tf.reshape(frames, tf.concat([[batch, steps], tf.shape(frames)[1:]], axis=0))
+
+
+def temporal_smoothness(sequence: tf.Tensor) -> tf.Tensor:
+    """Per-sample mean squared difference between consecutive steps: `[B, T, ...]` → `[B]`."""
+    diffs = sequence[:, 1:] - sequence[:, :-1]
+    return tf.reduce_mean(tf.reshape(tf.square(diffs), [tf.shape(diffs)[0], -1]), axis=1)
+
+
+class VideoGanTask:
+    """Video GAN task for `run_training`; batches are clips `[b, clip_length, H, W, C]` in [-1, 1]."""
+
+    def __init__(self, config: VideoGanConfig):
+        self.config = config
+
+    def build(self) -> None:
+        c = self.config
+        self.frames_generator, self.frames_description = load_frames_generator(c.frames_generator)
+        self.frames_generator.trainable = c.finetune_frames_generator
+        self.latent_dim = int(self.frames_description["latent_dim"])
+        size, channels = self.frames_description["image_size"], self.frames_description["channels"]
+        self.frame_shape = (size, size, channels)
+        self.sequence_generator = build_sequence_generator(
+            self.latent_dim, noise_dim=c.noise_dim, step_noise_dim=c.step_noise_dim,
+            hidden_units=c.hidden_units, num_layers=c.num_layers, cell=c.cell,
+            bidirectional=c.bidirectional, latent_constraint=c.latent_constraint)
+        self.discriminators = build_video_discriminators(
+            (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
+            seed=c.projection_seed)
+        self.s_optimizer = make_optimizer(c.sequence_optimizer, self.sequence_generator.trainable_variables)
+        self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
+        self.generator_updates = [(self.s_optimizer, self.sequence_generator.trainable_variables)]
+        if c.finetune_frames_generator:
+            self.f_optimizer = make_optimizer(c.frames_generator_optimizer,
+                                              self.frames_generator.trainable_variables)
+            self.generator_updates.append((self.f_optimizer, self.frames_generator.trainable_variables))
+
+    def _noise(self, batch, steps, step, stream):
+        c = self.config
+        return {"noise": replica_normal(batch, [c.noise_dim], c.noise_seed, step, 2 * stream),
+                "step_noise": replica_normal(batch, [steps, c.step_noise_dim], c.noise_seed, step,
+                                             2 * stream + 1)}
+
+    def train_step(self, real, step):
+        batch, steps = real.shape[0], real.shape[1]
+        global_batch = batch * tf.distribute.get_replica_context().num_replicas_in_sync
+
+        def generate(stream):
+            latents = self.sequence_generator(self._noise(batch, steps, step, stream), training=True)
+            clips = render(self.frames_generator, latents)
+            regularizer = 0.0
+            if self.config.smoothness_weight > 0:
+                target = latents if self.config.smoothness_on == "latents" else clips
+                regularizer = (self.config.smoothness_weight
+                               * tf.reduce_sum(temporal_smoothness(target)) / global_batch)
+            return clips, regularizer
+
+        return adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
+                                      d_optimizer=self.d_optimizer, generator_updates=self.generator_updates,
+                                      config=self.config.adversarial)
+
+    def checkpoint_objects(self) -> dict:
+        objects = {"sequence_generator": self.sequence_generator, "discriminators": self.discriminators,
+                   "s_optimizer": self.s_optimizer, "d_optimizer": self.d_optimizer}
+        if self.config.finetune_frames_generator:
+            objects.update(frames_generator=self.frames_generator, f_optimizer=self.f_optimizer)
+        return objects
+
+    def sample(self, num_samples: int, steps: int, seed: int):
+        """(clips `[N, steps, H, W, C]`, latents `[N, steps, Z]`) for a fixed seed."""
+        c = self.config
+        noise = sample_sequence_noise(num_samples, steps, [seed, _SAMPLE_SEED_STREAM], c.noise_dim,
+                                      c.step_noise_dim)
+        latents = self.sequence_generator(noise, training=False)
+        return render(self.frames_generator, latents), latents
+
+    def write_samples(self, step: int) -> None:
+        clips, _ = self.sample(self.config.num_sample_videos, self.config.sample_length, self.config.noise_seed)
+        clips = clips.numpy()
+        height, width = clips.shape[2:4]
+        for i, clip in enumerate(clips):
+            summaries.write_gif(f"samples/video_{i}", gif_bytes(clip), width, height, step)
+        summaries.write_image_grid("samples/strips", clips.reshape(-1, *clips.shape[2:]), step,
+                                   rows=len(clips))
+
+    def description(self) -> dict:
+        c = self.config
+        return {"kind": "video_generator", "latent_dim": self.latent_dim, "noise_dim": c.noise_dim,
+                "step_noise_dim": c.step_noise_dim, "image_size": self.frame_shape[0],
+                "channels": self.frame_shape[2], "clip_length": c.clip_length,
+                "sample_length": c.sample_length, "frames_generator": c.frames_generator,
+                "frames_generator_finetuned": c.finetune_frames_generator}
+
+    def export(self, directory: str) -> None:
+        export_video_generator(self.sequence_generator, self.frames_generator, self.description(), directory)
+
+
+def export_video_generator(sequence_generator, frames_generator, description: dict, directory: str) -> None:
+    """SavedModel (self-contained: includes the FG) with signatures
+    `sample(num_samples, num_frames, seed) → {"videos" [N,T,H,W,C] in [-1,1], "latents" [N,T,Z]}`,
+    `sample_latents(num_samples, num_frames, seed) → {"latents"}` (to render with another FG),
+    and `generate(noise [N, noise_dim], step_noise [N, T, step_noise_dim]) → {"videos", "latents"}`
+    (= serving_default)."""
+    noise_dim, step_noise_dim = description["noise_dim"], description["step_noise_dim"]
+
+    def latents_for(num_samples, num_frames, seed):
+        noise = sample_sequence_noise(num_samples, num_frames,
+                                      tf.stack([tf.cast(seed, tf.int64), _SAMPLE_SEED_STREAM]),
+                                      noise_dim, step_noise_dim)
+        return sequence_generator(noise, training=False)
+
+    def generate(noise, step_noise):
+        latents = sequence_generator({"noise": noise, "step_noise": step_noise}, training=False)
+        return {"videos": render(frames_generator, latents), "latents": latents}
+
+    def sample(num_samples, num_frames, seed):
+        latents = latents_for(num_samples, num_frames, seed)
+        return {"videos": render(frames_generator, latents), "latents": latents}
+
+    def sample_latents(num_samples, num_frames, seed):
+        return {"latents": latents_for(num_samples, num_frames, seed)}
+
+    scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
+    write_archive(directory, [sequence_generator, frames_generator], {
+        "generate": (generate, [tf.TensorSpec([None, noise_dim], tf.float32, name="noise"),
+                                tf.TensorSpec([None, None, step_noise_dim], tf.float32, name="step_noise")]),
+        "sample": (sample, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
+        "sample_latents": (sample_latents, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
+    })
+    os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
+    sequence_generator.save(os.path.join(directory, SEQUENCE_GENERATOR_FILE))
+    with open(os.path.join(directory, DESCRIPTION_FILE), "w") as f:
+        json.dump(description, f, indent=2)
