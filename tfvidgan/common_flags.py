@@ -5,14 +5,18 @@ receives the dataclasses built here and never reads `absl.flags.FLAGS`.
 """
 from __future__ import annotations
 
+import dataclasses
+
+import tensorflow as tf
+
 from absl import flags
 
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
 from tfvidgan.training.adversarial import AdversarialConfig
 from tfvidgan.training.loop import LoopConfig
-from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig
-from tfvidgan.training.strategy import STRATEGY_KINDS
+from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
+from tfvidgan.training.strategy import STRATEGY_KINDS, make_strategy
 
 
 def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_every: int = 50,
@@ -93,3 +97,19 @@ def check_global_batch(batch_size: int, num_replicas: int) -> int:
         raise ConfigError(f"--batch_size={batch_size} must be a positive multiple of the number of "
                           f"replicas ({num_replicas})")
     return batch_size // num_replicas
+
+
+@dataclasses.dataclass
+class RunSetup:
+    """What every trainer's `main` needs before it builds its task."""
+    strategy: tf.distribute.Strategy
+    per_replica_batch: int
+    loop: LoopConfig
+
+
+def prepare_run(values) -> RunSetup:
+    """Creates the strategy FIRST (MultiWorkerMirroredStrategy must exist before other TF ops), then
+    checks the batch against the replica count and builds the loop config."""
+    strategy = make_strategy(values.strategy)
+    per_replica_batch = check_global_batch(values.batch_size, strategy.num_replicas_in_sync)
+    return RunSetup(strategy, per_replica_batch, loop_config(values))

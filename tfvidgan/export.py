@@ -80,3 +80,14 @@ def write_archive(directory: str, tracked: list, endpoints: dict[str, tuple[Call
     if "serving_default" not in endpoints:
         archive.add_endpoint(name="serving_default", fn=first[0], input_signature=first[1])
     archive.write_out(directory, verbose=False)
+
+
+def load_signature(export_dir: str, name: str, flag: str = "export_dir"):
+    """Signature `name` of the newest SavedModel under `export_dir`; a ConfigError naming `--flag` if absent."""
+    from tfvidgan.errors import ConfigError
+    path = latest_version_dir(export_dir)
+    loaded = tf.saved_model.load(path)
+    if name not in loaded.signatures:
+        raise ConfigError(f"--{flag}={export_dir!r}: SavedModel {path!r} has no {name!r} signature "
+                          f"(it has {sorted(loaded.signatures)}); is it the right kind of export?")
+    return loaded.signatures[name]

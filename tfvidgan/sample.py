@@ -13,8 +13,9 @@ import os
 from absl import app, flags, logging
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import latest_version_dir
+from tfvidgan.export import load_signature
 from tfvidgan.metrics.plotting import save_image_grid_png
+from tfvidgan.video_sampling import sample_videos_cli
 
 FLAGS = flags.FLAGS
 MODES = ("frames", "video")
@@ -24,17 +25,10 @@ flags.DEFINE_integer("num_samples", 64, "How many frames (frames mode) or videos
 flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
 flags.DEFINE_string("output", "samples.png", "frames mode: PNG grid to write.")
 flags.DEFINE_integer("rows", 0, "frames mode: grid rows (0 = about square).")
-
-
-def load_signature(export_dir: str, name: str):
-    """The signature `name` of the newest SavedModel under `export_dir` (with a clear error if absent)."""
-    import tensorflow as tf
-    path = latest_version_dir(export_dir)
-    loaded = tf.saved_model.load(path)
-    if name not in loaded.signatures:
-        raise ConfigError(f"--export_dir={export_dir!r}: SavedModel {path!r} has no {name!r} signature "
-                          f"(it has {sorted(loaded.signatures)}); is it the right kind of export?")
-    return loaded.signatures[name]
+flags.DEFINE_integer("num_frames", 30, "video mode: frames per video (any length, not only the training one).")
+flags.DEFINE_string("output_dir", "video_samples", "video mode: directory for GIFs, PNG strips, latents.npy.")
+flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories with this frames export "
+                    "instead of the one trained with (same latent size), e.g. an FG trained on 1 ball.")
 
 
 def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, rows: int = 0) -> str:
@@ -58,8 +52,8 @@ def main(argv):
         path = sample_frames(FLAGS.export_dir, FLAGS.num_samples, FLAGS.seed, FLAGS.output, FLAGS.rows)
         logging.info("Wrote %s", path)
     else:
-        from tfvidgan.video_sampling import sample_videos_cli
-        sample_videos_cli(FLAGS)
+        written = sample_videos_cli(FLAGS)
+        logging.info("Wrote %d files to %s", len(written), FLAGS.output_dir)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.loop import run_training
-from tfvidgan.training.strategy import make_strategy
 
 FLAGS = flags.FLAGS
 
@@ -63,21 +62,19 @@ def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGan
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-    strategy = make_strategy(FLAGS.strategy)
-    per_replica_batch = common_flags.check_global_batch(FLAGS.batch_size, strategy.num_replicas_in_sync)
-    loop = common_flags.loop_config(FLAGS)
+    run = common_flags.prepare_run(FLAGS)
     data = ensure_dataset(FLAGS.data, FLAGS.model_dir, size=FLAGS.image_size or 32)
     metadata = read_metadata(data)
     config = frames_config(FLAGS, metadata.size, metadata.channels)
     logging.info("Training the frames GAN on %s (%d scenes, %d×%d) with %d replica(s)", data,
-                 metadata.num_scenes, metadata.size, metadata.size, strategy.num_replicas_in_sync)
+                 metadata.num_scenes, metadata.size, metadata.size, run.strategy.num_replicas_in_sync)
 
     def dataset_fn(context, start_step):
-        return readers.random_frames_dataset(data, per_replica_batch, seed=FLAGS.data_seed + start_step,
+        return readers.random_frames_dataset(data, run.per_replica_batch, seed=FLAGS.data_seed + start_step,
                                              skip_bad_records=FLAGS.skip_bad_records, input_context=context)
 
     task = FramesGanTask(config)
-    result = run_training(task, dataset_fn, strategy, loop)
+    result = run_training(task, dataset_fn, run.strategy, run.loop)
     samples_path = os.path.join(FLAGS.model_dir, "samples", f"frames_{result.final_step}.png")
     save_image_grid_png(task.generator(task.sample_latents(), training=False).numpy(), samples_path)
     logging.info("Done at step %d; samples: %s; export: %s", result.final_step, samples_path,

@@ -1,6 +1,7 @@
 """One GAN update against an ensemble of K discriminators, shared by the frames and the video GAN.
 
-The discriminator ensemble maps a batch to logits `[b, K]`. Each discriminator is trained on its own loss
+The discriminator ensemble maps a batch to logits `[b, K]` (any `[b, ...]` output is flattened: each entry,
+e.g. each patch of a fully convolutional critic, counts as one discriminator). Each discriminator is trained on its own loss
 (their sum is minimised; the gradients separate). The generator minimises Σ_k w_k · l_k, where l_k is its
 loss against discriminator k and the weights w come from `tfvidgan.losses.generator_loss_weights`
 (mean, GMAN softmax, or hypervolume), computed from the losses averaged over the GLOBAL batch (an
@@ -53,10 +54,15 @@ def _all_reduce_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+def _flat(logits):
+    """`[b, ...]` logits → `[b, K]`."""
+    return tf.reshape(logits, [tf.shape(logits)[0], -1]) if logits.shape.rank != 2 else logits
+
+
 def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Model,
                d_optimizer: keras.optimizers.Optimizer,
                generator_updates: Sequence[tuple],
-               config: AdversarialConfig) -> dict:
+               config: AdversarialConfig, adversarial_weight: float = 1.0) -> dict:
     """Runs `config.discriminator_steps` discriminator updates then one generator update (replica context).
 
     Args:
@@ -67,6 +73,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
       generator_updates: [(optimizer, variables), ...]; several optimizers let parts of the generator
         train at their own learning rate (e.g. a fine-tuned frames generator).
       config: losses and combiner.
+      adversarial_weight: the generator minimises `adversarial_weight · Σ_k w_k l_k + regulariser`.
     Returns:
       dict of per-replica values whose sum over replicas is the global value: `d_loss`, `g_loss` (the
       combined objective's value), `g_regularizer`, and per-discriminator vectors `[K]`.
@@ -81,8 +88,8 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         fake, _ = generate(2 + i)
         fake = tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
-            real_logits = discriminator(real, training=True)
-            fake_logits = discriminator(fake, training=True)
+            real_logits = _flat(discriminator(real, training=True))
+            fake_logits = _flat(discriminator(fake, training=True))
             per_example = losses.discriminator_loss(real_logits, fake_logits, kind=config.loss)
             d_per_disc = tf.reduce_sum(per_example, axis=0) / global_batch      # [K]
             d_loss = tf.reduce_sum(d_per_disc)
@@ -91,13 +98,13 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     g_vars = [v for _, variables in generator_updates for v in variables]
     with tf.GradientTape() as tape:
         fake, regularizer = generate(0)
-        fake_logits = discriminator(fake, training=True)
+        fake_logits = _flat(discriminator(fake, training=True))
         g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
         g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
         weights = losses.generator_loss_weights(
             g_global, method=config.combiner, gman_alpha=config.gman_alpha,
             hypervolume_delta=config.hypervolume_delta)
-        objective = tf.reduce_sum(weights * g_per_disc) + regularizer
+        objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc) + regularizer
     gradients = tape.gradient(objective, g_vars)
     offset = 0
     for optimizer, variables in generator_updates:

@@ -118,11 +118,10 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
         json.dump(description, f, indent=2)
 
 
-def load_frames_generator(path: str) -> tuple[keras.Model, dict]:
-    """Loads a frames generator written by `export_frames_generator` (Keras model + description).
+def read_frames_generator_description(path: str) -> tuple[str, dict]:
+    """(version directory, description dict) of a frames-generator export; clear error if it is not one.
 
     `path` is an export base directory (newest version) or one version directory.
-    Returns `(generator, description)`; the generator maps `[N, Z]` → `[N, H, W, C]` in [-1, 1].
     """
     directory = latest_version_dir(path)
     keras_path = os.path.join(directory, KERAS_GENERATOR_FILE)
@@ -135,4 +134,13 @@ def load_frames_generator(path: str) -> tuple[keras.Model, dict]:
     if description.get("kind") != "frames_generator":
         raise ConfigError(f"--frames_generator={path!r}: {description_path} describes a "
                           f"{description.get('kind')!r}, not a frames_generator")
-    return keras.models.load_model(keras_path, compile=False), description
+    return directory, description
+
+
+def load_frames_generator(path: str) -> tuple[keras.Model, dict]:
+    """Loads a frames generator written by `export_frames_generator`: `(Keras model, description)`.
+
+    The model maps `[N, Z]` → `[N, H, W, C]` in [-1, 1].
+    """
+    directory, description = read_frames_generator_description(path)
+    return keras.models.load_model(os.path.join(directory, KERAS_GENERATOR_FILE), compile=False), description
