@@ -13,7 +13,7 @@ from absl import flags
 
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
-from tfvidgan.training.adversarial import AdversarialConfig
+from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.loop import LoopConfig
 from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.strategy import STRATEGY_KINDS, make_strategy

@@ -175,6 +175,7 @@ def export_video_generator(sequence_generator, frames_generator, description: di
     """SavedModel (self-contained: includes the FG) with signatures
     `sample(num_samples, num_frames, seed) → {"videos" [N,T,H,W,C] in [-1,1], "latents" [N,T,Z]}`,
     `sample_latents(num_samples, num_frames, seed) → {"latents"}` (to render with another FG),
+    `render(latents [N, T, Z]) → {"videos"}` (any trajectory, e.g. baselines, through the same FG),
     and `generate(noise [N, noise_dim], step_noise [N, T, step_noise_dim]) → {"videos", "latents"}`
     (= serving_default)."""
     noise_dim, step_noise_dim = description["noise_dim"], description["step_noise_dim"]
@@ -196,12 +197,17 @@ def export_video_generator(sequence_generator, frames_generator, description: di
     def sample_latents(num_samples, num_frames, seed):
         return {"latents": latents_for(num_samples, num_frames, seed)}
 
+    def render_latents(latents):
+        return {"videos": render(frames_generator, latents)}
+
     scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
     write_archive(directory, [sequence_generator, frames_generator], {
         "generate": (generate, [tf.TensorSpec([None, noise_dim], tf.float32, name="noise"),
                                 tf.TensorSpec([None, None, step_noise_dim], tf.float32, name="step_noise")]),
         "sample": (sample, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
         "sample_latents": (sample_latents, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
+        "render": (render_latents, [tf.TensorSpec([None, None, description["latent_dim"]], tf.float32,
+                                                  name="latents")]),
     })
     os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
     sequence_generator.save(os.path.join(directory, SEQUENCE_GENERATOR_FILE))
