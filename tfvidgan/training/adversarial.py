@@ -75,8 +75,9 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
       config: losses and combiner.
       adversarial_weight: the generator minimises `adversarial_weight · Σ_k w_k l_k + regulariser`.
     Returns:
-      dict of per-replica values whose sum over replicas is the global value: `d_loss`, `g_loss` (the
-      combined objective's value), `g_regularizer`, and per-discriminator vectors `[K]`.
+      dict of per-replica values whose sum over replicas is the global value: `d_loss` (summed over the
+      K discriminators), `g_loss` (the combined objective's value), `g_regularizer` (when there is one),
+      and per-discriminator vectors `[K]`.
     """
     per_replica_batch = real.shape[0]
     if per_replica_batch is None:
@@ -116,11 +117,12 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     g_value = losses.combined_generator_loss_value(
         g_global, method=config.combiner, gman_alpha=config.gman_alpha,
         hypervolume_delta=config.hypervolume_delta)
-    return {
+    out = {
         "d_loss": d_loss,
         "g_loss": g_value / replicas,
-        "g_regularizer": tf.convert_to_tensor(regularizer, tf.float32),
-        "per_discriminator/d_loss": d_per_disc,
         "per_discriminator/g_loss": g_per_disc,
         "per_discriminator/g_weight": weights / replicas,
     }
+    if not (isinstance(regularizer, float) and regularizer == 0.0):
+        out["g_regularizer"] = regularizer
+    return out

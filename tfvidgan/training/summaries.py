@@ -4,33 +4,11 @@ All functions write to the current default summary writer (`with writer.as_defau
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.image import metadata as image_metadata
 
-
-def to_uint8(images) -> np.ndarray:
-    """`[..., H, W, C] float in [-1, 1]` → same shape uint8 in [0, 255] (values outside are clipped)."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
-def image_grid(images, rows: int | None = None) -> np.ndarray:
-    """Tiles `[N, H, W, C] float32 in [-1, 1]` into one `[rows*H + rows-1, cols*W + cols-1, C]` uint8 image.
-
-    Tiles are separated by 1-pixel mid-grey lines; `rows` defaults to ⌊√N⌋.
-    """
-    images = to_uint8(images)
-    n, h, w, c = images.shape
-    rows = rows or max(1, int(math.floor(math.sqrt(n))))
-    cols = int(math.ceil(n / rows))
-    grid = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, c), 128, dtype=np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        grid[r * (h + 1): r * (h + 1) + h, col * (w + 1): col * (w + 1) + w] = images[i]
-    return grid
+from tfvidgan.metrics.plotting import image_grid
 
 
 def write_scalars(values: dict, step: int) -> None:

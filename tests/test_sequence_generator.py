@@ -1,0 +1,145 @@
+"""Tests for tfvidgan.models.sequence_generator."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvidgan.errors import ConfigError
+from tfvidgan.models import sequence_generator as sg
+
+Z, NOISE, STEP = 12, 10, 3
+
+
+def small(**kwargs):
+    args = dict(latent_dim=Z, noise_dim=NOISE, step_noise_dim=STEP, hidden_units=16)
+    args.update(kwargs)
+    return sg.build_sequence_generator(**args)
+
+
+def test_any_number_of_steps_with_the_same_weights():
+    model = small()
+    assert sg.sequence_generator_dims(model) == (NOISE, STEP, Z)
+    for steps in (1, 4, 11):
+        out = model(sg.sample_sequence_noise(3, steps, 0, NOISE, STEP))
+        assert out.shape == (3, steps, Z) and out.dtype == tf.float32
+    traced = tf.function(lambda x: model(x, training=True))
+    for steps in (5, 9):
+        assert traced(sg.sample_sequence_noise(2, steps, 1, NOISE, STEP)).shape == (2, steps, Z)
+
+
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", True), ("gru", False)])
+def test_each_sample_depends_only_on_its_own_noise(cell, bidirectional):
+    model = small(cell=cell, bidirectional=bidirectional, num_layers=2)
+    x = sg.sample_sequence_noise(4, 6, 2, NOISE, STEP)
+    base = model(x).numpy()
+    changed = {k: v.numpy().copy() for k, v in x.items()}
+    changed["noise"][1] += 3.0
+    changed["step_noise"][1] = -changed["step_noise"][1]
+    out = model(changed).numpy()
+    others = [0, 2, 3]
+    np.testing.assert_allclose(out[others], base[others], atol=1e-6)
+    assert np.abs(out[1] - base[1]).max() > 1e-2
+    # Permuting the batch permutes the outputs.
+    perm = np.array([2, 0, 3, 1])
+    permuted = model({k: tf.gather(v, perm) for k, v in x.items()}).numpy()
+    np.testing.assert_allclose(permuted, base[perm], atol=1e-6)
+
+
+def test_bidirectional_sees_the_future_and_unidirectional_is_causal():
+    x = sg.sample_sequence_noise(2, 6, 3, NOISE, STEP)
+    late = {k: v.numpy().copy() for k, v in x.items()}
+    late["step_noise"][:, -1] += 5.0  # change only the last step's noise
+    causal = small(bidirectional=False)
+    np.testing.assert_allclose(causal(late).numpy()[:, :-1], causal(x).numpy()[:, :-1], atol=1e-6)
+    both = small(bidirectional=True)
+    assert np.abs(both(late).numpy()[:, 0] - both(x).numpy()[:, 0]).max() > 1e-4
+
+
+def test_standardized_latents_look_like_prior_draws():
+    keras.utils.set_random_seed(0)
+    model = small(latent_dim=32, latent_constraint="standardize")
+    out = model(sg.sample_sequence_noise(256, 8, 4, NOISE, STEP)).numpy().reshape(-1, 32)
+    # Exact by construction: every emitted vector has mean 0, std 1 over Z and norm sqrt(Z).
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.sqrt(32), rtol=1e-3)
+    # Per latent dimension over 2048 draws, an untrained generator is already roughly prior-like.
+    # Loose bounds (they hold for any of 15 initialisations tried): the constraint fixes per-vector
+    # statistics only; per-dimension statistics are pinned down by training.
+    per_dim_mean, per_dim_std = out.mean(axis=0), out.std(axis=0)
+    assert np.abs(per_dim_mean).mean() < 0.2 and np.abs(per_dim_mean).max() < 0.6
+    assert 0.85 < np.median(per_dim_std) < 1.1
+    assert np.mean(out**2) == pytest.approx(1.0, abs=1e-3)
+    # The unconstrained head is nowhere near unit scale, so the constraint is what does this.
+    raw = small(latent_dim=32, latent_constraint="none")(sg.sample_sequence_noise(64, 8, 4, NOISE, STEP)).numpy()
+    assert raw.std() < 0.5
+    # Standardising prior draws barely moves them: the constraint keeps the prior's typical set.
+    prior = np.random.default_rng(0).normal(size=(2000, 256)).astype(np.float32)
+    moved = sg.StandardizeLatent()(prior).numpy()
+    assert np.sqrt(np.mean((moved - prior) ** 2)) < 0.1
+
+
+def test_tanh_constraint_bounds_latents():
+    model = small(latent_constraint="tanh")
+    x = sg.sample_sequence_noise(8, 5, 5, NOISE, STEP)
+    x = {k: 50.0 * v for k, v in x.items()}  # large inputs to push toward saturation
+    out = model(x).numpy()
+    assert np.all(np.abs(out) <= 1.0)
+    assert np.abs(out).max() > 0.1
+
+
+def test_gradients_reach_every_weight():
+    model = small(num_layers=2, cell="gru")
+    x = sg.sample_sequence_noise(2, 4, 6, NOISE, STEP)
+    probe = tf.random.stateless_normal([2, 4, Z], seed=[1, 2])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x, training=True) * probe)
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert len(grads) == len(model.trainable_variables) > 0
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = small(cell="gru", latent_constraint="standardize")
+    path = str(tmp_path / "seq.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = sg.sample_sequence_noise(2, 7, 7, NOISE, STEP)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_sample_sequence_noise_is_stateless_and_seeded():
+    a = sg.sample_sequence_noise(3, 5, 11, 4, 2)
+    b = sg.sample_sequence_noise(3, 5, 11, 4, 2)
+    c = sg.sample_sequence_noise(3, 5, 12, 4, 2)
+    d = sg.sample_sequence_noise(3, 5, tf.constant([11, 0]), 4, 2)
+    assert a["noise"].shape == (3, 4) and a["step_noise"].shape == (3, 5, 2)
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
+        np.testing.assert_array_equal(a[k].numpy(), d[k].numpy())
+        assert not np.allclose(a[k].numpy(), c[k].numpy())
+    big = sg.sample_sequence_noise(64, 50, np.int64(3), 8, 8)["step_noise"].numpy()
+    assert abs(big.mean()) < 0.05 and abs(big.std() - 1.0) < 0.05
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"cell": "rnn"}, "cell"),
+        ({"latent_constraint": "sphere"}, "latent_constraint"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"step_noise_dim": 0}, "step_noise_dim"),
+        ({"latent_dim": 1}, "latent_dim"),
+    ],
+)
+def test_bad_options_raise_config_error_naming_the_field(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        small(**kwargs)
+
+
+def test_bad_noise_arguments():
+    with pytest.raises(ConfigError, match="steps"):
+        sg.sample_sequence_noise(2, 0, 1, 4, 2)
+    with pytest.raises(ConfigError, match="seed"):
+        sg.sample_sequence_noise(2, 3, [1, 2, 3], 4, 2)

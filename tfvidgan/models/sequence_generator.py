@@ -1,0 +1,192 @@
+"""Recurrent sequence generator: noise -> a latent trajectory `[B, T, Z]` for a frozen frames generator.
+
+Architecture (per sample; nothing ever mixes the batch):
+
+    noise [B, noise_dim] -> MLP (2 Dense + ReLU) -> code [B, hidden_units]
+    code broadcast over T, concatenated with step_noise [B, T, step_noise_dim]
+    -> num_layers (bi)directional LSTM/GRU layers (return_sequences) -> Dense(Z) per step
+    -> latent constraint -> latents [B, T, Z]
+
+T is a dynamic dimension: the same weights produce trajectories of any length (train on 16 or 40
+steps, sample 30 or more). The number of steps is taken from `step_noise`.
+
+Latent constraint (keeps the emitted latents where the frames generator was trained):
+  * "standardize": each step's Z vector of each sample is shifted and scaled to zero mean and unit
+    variance across its Z entries. A draw from N(0, I_Z) has exactly those statistics up to
+    O(1/sqrt(Z)), and norm ~ sqrt(Z): the output lands in the prior's typical set.
+  * "tanh": squashes into (-1, 1), for a frames generator trained with a uniform prior.
+  * "none": unconstrained linear output.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfvidgan.errors import ConfigError
+
+__all__ = [
+    "build_sequence_generator",
+    "sample_sequence_noise",
+    "sequence_generator_dims",
+    "BroadcastOverTime",
+    "StandardizeLatent",
+]
+
+_CELLS = ("lstm", "gru")
+_CONSTRAINTS = ("standardize", "tanh", "none")
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class BroadcastOverTime(keras.layers.Layer):
+    """Repeats a per-sample code over the time axis of a reference sequence.
+
+    Call with `[code [B, D], reference [B, T, ...]]`; returns `[B, T, D]` with `out[b, t] = code[b]`.
+    """
+
+    def call(self, inputs):
+        code, reference = inputs
+        steps = ops.shape(reference)[1]
+        return ops.repeat(ops.expand_dims(code, 1), steps, axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        code_shape, reference_shape = input_shapes
+        return (code_shape[0], reference_shape[1], code_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class StandardizeLatent(keras.layers.Layer):
+    """Per sample and per step, normalises the last axis to zero mean and unit variance.
+
+    `[B, T, Z] -> [B, T, Z]`: `(z - mean_Z(z)) / sqrt(var_Z(z) + epsilon)`. No trainable weights.
+    """
+
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        mean = ops.mean(inputs, axis=-1, keepdims=True)
+        centred = inputs - mean
+        variance = ops.mean(ops.square(centred), axis=-1, keepdims=True)
+        return centred * ops.rsqrt(variance + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def build_sequence_generator(
+    latent_dim: int,
+    noise_dim: int = 64,
+    step_noise_dim: int = 8,
+    hidden_units: int = 256,
+    num_layers: int = 2,
+    cell: str = "lstm",
+    bidirectional: bool = True,
+    latent_constraint: str = "standardize",
+    name: str = "sequence_generator",
+) -> keras.Model:
+    """Builds the recurrent generator of latent trajectories.
+
+    Args:
+      latent_dim: Z, the frames generator's latent size.
+      noise_dim: size of the per-sample noise (what the whole clip is about).
+      step_noise_dim: size of the per-step noise (small variations along the way), >= 1.
+      hidden_units: width of the MLP and of each RNN direction.
+      num_layers: number of stacked RNN layers, >= 1.
+      cell: "lstm" or "gru".
+      bidirectional: whether each RNN layer also runs backwards in time (outputs concatenated).
+      latent_constraint: "standardize" (prior N(0, I)), "tanh" (uniform prior on [-1, 1]) or "none".
+      name: Keras model name.
+
+    Returns:
+      A functional `keras.Model` with inputs `{"noise": [B, noise_dim], "step_noise": [B, T, step_noise_dim]}`
+      (float32, T dynamic) and output latents `[B, T, latent_dim]` float32. Sample b's output depends
+      only on sample b's inputs.
+
+    Raises:
+      ConfigError: an unknown `cell` / `latent_constraint` or an out-of-range size, naming the field.
+    """
+    for field, value, minimum in (
+        ("latent_dim", latent_dim, 1),
+        ("noise_dim", noise_dim, 1),
+        ("step_noise_dim", step_noise_dim, 1),
+        ("hidden_units", hidden_units, 1),
+        ("num_layers", num_layers, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(f"{field} must be an integer >= {minimum}, got {value!r}")
+    if cell not in _CELLS:
+        raise ConfigError(f"cell must be one of {_CELLS}, got {cell!r}")
+    if latent_constraint not in _CONSTRAINTS:
+        raise ConfigError(f"latent_constraint must be one of {_CONSTRAINTS}, got {latent_constraint!r}")
+    if latent_constraint == "standardize" and latent_dim < 2:
+        raise ConfigError(f"latent_constraint 'standardize' needs latent_dim >= 2, got {latent_dim!r}")
+
+    noise = keras.Input(shape=(noise_dim,), name="noise")
+    step_noise = keras.Input(shape=(None, step_noise_dim), name="step_noise")
+
+    code = keras.layers.Dense(hidden_units, activation="tanh", name="code_dense0")(noise)
+    code = keras.layers.Dense(hidden_units, activation="tanh", name="code_dense1")(code)
+    h = BroadcastOverTime(name="broadcast_code")([code, step_noise])
+    h = keras.layers.Concatenate(axis=-1, name="code_and_step_noise")([h, step_noise])
+    rnn_class = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    for i in range(num_layers):
+        rnn = rnn_class(hidden_units, return_sequences=True, name=f"{cell}{i}")
+        if bidirectional:
+            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}{i}")
+        h = rnn(h)
+    latents = keras.layers.Dense(latent_dim, name="to_latent")(h)  # applied per step, per sample
+    if latent_constraint == "standardize":
+        latents = StandardizeLatent(name="standardize")(latents)
+    elif latent_constraint == "tanh":
+        latents = keras.layers.Activation("tanh", name="tanh")(latents)
+    return keras.Model({"noise": noise, "step_noise": step_noise}, latents, name=name)
+
+
+def sequence_generator_dims(model: keras.Model) -> tuple[int, int, int]:
+    """`(noise_dim, step_noise_dim, latent_dim)` of a model built by `build_sequence_generator`."""
+    shapes = {t.name.split(":")[0]: t.shape for t in model.inputs}
+    try:
+        noise_dim = int(shapes["noise"][-1])
+        step_noise_dim = int(shapes["step_noise"][-1])
+    except KeyError as err:
+        raise ConfigError(f"model {model.name!r} has no inputs named 'noise' and 'step_noise'") from err
+    return noise_dim, step_noise_dim, int(model.outputs[0].shape[-1])
+
+
+def sample_sequence_noise(batch: int, steps: int, seed, noise_dim: int, step_noise_dim: int) -> dict:
+    """Stateless, seeded standard-normal inputs for the sequence generator.
+
+    The same `(seed, batch, steps, dims)` always gives the same numbers (on every replica and run), so
+    in replica context fold the replica id into the seed (e.g. `[seed, replica_id]`) to give each
+    replica different noise.
+
+    Args:
+      batch: B >= 1.
+      steps: T >= 1.
+      seed: an int, or a shape-[2] int tensor/sequence (a `tf.random` stateless seed).
+      noise_dim, step_noise_dim: the generator's input sizes (see `sequence_generator_dims`).
+
+    Returns:
+      `{"noise": [B, noise_dim] float32, "step_noise": [B, T, step_noise_dim] float32}`, N(0, 1) entries,
+      ready to pass to the model.
+    """
+    sizes = (("batch", batch), ("steps", steps), ("noise_dim", noise_dim), ("step_noise_dim", step_noise_dim))
+    for field, value in sizes:
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"{field} must be >= 1, got {value!r}")
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.constant(0, tf.int64)])
+    if seed.shape != (2,):
+        raise ConfigError(f"seed must be an int or a shape-[2] integer tensor, got shape {seed.shape}")
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    return {
+        "noise": tf.random.stateless_normal([batch, noise_dim], seed=seeds[0], dtype=tf.float32),
+        "step_noise": tf.random.stateless_normal([batch, steps, step_noise_dim], seed=seeds[1], dtype=tf.float32),
+    }
