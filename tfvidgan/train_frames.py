@@ -32,7 +32,7 @@ flags.DEFINE_integer("generator_filters", 64, "Filters of the generator's last h
 flags.DEFINE_enum("generator_normalization", "batch", ["batch", "sync_batch", "none"],
                   "Generator normalization; sync_batch computes statistics over the global batch.")
 flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
-flags.DEFINE_enum("discriminator_normalization", "none", ["none", "batch", "sync_batch", "layer"],
+flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
                   "Normalization inside each projected discriminator.")
 flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.")
 common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,

@@ -39,6 +39,8 @@ flags.DEFINE_bool("bidirectional", True, "Bidirectional RNN layers.")
 flags.DEFINE_enum("latent_constraint", "standardize", ["standardize", "tanh", "none"],
                   "Keeps emitted latents in the FG prior's range: standardize for N(0, I).")
 flags.DEFINE_integer("discriminator_filters", 8, "Filters of each video discriminator's first Conv3D.")
+flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
+                  "Normalization inside each video discriminator.")
 flags.DEFINE_bool("finetune_frames_generator", False, "Also train the frames generator (own learning rate).")
 flags.DEFINE_float("frames_generator_lr", 2e-5, "Learning rate of the frames generator when fine-tuned.")
 flags.DEFINE_float("smoothness_weight", 0.0, "Weight of the temporal smoothness regulariser (0 = off).")
@@ -70,6 +72,7 @@ def video_config(values, metadata) -> VideoGanConfig:
         hidden_units=values.hidden_units, num_layers=values.num_layers, cell=values.cell,
         bidirectional=values.bidirectional, latent_constraint=values.latent_constraint,
         num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
+        discriminator_normalization=values.discriminator_normalization,
         projection_seed=values.projection_seed, noise_seed=values.noise_seed,
         finetune_frames_generator=values.finetune_frames_generator,
         smoothness_weight=values.smoothness_weight, smoothness_on=values.smoothness_on,

@@ -32,7 +32,7 @@ class FramesGanConfig:
     generator_normalization: str = "batch"
     num_discriminators: int = 48
     discriminator_filters: int = 16
-    discriminator_normalization: str = "none"
+    discriminator_normalization: str = "batch"
     projection_seed: int = 0
     noise_seed: int = 0
     num_sample_images: int = 64

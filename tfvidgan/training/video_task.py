@@ -45,6 +45,7 @@ class VideoGanConfig:
     latent_constraint: str = "standardize"
     num_discriminators: int = 16
     discriminator_filters: int = 8
+    discriminator_normalization: str = "batch"
     projection_seed: int = 0
     noise_seed: int = 0
     finetune_frames_generator: bool = False
@@ -102,7 +103,7 @@ class VideoGanTask:
             bidirectional=c.bidirectional, latent_constraint=c.latent_constraint)
         self.discriminators = build_video_discriminators(
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
-            seed=c.projection_seed)
+            seed=c.projection_seed, normalization=c.discriminator_normalization)
         self.s_optimizer = make_optimizer(c.sequence_optimizer, self.sequence_generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
         self.generator_updates = [(self.s_optimizer, self.sequence_generator.trainable_variables)]
