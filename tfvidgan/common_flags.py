@@ -56,6 +56,8 @@ def define_adversarial_flags(num_discriminators: int) -> None:
                       "hypervolume (-sum log(eta - l_k), eta = delta * max l_k).")
     flags.DEFINE_float("gman_alpha", 0.8, "GMAN softmax temperature alpha.")
     flags.DEFINE_float("hypervolume_delta", 1.5, "Hypervolume slack delta (> 1).")
+    flags.DEFINE_bool("hypervolume_normalize", False, "Divide the hypervolume weights by their sum (as the "
+                      "authors' code does), so the step size does not grow with K.")
     flags.DEFINE_integer("discriminator_steps", 1, "Discriminator updates per generator update.")
     flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).")
 
@@ -88,6 +90,7 @@ def adversarial_config(values) -> AdversarialConfig:
         raise ConfigError(f"--num_discriminators must be >= 1, got {values.num_discriminators}")
     return AdversarialConfig(loss=values.loss, combiner=values.combiner, gman_alpha=values.gman_alpha,
                              hypervolume_delta=values.hypervolume_delta,
+                             hypervolume_normalize=values.hypervolume_normalize,
                              discriminator_steps=values.discriminator_steps)
 
 

@@ -26,6 +26,7 @@ class AdversarialConfig:
     combiner: str = "mean"
     gman_alpha: float = 0.8
     hypervolume_delta: float = 1.5
+    hypervolume_normalize: bool = False
     discriminator_steps: int = 1
 
     def __post_init__(self):
@@ -104,7 +105,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
         weights = losses.generator_loss_weights(
             g_global, method=config.combiner, gman_alpha=config.gman_alpha,
-            hypervolume_delta=config.hypervolume_delta)
+            hypervolume_delta=config.hypervolume_delta, hypervolume_normalize=config.hypervolume_normalize)
         objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc) + regularizer
     gradients = tape.gradient(objective, g_vars)
     offset = 0
@@ -116,7 +117,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     replicas = float(_replicas())
     g_value = losses.combined_generator_loss_value(
         g_global, method=config.combiner, gman_alpha=config.gman_alpha,
-        hypervolume_delta=config.hypervolume_delta)
+        hypervolume_delta=config.hypervolume_delta, hypervolume_normalize=config.hypervolume_normalize)
     out = {
         "d_loss": d_loss,
         "g_loss": g_value / replicas,

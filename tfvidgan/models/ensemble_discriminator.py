@@ -1,0 +1,499 @@
+"""K projected discriminators evaluated as ONE computation (grouped convolutions).
+
+Discriminator k sees channel k of a shared `RandomProjection` (its own fixed random 8×8 filter)
+and owns channel group k of every following convolution (`groups=K`), so the K discriminators
+never exchange information yet run as a single graph. Channel layout everywhere after the
+projection is discriminator-major: channels `[k·f, (k+1)·f)` of a layer with f filters per
+discriminator belong to discriminator k.
+
+Architecture (DCGAN-like, Neyshabur et al. 2017), with f₀ = `base_filters`:
+
+  projection (K channels, non-trainable)
+  → repeat while a SPATIAL dimension is > 4: grouped conv, kernel 4 (4×4 or 4×4×4), stride 2
+    along every dimension (time included) still > 4, else 1, "same" padding, K·fᵢ filters with
+    fᵢ = f₀·2ⁱ,
+    normalization (not after the first conv), LeakyReLU(0.2)
+  → grouped conv whose kernel covers the whole remaining map ("valid") to one logit per
+    discriminator → `[B, K]` float32.
+
+Frames: 64×64 → projection 32×32 → 16, 8, 4 (3 convs); 32 → 16 → 8, 4; 30 → 15 → 8, 4.
+Clips: the same spatial plan, time strided by 2 alongside while T > 4; the last conv covers the
+remaining T×4×4 volume. 64×64 clips: T=16 → 8, 4, 4; T=30 → 15, 8, 4; T=40 → 20, 10, 5.
+32×32 clips: T=16 → 8, 4; T=30 → 15, 8; T=40 → 20, 10.
+
+Grouped convolutions: Keras evaluates `groups > 1` convolutions on CPU through XLA, whose
+BACKWARD pass is 100-300× slower than anything else on this machine (K=48, 32×32 frames,
+batch 32: 18 s per discriminator forward+backward, against 0.04 s for the same work as 48
+ungrouped models). `GroupedConv2D` / `GroupedConv3D` are Keras `Conv2D` / `Conv3D` subclasses
+(same weights, same layout, same maths) that compute the grouped convolution differently:
+
+- "native": the raw `tf.nn.conv2d` op with a grouped kernel (cuDNN on GPU, oneDNN on CPU; TF's
+  plain-Eigen CPU kernels cannot differentiate it, e.g. with `TF_ENABLE_ONEDNN_OPTS=0`). Raw
+  grouped 3-D convolution is not supported, so for Conv3D "native" is a sum over the temporal
+  kernel offsets of native grouped 2-D convolutions of time-strided frame stacks.
+- "split": split the channels into the K groups, K ordinary convolutions, concatenate — still
+  one layer in one graph; works on every device.
+- "xla": Keras' own path (slow backward on CPU; kept for reference and benchmarks).
+- "auto" (default): Conv2D → "native" if a tiny grouped convolution and its gradient ops run
+  correctly on the default device (probed once per process), else "split"; Conv3D → "split"
+  (measured faster than the "native" sum of 2-D convolutions on this CPU).
+
+`unrolled_discriminators` rebuilds the K discriminators as K separate ordinary (ungrouped) Keras
+models holding copies of the SAME weights, for tests and benchmarks; `ensemble_cost` counts
+parameters and multiply-accumulates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvidgan.errors import ConfigError
+from tfvidgan.models.projection import RandomProjection, projected_size
+
+DISCRIMINATOR_NORMALIZATIONS = ("none", "batch", "sync_batch", "layer")
+DEFAULT_FRAME_BASE_FILTERS = 32
+DEFAULT_VIDEO_BASE_FILTERS = 16
+CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
+_MAX_FINAL_SIZE = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouped convolutions that train fast on CPU.
+
+
+@tf.function(jit_compile=False, autograph=False)
+def _probe_native_grouped_conv():
+    x = tf.reshape(tf.range(32, dtype=tf.float32), (1, 4, 4, 2))
+    kernel = tf.reshape(tf.range(8, dtype=tf.float32), (2, 2, 1, 2))
+    strides = [1, 1, 1, 1]
+    y = tf.nn.conv2d(x, kernel, strides, "VALID")  # groups = 2
+    # The two ops a gradient needs, called directly (tapes are paused inside tf.init_scope).
+    grad_x = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(x), filter=kernel, out_backprop=y, strides=strides, padding="VALID"
+    )
+    grad_kernel = tf.raw_ops.Conv2DBackpropFilter(
+        input=x, filter_sizes=tf.shape(kernel), out_backprop=y, strides=strides, padding="VALID"
+    )
+    expected_y = tf.concat([tf.nn.conv2d(x[..., g : g + 1], kernel[..., g : g + 1], strides, "VALID") for g in (0, 1)], -1)
+    expected_grad_kernel = tf.concat(
+        [
+            tf.raw_ops.Conv2DBackpropFilter(
+                input=x[..., g : g + 1], filter_sizes=[2, 2, 1, 1], out_backprop=y[..., g : g + 1],
+                strides=strides, padding="VALID",
+            )
+            for g in (0, 1)
+        ],
+        -1,
+    )
+    return (
+        tf.reduce_max(tf.abs(y - expected_y)),
+        tf.reduce_max(tf.abs(grad_kernel - expected_grad_kernel)),
+        tf.reduce_sum(tf.abs(grad_x)),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def native_grouped_conv_supported() -> bool:
+    """True if raw grouped `tf.nn.conv2d` and its two gradient ops run correctly (graph mode,
+    default device). Probed once per process on a 4×4×2 input."""
+    with tf.init_scope():
+        try:
+            forward_error, kernel_grad_error, input_grad_size = (float(v) for v in _probe_native_grouped_conv())
+        except (tf.errors.OpError, ValueError):
+            return False
+    return forward_error < 1e-3 and kernel_grad_error < 1e-2 and input_grad_size > 0.0
+
+
+def resolve_conv_implementation(implementation: str, rank: int = 2) -> str:
+    """Maps "auto" to "native" or "split" for a `rank`-D conv (module docstring); validates."""
+    if implementation not in CONV_IMPLEMENTATIONS:
+        raise ConfigError(f"`conv_implementation` must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation == "auto":
+        return "native" if rank == 2 and native_grouped_conv_supported() else "split"
+    return implementation
+
+
+def _conv_geometry(size, kernel, stride, padding):
+    """(output size, padding before, padding after) with TF's "same"/"valid" conventions."""
+    if padding == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        return out, total // 2, total - total // 2
+    return (size - kernel) // stride + 1, 0, 0
+
+
+def _native_grouped_conv2d(x, kernel, strides, padding):
+    """Raw op; the group count is implied by in_channels / kernel.shape[-2]."""
+    return tf.nn.conv2d(x, kernel, list(strides), padding.upper())
+
+
+def _split_grouped_conv(x, kernel, strides, padding, groups):
+    """Grouped N-D conv as `groups` ordinary convs on channel slices, concatenated."""
+    inputs = tf.split(x, groups, axis=-1)
+    kernels = tf.split(kernel, groups, axis=-1)  # group g owns output channels [g·f, (g+1)·f)
+    return tf.concat([tf.nn.convolution(a, k, list(strides), padding.upper()) for a, k in zip(inputs, kernels)], -1)
+
+
+def _native_grouped_conv3d_by_frames(x, kernel, strides, padding):
+    """Grouped 3-D conv = Σ over temporal kernel offsets of grouped 2-D convs of frame stacks."""
+    kt, st = kernel.shape[0], strides[0]
+    out_t, before, after = _conv_geometry(x.shape[1], kt, st, padding)
+    x = tf.pad(x, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
+    height, width, channels = x.shape[2:]
+    total = None
+    for dt in range(kt):
+        frames = x[:, dt : dt + st * (out_t - 1) + 1 : st]  # [B, out_t, H, W, C], sample-major
+        out = _native_grouped_conv2d(tf.reshape(frames, (-1, height, width, channels)), kernel[dt], strides[1:], padding)
+        total = out if total is None else total + out
+    return tf.reshape(total, (-1, out_t, *total.shape[1:]))
+
+
+class _FastGroupedConvMixin:
+    """Overrides `convolution_op` of a Keras Conv layer; weights and config stay Keras'."""
+
+    def _init_implementation(self, implementation):
+        resolved = resolve_conv_implementation(implementation, self.rank)  # probes once for "auto"
+        if resolved != "xla" and (self.data_format != "channels_last" or max(self.dilation_rate) != 1):
+            raise ConfigError(
+                f"{type(self).__name__}: `conv_implementation`={implementation!r} needs channels_last and no dilation"
+            )
+        self.implementation = implementation  # what the config saves (e.g. "auto", portable)
+        self.resolved_implementation = resolved
+
+    def _grouped_path(self):
+        if self.groups == 1 or self.resolved_implementation == "xla":
+            return None
+        return self.resolved_implementation
+
+    def get_config(self):
+        config = super().get_config()
+        config["implementation"] = self.implementation
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class GroupedConv2D(_FastGroupedConvMixin, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose grouped case uses the "native"/"split" path (module doc).
+
+    Same constructor as `Conv2D` plus `implementation` in `CONV_IMPLEMENTATIONS`. Input
+    `[B, H, W, C]` (static H, W, C) → `[B, H', W', filters]`, identical to `Conv2D`.
+    """
+
+    def __init__(self, *args, implementation="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_implementation(implementation)
+
+    def convolution_op(self, inputs, kernel):
+        path = self._grouped_path()
+        if path == "native":
+            return _native_grouped_conv2d(inputs, kernel, self.strides, self.padding)
+        if path == "split":
+            return _split_grouped_conv(inputs, kernel, self.strides, self.padding, self.groups)
+        return super().convolution_op(inputs, kernel)
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class GroupedConv3D(_FastGroupedConvMixin, keras.layers.Conv3D):
+    """`keras.layers.Conv3D` whose grouped case uses the "split"/"native" path (module doc).
+
+    Same constructor as `Conv3D` plus `implementation`. Input `[B, T, H, W, C]` (static T, H, W,
+    C) → `[B, T', H', W', filters]`, identical to `Conv3D`.
+    """
+
+    def __init__(self, *args, implementation="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_implementation(implementation)
+
+    def convolution_op(self, inputs, kernel):
+        path = self._grouped_path()
+        if path == "native":
+            return _native_grouped_conv3d_by_frames(inputs, kernel, self.strides, self.padding)
+        if path == "split":
+            return _split_grouped_conv(inputs, kernel, self.strides, self.padding, self.groups)
+        return super().convolution_op(inputs, kernel)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ensembles.
+
+
+def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller):
+    if not isinstance(num_discriminators, (int, np.integer)) or num_discriminators < 1:
+        raise ConfigError(f"{caller}: `num_discriminators` must be a positive integer, got {num_discriminators!r}")
+    if not isinstance(base_filters, (int, np.integer)) or base_filters < 1:
+        raise ConfigError(f"{caller}: `base_filters` must be a positive integer, got {base_filters!r}")
+    if normalization not in DISCRIMINATOR_NORMALIZATIONS:
+        raise ConfigError(
+            f"{caller}: `normalization` must be one of {DISCRIMINATOR_NORMALIZATIONS}, got {normalization!r}"
+        )
+    if conv_implementation not in CONV_IMPLEMENTATIONS:
+        raise ConfigError(
+            f"{caller}: `conv_implementation` must be one of {CONV_IMPLEMENTATIONS}, got {conv_implementation!r}"
+        )
+
+
+def _check_dims(shape, names, field, caller):
+    if len(shape) != len(names) or any(not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
+        raise ConfigError(f"{caller}: `{field}` must be {tuple(names)} positive integers, got {shape!r}")
+
+
+def _normalization(normalization, num_discriminators, name):
+    """Per-discriminator normalization: never mixes channel groups."""
+    if normalization == "batch":
+        return keras.layers.BatchNormalization(name=name)
+    if normalization == "sync_batch":
+        return keras.layers.BatchNormalization(synchronized=True, name=name)
+    if normalization == "layer":
+        # One group per discriminator = layer norm over (space, that discriminator's channels).
+        return keras.layers.GroupNormalization(groups=num_discriminators, name=name)
+    return None
+
+
+def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, conv_cls, implementation):
+    """Grouped conv stack on `x` whose non-channel dims are `dims` ([T,] H', W'); → logits [B, K].
+
+    Depth is set by space (convs until H', W' ≤ 4); time, if present, is strided alongside while
+    it is > 4 and whatever remains is covered by the last conv's kernel.
+    """
+    dims = list(dims)
+    i = 0
+    while max(dims[-2:]) > _MAX_FINAL_SIZE:
+        strides = tuple(2 if d > _MAX_FINAL_SIZE else 1 for d in dims)
+        norm = _normalization(normalization, num_discriminators, f"norm_{i}") if i > 0 else None
+        x = conv_cls(
+            num_discriminators * base_filters * 2**i,
+            4,
+            strides=strides,
+            padding="same",
+            groups=num_discriminators,
+            use_bias=norm is None,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            implementation=implementation,
+            name=f"conv_{i}",
+        )(x)
+        if norm is not None:
+            x = norm(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"lrelu_{i}")(x)
+        dims = [math.ceil(d / s) for d, s in zip(dims, strides)]
+        i += 1
+    x = conv_cls(
+        num_discriminators,
+        tuple(dims),
+        padding="valid",
+        groups=num_discriminators,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+        implementation=implementation,
+        name="logits_conv",
+    )(x)
+    return keras.layers.Reshape((num_discriminators,), dtype="float32", name="logits")(x)
+
+
+def build_frame_discriminators(
+    image_shape,
+    num_discriminators: int,
+    base_filters: int = DEFAULT_FRAME_BASE_FILTERS,
+    seed: int = 0,
+    normalization: str = "none",
+    conv_implementation: str = "auto",
+) -> keras.Model:
+    """K projected image discriminators as one grouped model.
+
+    Args:
+      image_shape: `(H, W, C)`; H, W ≥ 8 (30, 32 and 64 are the sizes used).
+      num_discriminators: K ≥ 1.
+      base_filters: filters PER DISCRIMINATOR of the first conv; doubled at each further conv
+        (default 32: 32, 64, 128 for 64×64 inputs).
+      seed: seed of the random projections (see `RandomProjection`).
+      normalization: "none" (default, as in the paper), "batch", "sync_batch" (synchronised
+        batch norm) or "layer" (per-sample, per-discriminator); never after the first conv.
+      conv_implementation: how grouped convs run: "auto" (default), "native", "split" or
+        "xla" (see the module docstring; the result is the same up to float rounding).
+
+    Returns:
+      `keras.Model` "frame_discriminators": input "images" `[B, H, W, C]` float32 in [-1, 1] →
+      logits `[B, K]` float32 (unbounded; column k is discriminator k). The projection is layer
+      "projection" (non-trainable, excluded from `trainable_variables`).
+
+    Raises:
+      ConfigError: naming the field for a bad shape, K, filter count, normalization or
+        conv_implementation.
+    """
+    caller = "build_frame_discriminators"
+    image_shape = tuple(image_shape)
+    _check_dims(image_shape, ("H", "W", "C"), "image_shape", caller)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller)
+    height, width, channels = image_shape
+    if min(height, width) < 8:
+        raise ConfigError(f"{caller}: `image_shape` must be at least 8×8, got {image_shape!r}")
+
+    images = keras.Input(shape=image_shape, name="images", dtype="float32")
+    x = RandomProjection(num_discriminators, seed=seed, name="projection")(images)
+    dims = (projected_size(height), projected_size(width))
+    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv2D, conv_implementation)
+    return keras.Model(images, logits, name="frame_discriminators")
+
+
+def build_video_discriminators(
+    clip_shape,
+    num_discriminators: int,
+    base_filters: int = DEFAULT_VIDEO_BASE_FILTERS,
+    seed: int = 0,
+    normalization: str = "none",
+    conv_implementation: str = "auto",
+) -> keras.Model:
+    """K projected clip discriminators (3-D convs) as one grouped model.
+
+    Every frame of a clip goes through discriminator k's own spatial projection (frames are
+    folded into the batch for it without mixing samples), then grouped Conv3D layers (kernel
+    4×4×4, stride 2 in time while T > 4 and in space while H, W > 4) and a last grouped conv
+    covering the remaining volume give one logit per discriminator.
+
+    Args:
+      clip_shape: `(T, H, W, C)`; T ≥ 1 (16, 30, 40 are the lengths used), H, W ≥ 8.
+      num_discriminators: K ≥ 1.
+      base_filters: filters PER DISCRIMINATOR of the first Conv3D, doubled per layer (default 16).
+      seed: seed of the random projections.
+      normalization: as in `build_frame_discriminators`; keep "none" (the default) or "layer"
+        when per-sample independence matters (batch norm couples the samples of a batch).
+      conv_implementation: as in `build_frame_discriminators`.
+
+    Returns:
+      `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
+      logits `[B, K]` float32. Projection layer "projection" is non-trainable.
+
+    Raises:
+      ConfigError: naming the field for a bad shape, K, filter count, normalization or
+        conv_implementation.
+    """
+    caller = "build_video_discriminators"
+    clip_shape = tuple(clip_shape)
+    _check_dims(clip_shape, ("T", "H", "W", "C"), "clip_shape", caller)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller)
+    frames, height, width, _ = clip_shape
+    if min(height, width) < 8:
+        raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
+
+    clips = keras.Input(shape=clip_shape, name="clips", dtype="float32")
+    x = RandomProjection(num_discriminators, seed=seed, name="projection")(clips)
+    dims = (frames, projected_size(height), projected_size(width))
+    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation)
+    return keras.Model(clips, logits, name="video_discriminators")
+
+
+# ---------------------------------------------------------------------------------------------
+# Unrolled reference: K ordinary models with the same weights.
+
+
+def _slice_per_channel(weights, k, num_discriminators):
+    out = []
+    for w in weights:
+        per = w.shape[-1] // num_discriminators
+        out.append(w[..., k * per : (k + 1) * per])
+    return out
+
+
+def _single_discriminator_layer(layer, k, num_discriminators):
+    """Returns (new ungrouped layer, function(new_layer) setting its weights from `layer`)."""
+    name = f"{layer.name}_d{k}"
+    if isinstance(layer, RandomProjection):
+        new = RandomProjection(1, layer.kernel_size, layer.stride, layer.padding, seed=layer.seed, name=name)
+        return new, lambda n: n.set_weights([layer.get_weights()[0][..., k : k + 1]])
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv3D)):
+        config = layer.get_config()
+        config.pop("implementation", None)
+        config.update(name=name, filters=layer.filters // layer.groups, groups=1)
+        plain_cls = keras.layers.Conv3D if isinstance(layer, keras.layers.Conv3D) else keras.layers.Conv2D
+        new = plain_cls.from_config(config)
+        # Grouped kernel [*ks, Cin/groups, Cout]: group k owns output channels [k·f, (k+1)·f).
+        return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
+    if isinstance(layer, keras.layers.BatchNormalization):
+        config = layer.get_config()
+        config.update(name=name, synchronized=False)
+        new = keras.layers.BatchNormalization.from_config(config)
+        return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
+    if isinstance(layer, keras.layers.GroupNormalization):
+        config = layer.get_config()
+        config.update(name=name, groups=layer.groups // num_discriminators)
+        new = keras.layers.GroupNormalization.from_config(config)
+        return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
+    if isinstance(layer, keras.layers.LeakyReLU):
+        config = layer.get_config()
+        config.update(name=name)
+        return keras.layers.LeakyReLU.from_config(config), lambda n: None
+    if isinstance(layer, keras.layers.Reshape):
+        return keras.layers.Reshape((1,), dtype=layer.dtype_policy.name, name=name), lambda n: None
+    raise TypeError(f"unrolled_discriminators: cannot unroll layer {layer.name!r} of type {type(layer).__name__}")
+
+
+def unrolled_discriminators(ensemble: keras.Model) -> list[keras.Model]:
+    """The K discriminators of a grouped ensemble as K separate, ordinary Keras models.
+
+    Each returned model `discriminator_k` has the ensemble's input shape and computes column k
+    of the ensemble's logits with ungrouped convolutions on a 1-channel projection, using COPIES
+    (taken now) of the ensemble's current weights: `[B, ...] → [B, 1]` float32. Used to test the
+    grouped computation and to benchmark it against a Python loop over K models.
+
+    Raises:
+      TypeError: if the ensemble contains a layer type this function does not know.
+    """
+    num_discriminators = ensemble.get_layer("projection").num_projections
+    input_shape = tuple(ensemble.inputs[0].shape[1:])
+    models = []
+    for k in range(num_discriminators):
+        inputs = keras.Input(shape=input_shape, name=f"{ensemble.inputs[0].name}_d{k}")
+        x = inputs
+        for layer in ensemble.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            new, set_weights = _single_discriminator_layer(layer, k, num_discriminators)
+            x = new(x)
+            set_weights(new)
+        models.append(keras.Model(inputs, x, name=f"discriminator_{k}"))
+    return models
+
+
+def reference_logits(ensemble: keras.Model, inputs, training: bool = False):
+    """Logits `[B, K]` computed by a Python loop over `unrolled_discriminators(ensemble)`."""
+    return keras.ops.concatenate([m(inputs, training=training) for m in unrolled_discriminators(ensemble)], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost accounting.
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleCost:
+    """Size and compute of an ensemble model for one example.
+
+    trainable_params: number of trainable scalars (all K discriminators).
+    non_trainable_params: projection kernel plus normalization statistics.
+    macs_per_example: multiply-accumulates of all convolutions (projection included) for one
+      image or clip; FLOPs ≈ 2 × MACs. Activations/normalization are not counted.
+    """
+
+    trainable_params: int
+    non_trainable_params: int
+    macs_per_example: int
+
+
+def ensemble_cost(model: keras.Model) -> EnsembleCost:
+    """Counts parameters and conv multiply-accumulates of a (grouped or ungrouped) model."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, RandomProjection):
+            out = layer.output.shape[1:]  # [(T,) H', W', K]
+            channels = layer.kernel.shape[2]
+            macs += math.prod(out) * layer.kernel_size**2 * channels
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv3D)):
+            out = layer.output.shape[1:]
+            cin_per_group = layer.kernel.shape[-2]
+            macs += math.prod(out) * math.prod(layer.kernel_size) * cin_per_group
+    trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
+    non_trainable = sum(math.prod(v.shape) for v in model.non_trainable_weights)
+    return EnsembleCost(int(trainable), int(non_trainable), int(macs))
