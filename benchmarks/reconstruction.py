@@ -38,22 +38,6 @@ flags.DEFINE_string("output", None, "Write the JSON report here too.")
 FLAGS = flags.FLAGS
 
 
-def moving_discs(batch: int, frames: int, size: int, seed: int) -> np.ndarray:
-    """[B, T, H, W, 1] float32 in {0, 1}: two discs per scene moving on straight lines."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[:size, :size]
-    out = np.zeros((batch, frames, size, size), np.float32)
-    for b in range(batch):
-        for _ in range(2):
-            radius = rng.uniform(size / 8, size / 5)
-            start = rng.uniform(radius, size - radius, 2)
-            velocity = rng.uniform(-1, 1, 2)
-            for t in range(frames):
-                r, c = start + velocity * t
-                out[b, t] = np.maximum(out[b, t], (rows - r) ** 2 + (cols - c) ** 2 <= radius**2)
-    return out[..., None]
-
-
 def timed_passes(fn, batches, repeats: int) -> tuple[float, np.ndarray]:
     """Median seconds for one pass over ``batches`` (after one warm-up pass) and the outputs."""
     outputs = [np.asarray(fn(b)) for b in batches]  # warm-up: tracing / XLA compilation
@@ -73,6 +57,7 @@ def main(argv):
 
     from tfvidgan.cup.gap_tv import gap_tv_reconstruct
     from tfvidgan.cup.operator import CupOperator, make_mask
+    from tfvidgan.cup.synthetic import moving_discs
     from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
     from tfvidgan.metrics.image_quality import mean_psnr, mean_ssim
     from tfvidgan.models.reconstructor import build_reconstructor
@@ -86,7 +71,7 @@ def main(argv):
         source = f"pairs:{FLAGS.pairs}"
     else:
         operator = CupOperator(make_mask(FLAGS.size, FLAGS.size, seed=0), FLAGS.num_frames)
-        scenes = moving_discs(FLAGS.num_samples, FLAGS.num_frames, FLAGS.size, seed=0)
+        scenes = moving_discs(FLAGS.num_samples, FLAGS.num_frames, FLAGS.size, FLAGS.size, seed=0)
         sensed = operator.forward(tf.constant(scenes)).numpy()
         source = "synthetic moving discs (noiseless)"
     num_samples = len(sensed)

@@ -34,6 +34,10 @@ def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_
                       "tf.distribute strategy: auto = MultiWorkerMirrored if TF_CONFIG names a cluster, "
                       "else Mirrored over all GPUs (or the CPU).")
     flags.DEFINE_integer("data_seed", 0, "Seed of the input pipeline's shuffling and random frame/offset picks.")
+    flags.DEFINE_bool("jit_compile", False, "Compile each replica's training step with XLA (one replica only). "
+                      "Measured 15x SLOWER on CPU (XLA's grouped-conv gradients); try it on GPUs.")
+    flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute with float32 variables (Keras "
+                      "'mixed_bfloat16' policy); for GPUs/CPUs with bfloat16 units.")
     flags.DEFINE_bool("skip_bad_records", False, "Skip (and count) corrupt or wrong-shaped records instead of "
                       "stopping with an error.")
 
@@ -75,6 +79,7 @@ def loop_config(values, *, export: bool = True) -> LoopConfig:
     return LoopConfig(model_dir=values.model_dir, train_steps=values.train_steps, log_every=values.log_every,
                       sample_every=values.sample_every, checkpoint_every=values.checkpoint_every,
                       max_checkpoints=values.max_checkpoints, export=export,
+                      jit_compile=values.jit_compile, mixed_precision=values.mixed_precision,
                       flags=run_flags(values))
 
 

@@ -56,7 +56,8 @@ def _all_reduce_sum(value):
 
 
 def _flat(logits):
-    """`[b, ...]` logits → `[b, K]`."""
+    """`[b, ...]` logits (any float dtype, e.g. bfloat16 under mixed precision) → float32 `[b, K]`."""
+    logits = tf.cast(logits, tf.float32)
     return tf.reshape(logits, [tf.shape(logits)[0], -1]) if logits.shape.rank != 2 else logits
 
 
@@ -121,6 +122,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     out = {
         "d_loss": d_loss,
         "g_loss": g_value / replicas,
+        "per_discriminator/d_loss": d_per_disc,
         "per_discriminator/g_loss": g_per_disc,
         "per_discriminator/g_weight": weights / replicas,
     }

@@ -101,11 +101,11 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     latent_dim = description["latent_dim"]
 
     def generate(z):
-        return {"frames": generator(z, training=False)}
+        return {"frames": tf.cast(generator(z, training=False), tf.float32)}
 
     def sample(num_samples, seed):
         z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
-        return {"frames": generator(z, training=False), "z": z}
+        return {"frames": tf.cast(generator(z, training=False), tf.float32), "z": z}
 
     write_archive(directory, [generator], {
         "generate": (generate, [tf.TensorSpec([None, latent_dim], tf.float32, name="z")]),

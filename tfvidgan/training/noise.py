@@ -27,6 +27,7 @@ def replica_normal(per_replica_batch: int, dims, seed: int, step, stream: int) -
     replica = context.replica_id_in_sync_group if context is not None else 0
     stateless_seed = tf.stack([tf.constant(seed, tf.int64),
                                tf.cast(step, tf.int64) * 1024 + stream])
-    everyone = tf.random.stateless_normal([per_replica_batch * replicas, *dims], seed=stateless_seed)
+    # Philox explicitly: the same numbers with and without XLA (the default algorithm differs under XLA).
+    everyone = tf.random.stateless_normal([per_replica_batch * replicas, *dims], seed=stateless_seed, alg="philox")
     start = tf.cast(replica, tf.int32) * per_replica_batch
     return everyone[start:start + per_replica_batch]

@@ -44,6 +44,7 @@ class ReconstructionConfig:
 
 def per_example_mse(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """`[B, T, H, W, 1]` × 2 → `[B]` mean squared error per example."""
+    prediction = tf.cast(prediction, target.dtype)
     return tf.reduce_mean(tf.reshape(tf.square(prediction - target), [tf.shape(target)[0], -1]), axis=1)
 
 

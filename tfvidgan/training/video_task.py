@@ -68,18 +68,19 @@ class VideoGanConfig:
 
 
 def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
-    """Renders latents `[B, T, Z]` into clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
+    """Renders latents `[B, T, Z]` into float32 clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
 
     The reshape folds time into the batch sample-major and unfolds it the same way, so clip b is made
     only from latents[b].
     """
     batch, steps = tf.shape(latents)[0], tf.shape(latents)[1]
-    frames = frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False)
+    frames = tf.cast(frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False), tf.float32)
     return tf.reshape(frames, tf.concat([[batch, steps], tf.shape(frames)[1:]], axis=0))
 
 
 def temporal_smoothness(sequence: tf.Tensor) -> tf.Tensor:
     """Per-sample mean squared difference between consecutive steps: `[B, T, ...]` → `[B]`."""
+    sequence = tf.cast(sequence, tf.float32)
     diffs = sequence[:, 1:] - sequence[:, :-1]
     return tf.reduce_mean(tf.reshape(tf.square(diffs), [tf.shape(diffs)[0], -1]), axis=1)
 

@@ -1,0 +1,157 @@
+"""`evaluate reconstruction`: per-frame scores that match a direct computation, timings, picture, errors, CLI.
+
+Uses a tiny noisy CUP dataset of moving discs (T=4, 16×16) and an UNTRAINED reconstructor export:
+nothing here needs a good network, only its exact outputs.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data_tools.make_cup_pairs import CupPairsConfig, generate_cup_pairs
+from tfvidgan.cup.operator import make_mask
+from tfvidgan.cup.synthetic import moving_discs
+from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import export_version
+from tfvidgan.metrics import reconstruction_report as rr
+from tfvidgan.metrics.image_quality import psnr_per_frame, ssim_per_frame
+from tfvidgan.models.reconstructor import build_reconstructor
+from tfvidgan.training.reconstruction_task import export_reconstructor
+
+T, H, W = 4, 16, 16
+NUM_PAIRS = 12
+
+
+def _make_pairs(directory, num_frames, mask_seed=0):
+    scenes = moving_discs(NUM_PAIRS, 6, H, W, seed=3)
+    config = CupPairsConfig(scenes="synthetic moving discs", num_frames=num_frames, mask_seed=mask_seed,
+                            photons=2000.0, read_noise=0.01, noise_seed=1, shards=2, batch_size=8)
+    return generate_cup_pairs(config, str(directory), scenes=[{"frames": 2.0 * s - 1.0} for s in scenes])
+
+
+def _export(directory, mask):
+    model = build_reconstructor(T, H, W, mask, base_filters=4, depth=1)
+    export_version(str(directory), lambda d: export_reconstructor(model, d))
+    return str(directory)
+
+
+def _first_pairs(data, n):
+    sensed, scenes = next(iter(cup_pairs_dataset(data, n, shuffle=False, repeat=False)))
+    return sensed.numpy(), scenes.numpy()
+
+
+def _served(export_dir, sensed):
+    """The export's outputs, computed independently of the report code."""
+    versions = sorted(int(v) for v in os.listdir(export_dir) if v.isdigit())
+    loaded = tf.saved_model.load(os.path.join(export_dir, str(versions[-1])))
+    return loaded.signatures["serving_default"](sensed_image=tf.constant(sensed))["scene"].numpy()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recon_report")
+    metadata = _make_pairs(root / "pairs", T)
+    export_dir = _export(root / "export", metadata.mask)
+    config = rr.ReconstructionEvalConfig(export_dir=export_dir, data=str(root / "pairs"), num_samples=10,
+                                         gap_tv_iterations=30, picture=str(root / "picture.png"), batch_size=4,
+                                         gap_tv_xla=False, picture_examples=2, picture_scale=2)
+    return root, config, rr.evaluate_reconstruction(config)
+
+
+def test_scores_are_per_frame_and_equal_a_direct_computation_on_the_exports_outputs(setup):
+    _, config, report = setup
+    sensed, scenes = _first_pairs(config.data, config.num_samples)
+    served = _served(config.export_dir, sensed)
+    psnr = psnr_per_frame(served, scenes).numpy()
+    ssim = ssim_per_frame(served, scenes).numpy()
+    network = report["network"]
+    assert len(network["psnr_db_per_frame"]) == T and len(network["ssim_per_frame"]) == T
+    np.testing.assert_allclose(network["psnr_db_per_frame"], psnr.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(network["ssim_per_frame"], ssim.mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert network["psnr_db"] == pytest.approx(float(psnr.mean()), rel=1e-5)
+    assert network["ssim"] == pytest.approx(float(ssim.mean()), rel=1e-5, abs=1e-6)
+    # The floor row is the clipped normalised back-projection of the same pairs.
+    operator = read_cup_metadata(config.data).operator()
+    back_projection = np.clip(operator.normalized_back_projection(tf.constant(sensed)).numpy(), 0, 1)
+    np.testing.assert_allclose(report["back_projection"]["psnr_db_per_frame"],
+                               psnr_per_frame(back_projection, scenes).numpy().mean(axis=0), rtol=1e-5)
+    for name in rr.METHODS:
+        assert len(report[name]["psnr_db_per_frame"]) == T
+        assert report[name]["psnr_db"] == pytest.approx(np.mean(report[name]["psnr_db_per_frame"]), rel=1e-6)
+
+
+def test_gap_tv_beats_back_projection_and_timings_are_consistent(setup):
+    _, config, report = setup
+    assert report["gap_tv"]["psnr_db"] > report["back_projection"]["psnr_db"] + 1.0, report
+    assert report["gap_tv"]["ssim"] > report["back_projection"]["ssim"]
+    for name in rr.METHODS:
+        assert report[name]["seconds_per_sample"] > 0
+    assert report["speedup_vs_gap_tv"] == pytest.approx(
+        report["gap_tv"]["seconds_per_sample"] / report["network"]["seconds_per_sample"])
+    settings = report["settings"]
+    assert settings["batch_size"] == 4 and settings["num_samples"] == 10 and settings["num_frames"] == T
+    assert settings["photons"] == 2000.0 and settings["read_noise"] == 0.01
+    assert settings["export_mask_matches_data"] is True
+    assert report["gap_tv"]["iterations"] == 30
+    json.dumps(report)  # JSON-able as is
+
+
+def test_picture_has_the_documented_size_and_shows_the_original_frames(setup):
+    _, config, report = setup
+    image = np.asarray(Image.open(config.picture))
+    s, n = config.picture_scale, config.picture_examples
+    width = 2 * rr.MARGIN + rr.LABEL_WIDTH + s * (T * W + (T - 1) * rr.STRIP_PAD)
+    height = 2 * rr.MARGIN + n * (s * (4 * H + T - 1) + 3 * rr.ROW_GAP) + (n - 1) * rr.BLOCK_GAP
+    assert image.shape == (height, width)
+    assert rr.picture_size(n, T, H, W, s) == (width, height)
+    _, scenes = _first_pairs(config.data, 1)
+    # Top-left image of the picture: frame 0 of example 0, enlarged s times.
+    expected = np.kron(np.rint(scenes[0, 0, ..., 0] * 255), np.ones((s, s)))
+    x0, y0 = rr.MARGIN + rr.LABEL_WIDTH, rr.MARGIN
+    np.testing.assert_array_equal(image[y0:y0 + s * H, x0:x0 + s * W], expected)
+
+
+def test_shape_and_size_mismatches_raise_config_errors_naming_the_flags(setup):
+    root, config, _ = setup
+    _make_pairs(root / "pairs_t3", 3)
+    with pytest.raises(ConfigError, match=r"--export_dir=.*\[19, 16, 1\].*--data=.*\[18, 16, 1\]"):
+        rr.evaluate_reconstruction(rr.ReconstructionEvalConfig(
+            export_dir=config.export_dir, data=str(root / "pairs_t3"), num_samples=2, gap_tv_iterations=1,
+            picture=""))
+    with pytest.raises(ConfigError, match=r"--num_samples=13 exceeds the 12 pairs"):
+        rr.evaluate_reconstruction(rr.ReconstructionEvalConfig(
+            export_dir=config.export_dir, data=config.data, num_samples=13, gap_tv_iterations=1, picture=""))
+    with pytest.raises(ConfigError, match="--gap_tv_iterations"):
+        rr.ReconstructionEvalConfig(export_dir="e", data="d", gap_tv_iterations=0)
+
+
+def test_data_for_another_mask_is_flagged(setup):
+    root, config, _ = setup
+    other = _make_pairs(root / "pairs_other_mask", T, mask_seed=5)
+    assert not np.array_equal(other.mask, make_mask(H, W, seed=0))
+    _, _, matches = rr.load_reconstructor_signature(config.export_dir, other)
+    assert matches is False
+
+
+def test_cli_writes_the_json_report(setup, tmp_path):
+    _, config, _ = setup
+    output, picture = tmp_path / "report.json", tmp_path / "cli.png"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run([sys.executable, "-m", "tfvidgan.evaluate", "reconstruction",
+                          f"--export_dir={config.export_dir}", f"--data={config.data}", "--num_samples=2",
+                          "--gap_tv_iterations=2", f"--picture={picture}", f"--output={output}"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert json.loads(run.stdout[run.stdout.index("{"):]) == report
+    sensed, scenes = _first_pairs(config.data, 2)
+    expected = psnr_per_frame(_served(config.export_dir, sensed), scenes).numpy().mean(axis=0)
+    np.testing.assert_allclose(report["network"]["psnr_db_per_frame"], expected, rtol=1e-5)
+    assert report["settings"]["num_samples"] == 2 and report["gap_tv"]["iterations"] == 2
+    assert picture.is_file()
