@@ -30,6 +30,7 @@ flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
 flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
 flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot of latent trajectories.")
 flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
+flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
 flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
 
 
@@ -70,7 +71,7 @@ def main(argv):
         from tfvidgan.metrics.reconstruction_report import ReconstructionEvalConfig, evaluate_reconstruction
         report = evaluate_reconstruction(ReconstructionEvalConfig(
             export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
-            gap_tv_iterations=FLAGS.gap_tv_iterations, picture=FLAGS.picture))
+            gap_tv_iterations=FLAGS.gap_tv_iterations, tv_weight=FLAGS.gap_tv_weight, picture=FLAGS.picture))
     text = json.dumps(_json_safe(report), indent=2, default=float)
     print(text)
     if FLAGS.output:

@@ -3,7 +3,8 @@ r"""Train the CUP reconstructor (sensed image → T-frame scene) and export it f
     python -m tfvidgan.train_reconstructor --flagfile=configs/cup_small.cfg
     python -m tfvidgan.train_reconstructor          # embedded default: simulated pairs, short run
 
-Writes `<model_dir>/checkpoints/`, `summaries/` (MSE, critic losses, truth-vs-reconstruction images),
+With no `--data`, simulates `<model_dir>/data/cup_train` and a held-out `<model_dir>/data/cup_test`
+(other scenes, same mask). Writes `<model_dir>/checkpoints/`, `summaries/` (MSE, critic losses, truth-vs-reconstruction images),
 and `export/<step>/`: a TF Serving model (`serving_default`: `sensed_image` → `scene`) written atomically;
 point `tensorflow_model_server --model_base_path` at `<model_dir>/export`.
 """
@@ -51,6 +52,8 @@ def main(argv):
         raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
     run = common_flags.prepare_run(FLAGS)
     data = ensure_cup_dataset(FLAGS.data, FLAGS.model_dir, "train")
+    if not FLAGS.data:  # the embedded default also gets its held-out split, for `evaluate reconstruction`
+        ensure_cup_dataset("", FLAGS.model_dir, "test")
     metadata = read_cup_metadata(data)
     config = reconstruction_config(FLAGS, metadata)
     preview = next(iter(cup_pairs_dataset(data, 4, shuffle=False, repeat=False)))

@@ -1,0 +1,263 @@
+"""The video evaluation report (`tfvidgan.metrics.video_report`, `python -m tfvidgan.evaluate video`).
+
+One tiny real dataset, one tiny frames export and one tiny video export (2 training steps each) are
+built once per module; the report is computed once and its rows are checked against the same numbers
+computed independently (real clips re-read, latents re-sampled from the export, frames rendered by the
+Keras frames generator).
+"""
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from scipy.special import gammaln
+
+from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import load_signature
+from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
+from tfvidgan.metrics.frechet import FrechetEncoder, frechet_distance
+from tfvidgan.metrics.real_data import real_clips
+from tfvidgan.metrics.trajectories import linear_interpolation, trajectory_statistics
+from tfvidgan.metrics.video_report import ROWS, VideoEvalConfig, evaluate_video, load_renderer
+from tfvidgan.models.frames_generator import build_frames_generator
+from tfvidgan.training import loop
+from tfvidgan.training.frames_task import (FramesGanConfig, FramesGanTask, describe, export_frames_generator,
+                                           load_frames_generator)
+from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
+
+SIZE, SCENE_FRAMES, LATENT = 32, 12, 6
+N, T, ENCODER_SAMPLES = 8, 12, 40
+STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0"])
+FRAMES = FramesGanConfig(image_size=SIZE, channels=1, latent_dim=LATENT, generator_filters=8, num_discriminators=2,
+                         discriminator_filters=4, num_sample_images=4)
+
+
+def _train_frames(model_dir, data_dir):
+    frames = np.stack([s["frames"][0] for s in _scenes(data_dir, 8)])
+    loop.run_training(FramesGanTask(FRAMES), lambda c, s: tf.data.Dataset.from_tensor_slices(frames).repeat().batch(
+        4, drop_remainder=True), STRATEGY, loop.LoopConfig(model_dir=str(model_dir), train_steps=2, log_every=2,
+                                                              sample_every=100, checkpoint_every=100))
+    return str(model_dir / "export")
+
+
+def _scenes(data_dir, count):
+    from tfvidgan.data.readers import scenes_dataset
+    return list(scenes_dataset(str(data_dir)).take(count).as_numpy_iterator())
+
+
+def _train_video(model_dir, frames_export, data_dir):
+    # Trained on 4-frame clips (cheap); sampled at any length through the export's signatures.
+    clips = np.stack([s["frames"][:4] for s in _scenes(data_dir, 4)])
+    config = VideoGanConfig(frames_generator=frames_export, clip_length=4, sample_length=4, noise_dim=4,
+                            step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
+                            discriminator_filters=2, num_sample_videos=1)
+    loop.run_training(VideoGanTask(config), lambda c, s: tf.data.Dataset.from_tensor_slices(clips).repeat().batch(
+        2, drop_remainder=True), STRATEGY, loop.LoopConfig(model_dir=str(model_dir), train_steps=2, log_every=2,
+                                                              sample_every=100, checkpoint_every=100))
+    return str(model_dir / "export")
+
+
+def _untrained_frames_export(directory, latent_dim, seed, size=SIZE):
+    """A frames export with fresh (seeded) weights: another FG to swap in."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    generator = build_frames_generator(size, 1, latent_dim, base_filters=8)
+    export_frames_generator(generator, describe(dataclasses.replace(FRAMES, latent_dim=latent_dim, image_size=size)),
+                            str(directory))
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video_report")
+    data = str(root / "bb")
+    generate_dataset(BouncingBallsConfig(num_scenes=60, num_frames=SCENE_FRAMES, size=SIZE, shards=2, seed=3),
+                     data, workers=1, show_progress=False)
+    frames_export = _train_frames(root / "frames", data)
+    video_export = _train_video(root / "video", frames_export, data)
+    config = VideoEvalConfig(export_dir=video_export, data=data, num_samples=N, num_frames=T,
+                             plot=str(root / "isomap.png"), encoder_samples=ENCODER_SAMPLES, encoder_steps=20,
+                             encoder_cache=str(root / "cache"), seed=5)
+    report = evaluate_video(config)
+    return {"root": root, "data": data, "frames_export": frames_export, "video_export": video_export,
+            "config": config, "report": report}
+
+
+def _generated_latents(setup):
+    c = setup["config"]
+    out = load_signature(c.export_dir, "sample_latents")(num_samples=tf.constant(c.num_samples),
+                                                        num_frames=tf.constant(c.num_frames),
+                                                        seed=tf.constant(c.seed))
+    return out["latents"].numpy().astype(np.float64)
+
+
+def _rows_only(report):
+    """The measured rows, NaN mapped to None (as the CLI writes them)."""
+    def safe(v):
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: safe(x) for k, x in v.items()}
+        return v
+    return {row: safe(report[row]) for row in ROWS}
+
+
+def test_plot_is_a_png_of_two_panels_with_coloured_trajectories(setup):
+    path = setup["config"].plot
+    assert setup["report"]["isomap"]["plot"] == path
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        width, height = img.size
+        pixels = np.asarray(img.convert("RGB"))
+    assert 800 <= width <= 1200 and 400 <= height <= 700 and width > height  # two square panels side by side
+    # Polylines in saturated colours (one per trajectory) cover a visible part of the picture, and both
+    # panels (left: generated, right: interpolation) have some.
+    coloured = (pixels.max(axis=-1).astype(int) - pixels.min(axis=-1)) > 60
+    assert coloured[:, : width // 2].sum() > 500 and coloured[:, width // 2:].sum() > 500
+    assert setup["report"]["isomap"]["num_trajectories"] == N  # N < ISOMAP_TRAJECTORIES: all of them
+    assert setup["report"]["isomap"]["num_points"] == 2 * N * T
+
+
+def test_trajectory_statistics_straight_lines_vs_generated(setup):
+    report = setup["report"]
+    latents = _generated_latents(setup)
+    # The generated row is the export's own sample_latents(num_samples, num_frames, seed).
+    assert report["generated"]["trajectory"] == trajectory_statistics(latents)
+    line = report["latent_interpolation"]["trajectory"]
+    assert line["path_length_ratio"] == pytest.approx(1.0, abs=1e-9)
+    assert line["step_cv"] == pytest.approx(0.0, abs=1e-9)
+    assert line["max_to_median_step"] == pytest.approx(1.0, abs=1e-9)
+    assert line["mean_turn_degrees"] == pytest.approx(0.0, abs=1e-3)
+    # Evenly spaced between the same end points.
+    ends = np.linalg.norm(latents[:, -1] - latents[:, 0], axis=-1) / (T - 1)
+    assert line["mean_step"] == pytest.approx(ends.mean(), rel=1e-9)
+    assert report["generated"]["trajectory"]["path_length_ratio"] >= 1.0
+    # Independent N(0, I) latents: steps are |x - y| with x - y ~ N(0, 2I), mean sqrt(2) * E[chi_Z].
+    expected_step = math.sqrt(2) * math.sqrt(2) * math.exp(gammaln((LATENT + 1) / 2) - gammaln(LATENT / 2))
+    independent = report["independent_latents"]["trajectory"]
+    assert independent["mean_step"] == pytest.approx(expected_step, rel=0.15)  # 88 steps: ~4 standard errors
+    assert independent["path_length_ratio"] > 2.0
+
+
+def test_real_row_matches_metrics_on_the_held_out_real_clips(setup):
+    report, config = setup["report"], setup["config"]
+    # Documented layout: encoder scenes [0, 40), reference [40, 48) with seed + 1, real row [48, 56) seed + 2.
+    held_out, _ = real_clips(config.data, N, T, config.seed + 2, first_scene=ENCODER_SAMPLES + N)
+    reference, _ = real_clips(config.data, N, T, config.seed + 1, first_scene=ENCODER_SAMPLES)
+    expected = clip_physics(held_out, 3)
+    real = report["real"]
+    for key, value in expected.items():
+        assert real[key] == pytest.approx(value, nan_ok=True), key
+    assert real["num_free_triples"] > 0 and 0 < real["fraction_expected_count_frames"] <= 1
+    assert real["consecutive_binarized_mse"] == pytest.approx(consecutive_binarized_mse(held_out))
+    assert 0 < real["consecutive_binarized_mse"] < 0.2  # moving balls: a few pixels flip per frame
+    # The Fréchet distance is measured with the cached encoder, trained on the first scenes.
+    encoder_file = os.path.join(config.encoder_cache, report["settings"]["encoder"] + ".keras")
+    encoder = FrechetEncoder.load(encoder_file)
+    assert real["frechet_distance"] == pytest.approx(
+        frechet_distance(encoder.features(reference), encoder.features(held_out)), rel=1e-6)
+    assert report["settings"]["scenes"] == {"encoder": [0, 40], "reference": [40, 48], "real_row": [48, 56]}
+    assert report["settings"]["expected_balls"] == 3 and report["settings"]["seed"] == config.seed
+
+
+def test_interpolation_row_is_the_straight_lines_rendered_by_the_frames_generator(setup):
+    report = setup["report"]
+    line = linear_interpolation(_generated_latents(setup))
+    render, shape = load_renderer(setup["video_export"], latent_dim=LATENT)
+    assert shape == (SIZE, SIZE, 1)
+    clips = render(line)
+    generator, _ = load_frames_generator(setup["frames_export"])
+    direct = generator(line.reshape(-1, LATENT).astype(np.float32), training=False).numpy()
+    np.testing.assert_allclose(clips.reshape(direct.shape), direct, atol=1e-5)
+    row = report["latent_interpolation"]
+    assert row["consecutive_binarized_mse"] == pytest.approx(consecutive_binarized_mse(clips))
+    assert row["fraction_expected_count_frames"] == pytest.approx(
+        clip_physics(clips, 3)["fraction_expected_count_frames"])
+    for name in ROWS:
+        assert math.isfinite(report[name]["frechet_distance"]) and report[name]["frechet_distance"] >= 0
+
+
+def test_same_config_gives_identical_json_and_reuses_the_cached_encoder(setup):
+    config = setup["config"]
+    encoder_file = os.path.join(config.encoder_cache, setup["report"]["settings"]["encoder"] + ".keras")
+    mtime = os.path.getmtime(encoder_file)
+    again = evaluate_video(config)
+    assert json.dumps(again, sort_keys=True) == json.dumps(setup["report"], sort_keys=True)
+    assert os.path.getmtime(encoder_file) == mtime  # loaded, not retrained
+
+
+def test_frames_generator_swap_changes_videos_not_latents(setup):
+    config, report = setup["config"], setup["report"]
+    other = _untrained_frames_export(setup["root"] / "other_fg", LATENT, seed=11)
+    swapped = evaluate_video(dataclasses.replace(config, frames_generator=other, plot=""))
+    for row in ("generated", "latent_interpolation", "independent_latents"):
+        assert swapped[row]["trajectory"] == report[row]["trajectory"]  # same latents
+    assert swapped["real"] == report["real"]
+    assert swapped["generated"]["frechet_distance"] != report["generated"]["frechet_distance"]
+    assert swapped["settings"]["frames_generator"] == other and swapped["isomap"]["plot"] is None
+    # The rendered videos are the other FG's frames of the same latents.
+    latents = _generated_latents(setup)
+    own, _ = load_renderer(config.export_dir, latent_dim=LATENT)
+    swap, _ = load_renderer(config.export_dir, other, latent_dim=LATENT)
+    own_clips, swap_clips = own(latents), swap(latents)
+    generator, _ = load_frames_generator(other)
+    direct = generator(latents.reshape(-1, LATENT).astype(np.float32), training=False).numpy()
+    np.testing.assert_allclose(swap_clips.reshape(direct.shape), direct, atol=1e-5)
+    # Both FGs are barely trained, so their frames are faint; still far apart compared with float noise.
+    assert np.abs(swap_clips - own_clips).max() > 100 * 1e-5
+
+
+def test_swapping_in_a_frames_generator_of_another_latent_size_is_a_config_error(setup):
+    other = _untrained_frames_export(setup["root"] / "fg_z5", LATENT - 1, seed=12)
+    with pytest.raises(ConfigError, match=r"--frames_generator=.*latents of size 5.*emits 6"):
+        evaluate_video(dataclasses.replace(setup["config"], frames_generator=other))
+
+
+def test_swapping_in_a_frames_generator_of_another_image_size_is_a_config_error(setup):
+    other = _untrained_frames_export(setup["root"] / "fg_30", LATENT, seed=13, size=30)
+    with pytest.raises(ConfigError, match=r"--frames_generator=.*\(30, 30, 1\).*--data="):
+        evaluate_video(dataclasses.replace(setup["config"], frames_generator=other))
+
+
+def test_a_video_export_as_frames_generator_is_a_config_error(setup):
+    with pytest.raises(ConfigError, match=r"--frames_generator=.*not a frames[-_]generator"):
+        evaluate_video(dataclasses.replace(setup["config"], frames_generator=setup["video_export"]))
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"num_frames": SCENE_FRAMES + 1}, "--num_frames"),
+    ({"num_samples": 11}, "--num_samples"),  # 40 + 2 * 11 > 60 scenes
+    ({"num_samples": 1}, "--num_samples"),
+])
+def test_bad_settings_name_the_flag(setup, change, flag):
+    with pytest.raises(ConfigError, match=flag):
+        evaluate_video(dataclasses.replace(setup["config"], **change))
+
+
+def test_a_frames_export_as_export_dir_is_a_config_error(setup):
+    with pytest.raises(ConfigError, match=r"--export_dir=.*not a video_generator"):
+        evaluate_video(dataclasses.replace(setup["config"], export_dir=setup["frames_export"]))
+
+
+def test_cli_writes_the_report(setup):
+    """In a fresh process and with a fresh encoder cache (so the encoder is retrained): same rows."""
+    config, root = setup["config"], setup["root"]
+    output = root / "cli" / "report.json"
+    cmd = [sys.executable, "-m", "tfvidgan.evaluate", "video", f"--export_dir={config.export_dir}",
+           f"--data={config.data}", f"--num_samples={N}", f"--num_frames={T}", f"--seed={config.seed}",
+           f"--encoder_samples={ENCODER_SAMPLES}", "--encoder_steps=20", f"--encoder_cache={root / 'cli_cache'}",
+           f"--plot={root / 'cli' / 'isomap.png'}", f"--output={output}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    written = json.loads(output.read_text())
+    assert set(ROWS) <= set(written) and written["settings"]["num_samples"] == N
+    assert os.path.isfile(root / "cli" / "isomap.png")
+    assert _rows_only(written) == _rows_only(setup["report"])

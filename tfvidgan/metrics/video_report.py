@@ -1,0 +1,306 @@
+"""`python -m tfvidgan.evaluate video`: how well does a video generator move balls, and how does it walk
+the frames generator's latent space?
+
+Latents. `num_samples` latent trajectories `[N, T, Z]` of `num_frames` steps come from the export's
+`sample_latents(num_samples, num_frames, seed)` signature. They are compared with the straight-line
+interpolation between the same first and last latent (`trajectory_statistics` of both), and both sets
+(the first `ISOMAP_TRAJECTORIES` of each: Isomap's memory grows with the square of the points) are
+embedded together in 2-D with one Isomap fit and drawn side by side into the PNG `config.plot`
+(generated left, interpolation right). A model that "jumps" across latent space shows a path-length
+ratio and step spread well above the straight line's 1 and 0.
+
+Rows. Every row holds `clip_physics` (ball count over time, free-flight straightness, speed; the
+expected ball count comes from the dataset's metadata), the frameGAN authors' `consecutive_binarized_mse`
+and `frechet_distance`, the Fréchet distance to a real reference set in the feature space of a small
+clip encoder trained on REAL clips:
+
+* "generated": the model's videos (rendered by `config.frames_generator` if given: the FG swap);
+* "real": held-out real clips (the floor every other row is compared with);
+* "latent_interpolation": the straight-line latent interpolations between the generated end points;
+* "independent_latents": every frame from its own independent N(0, I) latent (no temporal coherence).
+All latent rows are rendered by the same frames generator (the export's `render` signature, or the
+swapped FG's `generate` signature), and carry the `trajectory_statistics` of their latents.
+
+Real data: three DISJOINT scene ranges, one clip of `num_frames` frames at a random offset per scene
+(`tfvidgan.metrics.real_data.real_clips`):
+
+* scenes `[0, encoder_samples)`, offsets drawn with seed `ENCODER_SEED`: trains the clip encoder;
+* scenes `[encoder_samples, encoder_samples + N)`, seed `config.seed + 1`: the Fréchet reference set;
+* scenes `[encoder_samples + N, encoder_samples + 2N)`, seed `config.seed + 2`: the "real" row.
+
+The encoder is cached as `<encoder_cache>/<name>.keras` (`load_or_train_encoder`), the name built from
+the dataset's generator settings, `num_frames`, `encoder_samples` and `encoder_steps`
+(`clip_encoder_name`). Its training does not depend on `config.seed`, so the name alone determines the
+encoder and distances from runs with different seeds are measured with the same ruler.
+
+Determinism: the same config (and the same cached encoder) gives the same numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Callable, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tfvidgan.data.metadata import DatasetMetadata, read_metadata
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import latest_version_dir, load_signature
+from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
+from tfvidgan.metrics.frechet import frechet_distance, load_or_train_encoder, train_clip_encoder
+from tfvidgan.metrics.plotting import plot_trajectories_png
+from tfvidgan.metrics.real_data import real_clips
+from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
+from tfvidgan.training.frames_task import read_frames_generator_description
+
+__all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
+           "ISOMAP_TRAJECTORIES", "ROWS"]
+
+ENCODER_SEED = 0  # clip offsets and initialisation of the clip encoder (independent of config.seed)
+ROWS = ("generated", "real", "latent_interpolation", "independent_latents")
+_INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
+_RENDER_CHUNK = 64  # clips per rendering call
+_ISOMAP_NEIGHBORS = 10
+ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
+_VIDEO_DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
+# Generator settings that do not change any scene's content (scene i depends only on the rest).
+_SCENE_INDEPENDENT_FIELDS = ("num_scenes", "shards")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoEvalConfig:
+    """What `evaluate_video` evaluates; field names equal the `python -m tfvidgan.evaluate video` flags.
+
+    Attributes:
+      export_dir: video-generator export (base directory = newest version, or one version directory).
+      data: real bouncing-balls dataset (directory with `metadata.json`, or a shard glob).
+      num_samples: N, clips per row (>= 2); the dataset needs `encoder_samples + 2 N` scenes.
+      num_frames: T, frames per clip (2 <= T <= the dataset's frames per scene).
+      frames_generator: optional frames export of the same latent size that renders the latents
+        instead of the video export's own FG ("" = no swap).
+      plot: where to write the Isomap PNG ("" = no plot).
+      encoder_samples, encoder_steps: real clips and Adam steps of the clip encoder's training.
+      encoder_cache: directory of cached encoders.
+      seed: seed of the sampled trajectories, the independent latents and the real reference/held-out picks.
+    """
+    export_dir: str
+    data: str
+    num_samples: int = 1000
+    num_frames: int = 16
+    frames_generator: str = ""
+    plot: str = "isomap.png"
+    encoder_samples: int = 1000
+    encoder_steps: int = 300
+    encoder_cache: str = "eval_cache"
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, minimum in (("num_samples", 2), ("num_frames", 2), ("encoder_samples", 2),
+                              ("encoder_steps", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("export_dir", "data"):
+            if not getattr(self, name):
+                raise ConfigError(f"--{name} is required")
+
+
+def clip_encoder_name(metadata: DatasetMetadata, num_frames: int, encoder_samples: int, encoder_steps: int) -> str:
+    """Cache file stem of the clip encoder for this dataset, clip length and encoder settings.
+
+    E.g. `clip_encoder_s32_c1_b3_seed0_1a2b3c4d_T16_n1000_steps300`; the 8 hex digits hash the dataset
+    generator's settings (radius, speeds, scene length, ...) except those that do not change scenes.
+    """
+    generator = metadata.generator if isinstance(metadata.generator, Mapping) else {}
+    settings = dict(generator.get("config", {}) or {})
+    for key in _SCENE_INDEPENDENT_FIELDS:
+        settings.pop(key, None)
+    settings.update(size=metadata.size, channels=metadata.channels, num_balls=metadata.num_balls,
+                    radius=metadata.radius, seed=metadata.seed, scene_frames=metadata.num_frames)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return (f"clip_encoder_s{metadata.size}_c{metadata.channels}_b{metadata.num_balls}_seed{metadata.seed}_"
+            f"{digest}_T{num_frames}_n{encoder_samples}_steps{encoder_steps}")
+
+
+def _read_video_description(export_dir: str) -> dict:
+    directory = latest_version_dir(export_dir)
+    path = os.path.join(directory, _VIDEO_DESCRIPTION_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--export_dir={export_dir!r}: {directory!r} is not a video-generator export "
+                          f"(missing {_VIDEO_DESCRIPTION_FILE})")
+    with open(path) as f:
+        description = json.load(f)
+    if description.get("kind") != "video_generator":
+        raise ConfigError(f"--export_dir={export_dir!r}: {path} describes a {description.get('kind')!r}, "
+                          f"not a video_generator")
+    return description
+
+
+def _check_frame_shape(flag: str, path: str, shape, metadata: DatasetMetadata, data: str) -> None:
+    expected = (metadata.size, metadata.size, metadata.channels)
+    if tuple(shape) != expected:
+        raise ConfigError(f"--{flag}={path!r} renders frames of shape {tuple(shape)} (H, W, C) but the real "
+                          f"data --data={data!r} has {expected}; evaluate against data of "
+                          f"the size the model was trained on")
+
+
+def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
+                  batch: int = _RENDER_CHUNK) -> tuple[Callable[[np.ndarray], np.ndarray], tuple]:
+    """A function rendering latent trajectories into clips, and the `(H, W, C)` of its frames.
+
+    Without `frames_generator` the video export's own `render` signature is used; with it, the frames
+    export's `generate` signature renders every step (the FG swap). Clip b is made only from latents[b].
+
+    Args:
+      export_dir: video export (`--export_dir`).
+      frames_generator: optional frames export (`--frames_generator`); its latent size must be
+        `latent_dim` (if given), else a ConfigError naming the flag is raised.
+      latent_dim: Z of the trajectories to render.
+      batch: clips per signature call (bounds memory).
+
+    Returns:
+      `(render, (H, W, C))` where `render(latents [N, T, Z] float) -> [N, T, H, W, C] float32 in [-1, 1]`.
+    """
+    if not frames_generator:
+        signature = load_signature(export_dir, "render", "export_dir")
+        frame_shape = tuple(signature.structured_outputs["videos"].shape[2:])
+
+        def render_chunk(latents):
+            return signature(latents=tf.constant(latents, tf.float32))["videos"].numpy()
+    else:
+        read_frames_generator_description(frames_generator)  # a ConfigError naming the flag if not one
+        signature = load_signature(frames_generator, "generate", "frames_generator")
+        expected = signature.structured_input_signature[1]["z"].shape[-1]
+        if latent_dim is not None and expected != latent_dim:
+            raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but "
+                              f"the sequence model of --export_dir={export_dir!r} emits {latent_dim}; swap only "
+                              f"FGs of the same latent size")
+        frame_shape = tuple(signature.structured_outputs["frames"].shape[1:])
+
+        def render_chunk(latents):
+            n, t, z = latents.shape
+            frames = signature(z=tf.constant(latents.reshape(n * t, z), tf.float32))["frames"].numpy()
+            return frames.reshape(n, t, *frames.shape[1:])
+
+    def render(latents) -> np.ndarray:
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 3 or (latent_dim is not None and latents.shape[-1] != latent_dim):
+            raise ConfigError(f"latents must have shape [N, T, {latent_dim or 'Z'}], got {latents.shape}")
+        return np.concatenate([render_chunk(latents[i:i + batch]) for i in range(0, len(latents), batch)])
+
+    return render, frame_shape
+
+
+def _sample_latents(export_dir: str, num_samples: int, num_frames: int, seed: int) -> np.ndarray:
+    signature = load_signature(export_dir, "sample_latents", "export_dir")
+    out = signature(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
+                    seed=tf.constant(seed, tf.int32))
+    return out["latents"].numpy()
+
+
+def _check_data(config: VideoEvalConfig, metadata: DatasetMetadata) -> None:
+    if config.num_frames > metadata.num_frames:
+        raise ConfigError(f"--num_frames={config.num_frames} exceeds the {metadata.num_frames} frames per scene "
+                          f"of --data={config.data!r}")
+    needed = config.encoder_samples + 2 * config.num_samples
+    if metadata.num_scenes < needed:
+        raise ConfigError(f"--data={config.data!r} has {metadata.num_scenes} scenes but this evaluation needs "
+                          f"--encoder_samples + 2 * --num_samples = {needed} disjoint scenes; lower "
+                          f"--num_samples or --encoder_samples")
+
+
+def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray) -> dict:
+    stats = clip_physics(clips, expected_balls)
+    stats["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
+    stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
+    return stats
+
+
+def evaluate_video(config: VideoEvalConfig) -> dict:
+    """Evaluates a video export against real clips (see the module docstring for the method).
+
+    Args:
+      config: a `VideoEvalConfig`.
+
+    Returns:
+      A JSON-able dict of plain floats / ints / lists / strings (NaN where a statistic is undefined,
+      e.g. no free-flight triples):
+        "generated", "real", "latent_interpolation", "independent_latents": per row the `clip_physics`
+          keys, "consecutive_binarized_mse" and "frechet_distance"; the three latent rows also have
+          "trajectory" (`trajectory_statistics` of their `[N, T, Z]` latents).
+        "isomap": {"plot": PNG path or None, "n_neighbors", "num_trajectories" (the first
+          `min(N, ISOMAP_TRAJECTORIES)` generated trajectories and their straight lines are embedded),
+          "num_points"}; the PNG draws the first 10 of them.
+        "settings": the config plus "expected_balls", "latent_dim", "encoder" (cache name),
+          "encoder_seed" and the scene ranges used.
+
+    Raises:
+      ConfigError: bad config values, exports that are not of the right kind, an FG swap with another
+        latent size, frame shapes that differ from the data's, or too few scenes / frames in the data.
+      DatasetError: unreadable real data.
+    """
+    metadata = read_metadata(config.data)
+    _check_data(config, metadata)
+    description = _read_video_description(config.export_dir)
+    latent_dim = int(description["latent_dim"])
+    render, frame_shape = load_renderer(config.export_dir, config.frames_generator, latent_dim)
+    flag, path = (("frames_generator", config.frames_generator) if config.frames_generator
+                  else ("export_dir", config.export_dir))
+    _check_frame_shape(flag, path, frame_shape, metadata, config.data)
+
+    n, t = config.num_samples, config.num_frames
+    # Latent trajectories: generated, straight lines between their ends, independent draws.
+    generated = _sample_latents(config.export_dir, n, t, config.seed).astype(np.float64)
+    interpolation = linear_interpolation(generated)
+    independent = tf.random.stateless_normal([n, t, latent_dim], seed=[config.seed, _INDEPENDENT_STREAM],
+                                             dtype=tf.float32).numpy().astype(np.float64)
+    latent_rows = {"generated": generated, "latent_interpolation": interpolation,
+                   "independent_latents": independent}
+
+    # Isomap of generated vs straight trajectories in shared coordinates. Isomap needs all pairwise
+    # geodesic distances (memory ~ points^2), so it is fitted on the first few trajectories only.
+    embedded_trajectories = min(n, ISOMAP_TRAJECTORIES)
+    num_points = 2 * embedded_trajectories * t
+    neighbors = min(_ISOMAP_NEIGHBORS, num_points - 1)
+    plot_path = None
+    if config.plot:
+        embedded, baseline = joint_isomap_embedding(
+            [generated[:embedded_trajectories], interpolation[:embedded_trajectories]], n_neighbors=neighbors)
+        plot_trajectories_png(embedded, config.plot, baseline=baseline,
+                              title=f"latent trajectories (joint Isomap, {neighbors} neighbours): generated "
+                                    f"(left) vs straight-line interpolation between the same ends (right)")
+        plot_path = config.plot
+
+    # Real clips from disjoint scene ranges; the encoder (cached) is trained on the first range only.
+    first_reference, first_held_out = config.encoder_samples, config.encoder_samples + n
+    name = clip_encoder_name(metadata, t, config.encoder_samples, config.encoder_steps)
+
+    def train():
+        clips, positions = real_clips(config.data, config.encoder_samples, t, ENCODER_SEED)
+        return train_clip_encoder(clips, positions, steps=config.encoder_steps, seed=ENCODER_SEED)
+
+    encoder = load_or_train_encoder(config.encoder_cache, name, train)
+    reference, _ = real_clips(config.data, n, t, config.seed + 1, first_scene=first_reference)
+    held_out, _ = real_clips(config.data, n, t, config.seed + 2, first_scene=first_held_out)
+    reference_features = encoder.features(reference)
+
+    report = {}
+    for row in ROWS:
+        if row == "real":
+            report[row] = _row(held_out, metadata.num_balls, encoder, reference_features)
+            continue
+        latents = latent_rows[row]
+        report[row] = _row(render(latents), metadata.num_balls, encoder, reference_features)
+        report[row]["trajectory"] = trajectory_statistics(latents)
+    report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
+                        "num_points": int(num_points)}
+    report["settings"] = {
+        **dataclasses.asdict(config), "expected_balls": int(metadata.num_balls), "latent_dim": latent_dim,
+        "frame_shape": list(frame_shape), "encoder": name, "encoder_seed": ENCODER_SEED,
+        "scenes": {"encoder": [0, config.encoder_samples], "reference": [first_reference, first_held_out],
+                   "real_row": [first_held_out, first_held_out + n]},
+    }
+    return report
