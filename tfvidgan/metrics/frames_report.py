@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.metrics.balls import frame_statistics
-from tfvidgan.metrics.frechet import encoder_frechet_distance, load_or_train_encoder, train_frame_encoder
+from tfvidgan.metrics.frechet import (ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder,
+                                      train_frame_encoder)
 from tfvidgan.metrics.real_data import real_frames
 from tfvidgan.training.frames_task import load_frames_generator
 
@@ -40,13 +41,14 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     metadata = read_metadata(config.data)
     n = config.num_samples
     # Disjoint scenes: encoder training | real reference | held-out real row.
-    train_frames, train_positions = real_frames(config.data, config.encoder_samples, config.seed)
+    # The encoder depends only on the data and its settings (fixed seed), so its cache name determines it.
+    train_frames, train_positions = real_frames(config.data, config.encoder_samples, ENCODER_SEED)
     reference, _ = real_frames(config.data, n, config.seed + 1, first_scene=config.encoder_samples)
     held_out, _ = real_frames(config.data, n, config.seed + 2, first_scene=config.encoder_samples + n)
     name = (f"frame_encoder_s{metadata.size}_b{metadata.num_balls}_seed{metadata.seed}_"
             f"n{config.encoder_samples}_steps{config.encoder_steps}")
     encoder = load_or_train_encoder(config.encoder_cache, name, lambda: train_frame_encoder(
-        train_frames, train_positions, steps=config.encoder_steps, seed=config.seed))
+        train_frames, train_positions, steps=config.encoder_steps, seed=ENCODER_SEED))
 
     generator, description = load_frames_generator(config.export_dir)
     z = tf.random.stateless_normal([n, description["latent_dim"]], seed=[config.seed, 77]).numpy()

@@ -50,6 +50,10 @@ _LAYOUT_SIZE = 8  # side of the coarse layout picture used as a regression targe
 # Fréchet distance
 # --------------------------------------------------------------------------------------------------
 
+# Seed of the real samples and initialisation of the evaluation encoders: fixed, so that an encoder's
+# cache name (data + settings) fully determines it, whatever seed an evaluation samples with.
+ENCODER_SEED = 0
+
 
 def _check_features(x, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)

@@ -50,7 +50,7 @@ from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import latest_version_dir, load_signature
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
-from tfvidgan.metrics.frechet import frechet_distance, load_or_train_encoder, train_clip_encoder
+from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
@@ -59,7 +59,6 @@ from tfvidgan.training.frames_task import read_frames_generator_description
 __all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
            "ISOMAP_TRAJECTORIES", "ROWS"]
 
-ENCODER_SEED = 0  # clip offsets and initialisation of the clip encoder (independent of config.seed)
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _RENDER_CHUNK = 64  # clips per rendering call

@@ -1,0 +1,68 @@
+"""The frames evaluation report (`python -m tfvidgan.evaluate frames`)."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.metrics.balls import frame_statistics
+from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
+from tfvidgan.metrics.real_data import real_frames
+from tfvidgan.models.frames_generator import build_frames_generator
+from tfvidgan.training.frames_task import FramesGanConfig, describe, export_frames_generator
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("frames_report")
+    data = str(root / "bb")
+    generate_dataset(BouncingBallsConfig(num_scenes=50, num_frames=6, size=32, shards=2, seed=4), data,
+                     workers=1, show_progress=False)
+    keras.utils.set_random_seed(1)
+    generator = build_frames_generator(32, 1, 6, base_filters=8)
+    export_frames_generator(generator, describe(FramesGanConfig(latent_dim=6)), str(root / "export" / "1"))
+    config = FramesEvalConfig(export_dir=str(root / "export"), data=data, num_samples=12, encoder_samples=20,
+                              encoder_steps=10, encoder_cache=str(root / "cache"), seed=2)
+    return root, config, evaluate_frames(config)
+
+
+def test_rows_and_real_row_matches_direct_statistics(setup):
+    root, config, report = setup
+    assert {"generated", "untrained_generator", "real", "settings"} <= set(report)
+    held_out, _ = real_frames(config.data, 12, config.seed + 2, first_scene=20 + 12)
+    expected = frame_statistics(held_out, expected_balls=3)
+    for key in ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std"):
+        assert report["real"][key] == pytest.approx(expected[key])
+    assert report["settings"]["expected_balls"] == 3
+    # Real frames have (up to touching balls) 3 blobs; an untrained generator's noise-like frames don't.
+    assert report["real"]["fraction_expected_count"] >= 0.5
+    assert report["real"]["frechet_distance"] < report["untrained_generator"]["frechet_distance"]
+    assert os.path.exists(os.path.join(config.encoder_cache, report["settings"]["encoder"] + ".keras"))
+
+
+def test_same_config_same_numbers_and_cli_writes_json(setup):
+    root, config, report = setup
+    again = evaluate_frames(config)
+    for row in ("generated", "untrained_generator", "real"):
+        assert json.dumps(again[row], sort_keys=True) == json.dumps(report[row], sort_keys=True)  # NaN-safe
+    out = root / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tfvidgan.evaluate", "frames", f"--export_dir={config.export_dir}",
+         f"--data={config.data}", "--num_samples=12", "--encoder_samples=20", "--encoder_steps=10",
+         f"--encoder_cache={config.encoder_cache}", "--seed=2", f"--output={out}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = json.loads(out.read_text())
+    assert written["real"]["frechet_distance"] == pytest.approx(report["real"]["frechet_distance"], rel=1e-5)
+    assert written["generated"]["fraction_expected_count"] == report["generated"]["fraction_expected_count"]
+
+
+def test_missing_flags_are_named():
+    result = subprocess.run([sys.executable, "-m", "tfvidgan.evaluate", "frames", "--data=x"],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode != 0 and "--export_dir is required" in result.stderr
