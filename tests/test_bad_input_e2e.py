@@ -195,9 +195,6 @@ def test_sample_frames_from_a_video_export_fails(failures, setup):
     assert not os.path.exists(setup["root"] / "video.png")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: `sample frames` on a video export calls the video export's "
-                   "`sample` signature and dies with TensorFlow's raw TypeError (missing 'num_frames'); the "
-                   "message names neither --export_dir nor the export's kind (tfvidgan/sample.py sample_frames)")
 def test_sample_frames_from_a_video_export_names_the_flag(failures):
     _, out = failures["results"]["sample_video"]
     assert "--export_dir" in _last_line(out)
@@ -217,11 +214,6 @@ def test_frames_export_rejects_latents_of_the_wrong_size(setup):
             generate(z=z)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: the frames export's `generate` has no input check (unlike "
-                   "the CUP export): the error raised for z of the wrong size is the graph's 'Matrix "
-                   "size-incompatible: In[0]: [3,9], In[1]: [8,512]' (all a TF Serving client gets); only the "
-                   "chained Python context names z and (None, 8) "
-                   "(tfvidgan/training/frames_task.py export_frames_generator)")
 def test_frames_export_wrong_latent_size_error_names_z_and_its_size(setup):
     generate = _frames_export(setup)
     with pytest.raises(tf.errors.InvalidArgumentError, match=rf"\bz\b.*\b{LATENT}\b"):

@@ -183,8 +183,6 @@ def test_kill_during_export_leaves_no_partial_version(crashed_runs):
     assert frames.shape == (2, 32, 32, 1) and np.all(np.abs(frames) <= 1)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: tfvidgan/export.py export_version never removes the "
-                   "`.tmp-<version>-<id>` scratch directory of an export killed midway; it stays in export/")
 def test_kill_during_export_leaves_no_scratch_directory(crashed_runs):
     assert os.listdir(crashed_runs["export_dir"]) == [str(STEPS)]
 
@@ -203,9 +201,6 @@ def test_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkp
     assert not os.path.exists(os.path.join(crashed_runs["nan_dir"], "export"))
 
 
-@pytest.mark.xfail(strict=True, reason="finding: Keras optimizers checkpoint their learning rate "
-                   "(`g_optimizer/_learning_rate`), so a run resumed with a lower --generator_lr / "
-                   "--discriminator_lr (what the divergence message advises) silently keeps the old rate")
 def test_resuming_with_a_lower_learning_rate_uses_it(tmp_path):
     """Recovering from a divergence: resume from the kept checkpoint with a smaller learning rate."""
     import dataclasses

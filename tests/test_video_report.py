@@ -260,4 +260,22 @@ def test_cli_writes_the_report(setup):
     written = json.loads(output.read_text())
     assert set(ROWS) <= set(written) and written["settings"]["num_samples"] == N
     assert os.path.isfile(root / "cli" / "isomap.png")
-    assert _rows_only(written) == _rows_only(setup["report"])
+    # Equal up to float noise: the encoder is retrained in another process, and multi-threaded CPU
+    # reductions are not bit-reproducible across processes under load.
+    expected = _flatten(_rows_only(setup["report"]))
+    got = _flatten(_rows_only(written))
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+        else:
+            assert got[key] == value, key
+
+
+def _flatten(tree, prefix=""):
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}/{key}"))
+    return flat

@@ -42,9 +42,13 @@ def export_version(base_dir: str, write: Callable[[str], None], version: int | N
     """Calls `write(scratch_dir)` and atomically renames the result to `base_dir/<version>`.
 
     `version` defaults to one more than the newest existing version (1 for the first). Returns the final
-    path. If `write` fails, nothing appears under `base_dir` except the removed scratch directory.
+    path. If `write` fails, nothing appears under `base_dir`; scratch directories of earlier exports that
+    were killed midway are removed first.
     """
     tf.io.gfile.makedirs(base_dir)
+    for name in os.listdir(base_dir):  # scratch left by an export that was killed midway
+        if name.startswith(".tmp-"):
+            shutil.rmtree(os.path.join(base_dir, name), ignore_errors=True)
     if version is None:
         versions = existing_versions(base_dir)
         version = (versions[-1] + 1) if versions else 1
@@ -82,12 +86,26 @@ def write_archive(directory: str, tracked: list, endpoints: dict[str, tuple[Call
     archive.write_out(directory, verbose=False)
 
 
-def load_signature(export_dir: str, name: str, flag: str = "export_dir"):
-    """Signature `name` of the newest SavedModel under `export_dir`; a ConfigError naming `--flag` if absent."""
+def load_signature(export_dir: str, name: str, flag: str = "export_dir", inputs: set | None = None):
+    """Signature `name` of the newest SavedModel under `export_dir`.
+
+    Raises a ConfigError naming `--flag` if the signature is absent or (with `inputs`) does not take
+    exactly those named inputs — i.e. the export is of another kind.
+    """
     from tfvidgan.errors import ConfigError
     path = latest_version_dir(export_dir)
     loaded = tf.saved_model.load(path)
-    if name not in loaded.signatures:
-        raise ConfigError(f"--{flag}={export_dir!r}: SavedModel {path!r} has no {name!r} signature "
-                          f"(it has {sorted(loaded.signatures)}); is it the right kind of export?")
-    return loaded.signatures[name]
+    signature = loaded.signatures.get(name)
+    found = set(signature.structured_input_signature[1]) if signature is not None else None
+    if signature is None or (inputs is not None and found != set(inputs)):
+        what = (f"has no {name!r} signature" if signature is None
+                else f"has a {name!r} signature taking {sorted(found)}")
+        raise ConfigError(f"--{flag}={export_dir!r}: SavedModel {path!r} {what}, not one taking "
+                          f"{sorted(inputs or [])}; is it the right kind of export?")
+    return signature
+
+
+def check_trailing_shape(tensor: tf.Tensor, expected: tuple, name: str, described: str) -> None:
+    """In a serving function: fails with a message naming the input unless `tensor.shape[1:] == expected`."""
+    tf.debugging.assert_equal(tf.shape(tensor)[1:], tf.constant(expected, tf.int32),
+                              message=f"{name} must have shape {described}")

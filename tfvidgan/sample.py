@@ -34,7 +34,7 @@ flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories
 def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, rows: int = 0) -> str:
     """Draws `num_samples` frames with the export's `sample` signature and writes a PNG grid."""
     import tensorflow as tf
-    sample = load_signature(export_dir, "sample")
+    sample = load_signature(export_dir, "sample", inputs={"num_samples", "seed"})
     frames = sample(num_samples=tf.constant(num_samples, tf.int32), seed=tf.constant(seed, tf.int32))["frames"]
     save_image_grid_png(frames.numpy(), output, rows=rows or None)
     return output

@@ -21,6 +21,7 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.loop import run_training
+from tfvidgan.training.strategy import is_chief
 
 FLAGS = flags.FLAGS
 
@@ -75,6 +76,8 @@ def main(argv):
 
     task = FramesGanTask(config)
     result = run_training(task, dataset_fn, run.strategy, run.loop)
+    if not is_chief(run.strategy):
+        return
     samples_path = os.path.join(FLAGS.model_dir, "samples", f"frames_{result.final_step}.png")
     save_image_grid_png(task.generator(task.sample_latents(), training=False).numpy(), samples_path)
     logging.info("Done at step %d; samples: %s; export: %s", result.final_step, samples_path,

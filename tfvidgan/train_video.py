@@ -20,6 +20,7 @@ from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.training.frames_task import read_frames_generator_description
 from tfvidgan.training.loop import run_training
+from tfvidgan.training.strategy import is_chief
 from tfvidgan.training.video_task import SMOOTHNESS_TARGETS, VideoGanConfig, VideoGanTask
 from tfvidgan.video_sampling import write_video_samples
 
@@ -100,6 +101,8 @@ def main(argv):
 
     task = VideoGanTask(config)
     result = run_training(task, dataset_fn, run.strategy, run.loop)
+    if not is_chief(run.strategy):
+        return
     clips, _ = task.sample(config.num_sample_videos, config.sample_length, config.noise_seed)
     written = write_video_samples(clips.numpy(), os.path.join(FLAGS.model_dir, "samples"),
                                   prefix=f"video_{result.final_step}")

@@ -25,10 +25,10 @@ def sample_videos(export_dir: str, num_samples: int, num_frames: int, seed: int,
     args = dict(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
                 seed=tf.constant(seed, tf.int32))
     if not frames_generator:
-        out = load_signature(export_dir, "sample", "export_dir")(**args)
+        out = load_signature(export_dir, "sample", "export_dir", inputs=set(args))(**args)
         return out["videos"].numpy(), out["latents"].numpy()
-    latents = load_signature(export_dir, "sample_latents", "export_dir")(**args)["latents"]
-    generate = load_signature(frames_generator, "generate", "frames_generator")
+    latents = load_signature(export_dir, "sample_latents", "export_dir", inputs=set(args))(**args)["latents"]
+    generate = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
     expected = generate.structured_input_signature[1]["z"].shape[-1]
     if expected != latents.shape[-1]:
         raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but the "

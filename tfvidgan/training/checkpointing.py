@@ -32,13 +32,11 @@ class CheckpointKeeper:
             directory, f".worker_{worker_index(strategy)}_scratch")
         self.checkpoint = tf.train.Checkpoint(**objects)
         self._manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir, max_to_keep=max_to_keep)
-        # Every worker restores the chief's files (shared storage), not its own scratch.
-        self._read_manager = self._manager if self._chief else tf.train.CheckpointManager(
-            tf.train.Checkpoint(**objects), directory, max_to_keep=max_to_keep)
 
     @property
     def latest(self) -> str | None:
-        """Path prefix of the latest complete checkpoint, or None."""
+        """Path prefix of the latest complete checkpoint in the chief's directory (every worker restores
+        from it: shared storage), or None."""
         return tf.train.latest_checkpoint(self._directory)
 
     def restore_latest(self) -> str | None:

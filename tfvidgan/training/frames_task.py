@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import latest_version_dir, write_archive
+from tfvidgan.export import check_trailing_shape, latest_version_dir, write_archive
 from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import adversarial, summaries
@@ -81,6 +81,10 @@ class FramesGanTask:
         return {"generator": self.generator, "discriminators": self.discriminators,
                 "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
 
+    def optimizers(self) -> list:
+        return [(self.g_optimizer, self.config.generator_optimizer),
+                (self.d_optimizer, self.config.discriminator_optimizer)]
+
     def sample_latents(self) -> tf.Tensor:
         """The fixed latents of the sample grids, `[num_sample_images, Z]`."""
         return tf.random.stateless_normal([self.config.num_sample_images, self.config.latent_dim],
@@ -101,6 +105,7 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     latent_dim = description["latent_dim"]
 
     def generate(z):
+        check_trailing_shape(z, (latent_dim,), "z", f"[batch, {latent_dim}] (latent size {latent_dim})")
         return {"frames": tf.cast(generator(z, training=False), tf.float32)}
 
     def sample(num_samples, seed):

@@ -10,6 +10,9 @@ A task implements (see ARCHITECTURE.md):
   train_step(batch, step)      replica context; returns a dict of tensors already divided by the global
                                batch / replica count so that their SUM over replicas is the global value.
   checkpoint_objects()         dict of trackables to checkpoint.
+  optimizers()                 [(optimizer, OptimizerConfig)]: after a restore the configured learning
+                               rates are re-applied (Keras checkpoints them, and a run resumed with a
+                               lower rate after a divergence must use it).
   write_samples(step)          chief only, with the summary writer active (image grids, GIFs, ...).
   export(directory)            writes a SavedModel into `directory`.
 """
@@ -37,6 +40,7 @@ class Task(Protocol):
     def build(self) -> None: ...
     def train_step(self, batch, step: tf.Tensor) -> dict: ...
     def checkpoint_objects(self) -> dict: ...
+    def optimizers(self) -> list: ...
     def write_samples(self, step: int) -> None: ...
     def export(self, directory: str) -> None: ...
 
@@ -130,6 +134,8 @@ def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Stra
     start_step = int(step_var.numpy())
     if restored:
         logging.info("Resumed from %s at step %d", restored, start_step)
+        for optimizer, optimizer_config in task.optimizers():  # the flags win over the checkpoint
+            optimizer.learning_rate = optimizer_config.learning_rate
 
     writer = (tf.summary.create_file_writer(config.summary_dir) if chief
               else tf.summary.create_noop_writer())

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import write_archive
+from tfvidgan.export import check_trailing_shape, write_archive
 from tfvidgan.models.reconstructor import (SCENE_OUTPUT_NAME, SENSED_INPUT_NAME, build_reconstruction_critic,
                                            build_reconstructor)
 from tfvidgan.training import adversarial, summaries
@@ -93,6 +93,12 @@ class ReconstructionTask:
             objects.update(critic=self.critic, critic_optimizer=self.critic_optimizer)
         return objects
 
+    def optimizers(self) -> list:
+        pairs = [(self.optimizer, self.config.optimizer)]
+        if self.critic is not None:
+            pairs.append((self.critic_optimizer, self.config.critic_optimizer))
+        return pairs
+
     def write_samples(self, step: int) -> None:
         if self.preview is None:
             return
@@ -112,11 +118,10 @@ def export_reconstructor(reconstructor, directory: str) -> None:
     """TF Serving SavedModel: `serving_default(sensed_image [B, H+T−1, W, 1] float32)
     → {"scene": [B, T, H, W, 1] float32 in [0, 1]}`; inputs of another shape are rejected."""
     sensed_shape = tuple(int(d) for d in reconstructor.inputs[0].shape[1:])
-    message = (f"{SENSED_INPUT_NAME} must have shape [batch, {sensed_shape[0]}, {sensed_shape[1]}, 1] "
-               f"(H + T - 1 rows, W columns) for this model")
+    described = f"[batch, {sensed_shape[0]}, {sensed_shape[1]}, 1] (H + T - 1 rows, W columns) for this model"
 
     def serve(sensed_image):
-        tf.debugging.assert_equal(tf.shape(sensed_image)[1:], tf.constant(sensed_shape), message=message)
+        check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
         return {SCENE_OUTPUT_NAME: reconstructor(sensed_image, training=False)}
 
     write_archive(directory, [reconstructor], {

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import write_archive
+from tfvidgan.export import check_trailing_shape, write_archive
 from tfvidgan.metrics.plotting import gif_bytes
 from tfvidgan.models.ensemble_discriminator import build_video_discriminators
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
@@ -144,6 +144,13 @@ class VideoGanTask:
             objects.update(frames_generator=self.frames_generator, f_optimizer=self.f_optimizer)
         return objects
 
+    def optimizers(self) -> list:
+        pairs = [(self.s_optimizer, self.config.sequence_optimizer),
+                 (self.d_optimizer, self.config.discriminator_optimizer)]
+        if self.config.finetune_frames_generator:
+            pairs.append((self.f_optimizer, self.config.frames_generator_optimizer))
+        return pairs
+
     def sample(self, num_samples: int, steps: int, seed: int):
         """(clips `[N, steps, H, W, C]`, latents `[N, steps, Z]`) for a fixed seed."""
         c = self.config
@@ -189,6 +196,9 @@ def export_video_generator(sequence_generator, frames_generator, description: di
         return sequence_generator(noise, training=False)
 
     def generate(noise, step_noise):
+        check_trailing_shape(noise, (noise_dim,), "noise", f"[batch, {noise_dim}]")
+        tf.debugging.assert_equal(tf.shape(step_noise)[2], step_noise_dim,
+                                  message=f"step_noise must have shape [batch, frames, {step_noise_dim}]")
         latents = sequence_generator({"noise": noise, "step_noise": step_noise}, training=False)
         return {"videos": render(frames_generator, latents), "latents": latents}
 
@@ -200,6 +210,8 @@ def export_video_generator(sequence_generator, frames_generator, description: di
         return {"latents": latents_for(num_samples, num_frames, seed)}
 
     def render_latents(latents):
+        tf.debugging.assert_equal(tf.shape(latents)[2], description["latent_dim"],
+                                  message=f"latents must have shape [batch, frames, {description['latent_dim']}]")
         return {"videos": render(frames_generator, latents)}
 
     scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
