@@ -51,6 +51,7 @@ DRIVER = textwrap.dedent("""
         return result
 
     train_frames.run_training = run_and_dump
+    train_frames.define_flags()
     app.run(train_frames.main)
 """)
 

@@ -136,6 +136,17 @@ def test_video_task_trains_on_the_exported_frames_generator(frames_run, tmp_path
         task, lambda c, s: tf.data.Dataset.from_tensor_slices(clips).repeat().batch(2, drop_remainder=True), STRATEGY,
         loop.LoopConfig(model_dir=str(tmp_path), train_steps=2, log_every=1, sample_every=2, checkpoint_every=2))
     assert result.final_step == 2 and result.last_metrics["g_regularizer"] > 0
+    tags = {}
+    for event_file in tf.io.gfile.glob(str(tmp_path / "summaries" / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for v in event.summary.value:
+                tags[v.tag] = v
+    # Animated GIFs in the image plugin's format ([width, height, gif bytes]) and frame strips.
+    gif = tags["samples/video_0"]
+    assert gif.metadata.plugin_data.plugin_name == "images"
+    width, height, data = tf.make_ndarray(gif.tensor)
+    assert (int(width), int(height)) == (32, 32) and data[:6] in (b"GIF87a", b"GIF89a")
+    assert "samples/strips" in tags and "per_discriminator/d_loss/001" in tags
     # The frames generator stayed frozen and equals the exported one.
     for a, b in zip(task.frames_generator.weights, frames_task.generator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -156,3 +167,22 @@ def test_temporal_smoothness_is_zero_for_constant_and_known_for_a_ramp():
     np.testing.assert_allclose(temporal_smoothness(constant).numpy(), [0, 0])
     ramp = tf.reshape(tf.range(2 * 5 * 3, dtype=tf.float32), [2, 5, 3])  # step of 3 in every entry
     np.testing.assert_allclose(temporal_smoothness(ramp).numpy(), [9.0, 9.0])
+
+
+def test_finetuning_trains_the_frames_generator_at_its_own_rate(frames_run, tmp_path):
+    from tfvidgan.training.optimizers import OptimizerConfig
+    model_dir, frames_task, _ = frames_run
+    config = VideoGanConfig(frames_generator=str(model_dir / "export"), clip_length=4, sample_length=4,
+                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
+                            discriminator_filters=2, num_sample_videos=1, finetune_frames_generator=True,
+                            frames_generator_optimizer=OptimizerConfig(learning_rate=1e-3))
+    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
+    task = VideoGanTask(config)
+    loop.run_training(task, lambda c, s: tf.data.Dataset.from_tensor_slices(clips).repeat().batch(
+        2, drop_remainder=True), STRATEGY, loop.LoopConfig(model_dir=str(tmp_path), train_steps=2, export=False))
+    changed = [not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(task.frames_generator.trainable_variables, frames_task.generator.trainable_variables)]
+    assert all(changed)
+    assert float(task.f_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+    assert float(task.s_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
+    assert "frames_generator" in task.checkpoint_objects()

@@ -25,22 +25,26 @@ from tfvidgan.training.strategy import is_chief
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("data", "", "Bouncing-balls TFRecords: a directory or a glob. Empty: generate a small "
-                    "dataset under <model_dir>/data (the embedded default).")
-flags.DEFINE_integer("image_size", 0, "Frame size (30, 32 or 64); 0 = the dataset's. Must match the dataset.")
-flags.DEFINE_integer("latent_dim", 100, "Size Z of the generator's latent (prior N(0, I)).")
-flags.DEFINE_integer("generator_filters", 64, "Filters of the generator's last hidden layer.")
-flags.DEFINE_enum("generator_normalization", "batch", ["batch", "sync_batch", "none"],
-                  "Generator normalization; sync_batch computes statistics over the global batch.")
-flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
-flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
-                  "Normalization inside each projected discriminator.")
-flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.")
-common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,
-                               log_every=50, sample_every=250, checkpoint_every=250)
-common_flags.define_optimizer_flags("generator", "frames generator")
-common_flags.define_optimizer_flags("discriminator", "discriminators")
-common_flags.define_adversarial_flags(num_discriminators=8)
+
+def define_flags() -> None:
+    """Defines this trainer's flags (only when run as a program, so importing this module never
+    defines flags twice)."""
+    flags.DEFINE_string("data", "", "Bouncing-balls TFRecords: a directory or a glob. Empty: generate a small "
+                        "dataset under <model_dir>/data (the embedded default).")
+    flags.DEFINE_integer("image_size", 0, "Frame size (30, 32 or 64); 0 = the dataset's. Must match the dataset.")
+    flags.DEFINE_integer("latent_dim", 100, "Size Z of the generator's latent (prior N(0, I)).")
+    flags.DEFINE_integer("generator_filters", 64, "Filters of the generator's last hidden layer.")
+    flags.DEFINE_enum("generator_normalization", "batch", ["batch", "sync_batch", "none"],
+                      "Generator normalization; sync_batch computes statistics over the global batch.")
+    flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
+    flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
+                      "Normalization inside each projected discriminator.")
+    flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.")
+    common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,
+                                   log_every=50, sample_every=250, checkpoint_every=250)
+    common_flags.define_optimizer_flags("generator", "frames generator")
+    common_flags.define_optimizer_flags("discriminator", "discriminators")
+    common_flags.define_adversarial_flags(num_discriminators=8)
 
 
 def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGanConfig:
@@ -85,4 +89,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -21,17 +21,21 @@ from tfvidgan.training.reconstruction_task import ReconstructionConfig, Reconstr
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("data", "", "CUP pairs (directory or glob, from data_tools.make_cup_pairs). Empty: "
-                    "simulate the embedded default under <model_dir>/data.")
-flags.DEFINE_integer("base_filters", 32, "Filters of the U-Net's first level (doubling per level).")
-flags.DEFINE_integer("depth", 3, "U-Net down/up-sampling levels.")
-flags.DEFINE_float("adversarial_weight", 0.0, "Weight of the adversarial loss (0 = MSE only).")
-flags.DEFINE_integer("critic_filters", 32, "Filters of the fully convolutional critic's first conv.")
-flags.DEFINE_enum("loss", "non_saturating", ["non_saturating", "hinge"], "Adversarial loss kind.")
-common_flags.define_loop_flags(model_dir="runs/cup_quickstart", train_steps=1000, batch_size=32,
-                               log_every=50, sample_every=250, checkpoint_every=250)
-common_flags.define_optimizer_flags("reconstructor", "reconstructor", learning_rate=1e-3)
-common_flags.define_optimizer_flags("critic", "adversarial critic")
+
+def define_flags() -> None:
+    """Defines this trainer's flags (only when run as a program, so importing this module never
+    defines flags twice)."""
+    flags.DEFINE_string("data", "", "CUP pairs (directory or glob, from data_tools.make_cup_pairs). Empty: "
+                        "simulate the embedded default under <model_dir>/data.")
+    flags.DEFINE_integer("base_filters", 32, "Filters of the U-Net's first level (doubling per level).")
+    flags.DEFINE_integer("depth", 3, "U-Net down/up-sampling levels.")
+    flags.DEFINE_float("adversarial_weight", 0.0, "Weight of the adversarial loss (0 = MSE only).")
+    flags.DEFINE_integer("critic_filters", 32, "Filters of the fully convolutional critic's first conv.")
+    flags.DEFINE_enum("loss", "non_saturating", ["non_saturating", "hinge"], "Adversarial loss kind.")
+    common_flags.define_loop_flags(model_dir="runs/cup_quickstart", train_steps=1000, batch_size=32,
+                                   log_every=50, sample_every=250, checkpoint_every=250)
+    common_flags.define_optimizer_flags("reconstructor", "reconstructor", learning_rate=1e-3)
+    common_flags.define_optimizer_flags("critic", "adversarial critic")
 
 
 def reconstruction_config(values, metadata) -> ReconstructionConfig:
@@ -68,4 +72,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -26,32 +26,36 @@ from tfvidgan.video_sampling import write_video_samples
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("frames_generator", None, "Export of the frames step (base directory or one version).")
-flags.DEFINE_string("data", "", "Bouncing-balls TFRecords (directory or glob). Empty: the embedded small "
-                    "dataset under <model_dir>/data.")
-flags.DEFINE_integer("clip_length", 16, "Frames per training clip (random offsets within each scene).")
-flags.DEFINE_integer("sample_length", 30, "Frames per sampled video (summaries, samples/).")
-flags.DEFINE_integer("noise_dim", 64, "Per-video noise size of the sequence generator.")
-flags.DEFINE_integer("step_noise_dim", 8, "Per-step noise size of the sequence generator.")
-flags.DEFINE_integer("hidden_units", 256, "Width of the sequence generator's MLP and RNN layers.")
-flags.DEFINE_integer("num_layers", 2, "Stacked RNN layers.")
-flags.DEFINE_enum("cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
-flags.DEFINE_bool("bidirectional", True, "Bidirectional RNN layers.")
-flags.DEFINE_enum("latent_constraint", "standardize", ["standardize", "tanh", "none"],
-                  "Keeps emitted latents in the FG prior's range: standardize for N(0, I).")
-flags.DEFINE_integer("discriminator_filters", 8, "Filters of each video discriminator's first Conv3D.")
-flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
-                  "Normalization inside each video discriminator.")
-flags.DEFINE_bool("finetune_frames_generator", False, "Also train the frames generator (own learning rate).")
-flags.DEFINE_float("frames_generator_lr", 2e-5, "Learning rate of the frames generator when fine-tuned.")
-flags.DEFINE_float("smoothness_weight", 0.0, "Weight of the temporal smoothness regulariser (0 = off).")
-flags.DEFINE_enum("smoothness_on", "latents", list(SMOOTHNESS_TARGETS), "Regularise latents or frames.")
-flags.DEFINE_integer("num_sample_videos", 4, "Videos in each sample summary.")
-common_flags.define_loop_flags(model_dir="runs/video_quickstart", train_steps=600, batch_size=16,
-                               log_every=25, sample_every=200, checkpoint_every=200)
-common_flags.define_optimizer_flags("sequence", "sequence generator")
-common_flags.define_optimizer_flags("discriminator", "video discriminators")
-common_flags.define_adversarial_flags(num_discriminators=16)
+
+def define_flags() -> None:
+    """Defines this trainer's flags (only when run as a program, so importing this module never
+    defines flags twice)."""
+    flags.DEFINE_string("frames_generator", None, "Export of the frames step (base directory or one version).")
+    flags.DEFINE_string("data", "", "Bouncing-balls TFRecords (directory or glob). Empty: the embedded small "
+                        "dataset under <model_dir>/data.")
+    flags.DEFINE_integer("clip_length", 16, "Frames per training clip (random offsets within each scene).")
+    flags.DEFINE_integer("sample_length", 30, "Frames per sampled video (summaries, samples/).")
+    flags.DEFINE_integer("noise_dim", 64, "Per-video noise size of the sequence generator.")
+    flags.DEFINE_integer("step_noise_dim", 8, "Per-step noise size of the sequence generator.")
+    flags.DEFINE_integer("hidden_units", 256, "Width of the sequence generator's MLP and RNN layers.")
+    flags.DEFINE_integer("num_layers", 2, "Stacked RNN layers.")
+    flags.DEFINE_enum("cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
+    flags.DEFINE_bool("bidirectional", True, "Bidirectional RNN layers.")
+    flags.DEFINE_enum("latent_constraint", "standardize", ["standardize", "tanh", "none"],
+                      "Keeps emitted latents in the FG prior's range: standardize for N(0, I).")
+    flags.DEFINE_integer("discriminator_filters", 8, "Filters of each video discriminator's first Conv3D.")
+    flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
+                      "Normalization inside each video discriminator.")
+    flags.DEFINE_bool("finetune_frames_generator", False, "Also train the frames generator (own learning rate).")
+    flags.DEFINE_float("frames_generator_lr", 2e-5, "Learning rate of the frames generator when fine-tuned.")
+    flags.DEFINE_float("smoothness_weight", 0.0, "Weight of the temporal smoothness regulariser (0 = off).")
+    flags.DEFINE_enum("smoothness_on", "latents", list(SMOOTHNESS_TARGETS), "Regularise latents or frames.")
+    flags.DEFINE_integer("num_sample_videos", 4, "Videos in each sample summary.")
+    common_flags.define_loop_flags(model_dir="runs/video_quickstart", train_steps=600, batch_size=16,
+                                   log_every=25, sample_every=200, checkpoint_every=200)
+    common_flags.define_optimizer_flags("sequence", "sequence generator")
+    common_flags.define_optimizer_flags("discriminator", "video discriminators")
+    common_flags.define_adversarial_flags(num_discriminators=16)
 
 
 def video_config(values, metadata) -> VideoGanConfig:
@@ -110,4 +114,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfvidgan.errors import ConfigError
+from tfvidgan.errors import ConfigError, TfvidganError
 from tfvidgan.export import check_trailing_shape, latest_version_dir, write_archive
 from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
 from tfvidgan.models.frames_generator import build_frames_generator
@@ -128,7 +128,10 @@ def read_frames_generator_description(path: str) -> tuple[str, dict]:
 
     `path` is an export base directory (newest version) or one version directory.
     """
-    directory = latest_version_dir(path)
+    try:
+        directory = latest_version_dir(path)
+    except TfvidganError as e:
+        raise ConfigError(f"--frames_generator={path!r} is not a frames-generator export: {e}") from e
     keras_path = os.path.join(directory, KERAS_GENERATOR_FILE)
     description_path = os.path.join(directory, DESCRIPTION_FILE)
     if not (os.path.exists(keras_path) and os.path.exists(description_path)):
