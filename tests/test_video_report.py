@@ -267,7 +267,9 @@ def test_cli_writes_the_report(setup):
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         if isinstance(value, float):
-            assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+            # The retrained encoder's features (hence Fréchet distances) move by up to ~0.5 %.
+            rel = 2e-2 if key.endswith("frechet_distance") else 1e-4
+            assert got[key] == pytest.approx(value, rel=rel, abs=1e-6), key
         else:
             assert got[key] == value, key
 

@@ -105,7 +105,10 @@ def load_signature(export_dir: str, name: str, flag: str = "export_dir", inputs:
     return signature
 
 
-def check_trailing_shape(tensor: tf.Tensor, expected: tuple, name: str, described: str) -> None:
-    """In a serving function: fails with a message naming the input unless `tensor.shape[1:] == expected`."""
-    tf.debugging.assert_equal(tf.shape(tensor)[1:], tf.constant(expected, tf.int32),
-                              message=f"{name} must have shape {described}")
+def check_trailing_shape(tensor: tf.Tensor, expected: tuple, name: str, described: str) -> tf.Tensor:
+    """In a serving function: `tensor`, checked to have `shape[1:] == expected` BEFORE anything uses it
+    (else the error names the input: "<name> must have shape <described>")."""
+    check = tf.debugging.assert_equal(tf.shape(tensor)[1:], tf.constant(expected, tf.int32),
+                                      message=f"{name} must have shape {described}")
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)

@@ -105,7 +105,7 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     latent_dim = description["latent_dim"]
 
     def generate(z):
-        check_trailing_shape(z, (latent_dim,), "z", f"[batch, {latent_dim}] (latent size {latent_dim})")
+        z = check_trailing_shape(z, (latent_dim,), "z", f"[batch, {latent_dim}] (latent size {latent_dim})")
         return {"frames": tf.cast(generator(z, training=False), tf.float32)}
 
     def sample(num_samples, seed):

@@ -121,7 +121,7 @@ def export_reconstructor(reconstructor, directory: str) -> None:
     described = f"[batch, {sensed_shape[0]}, {sensed_shape[1]}, 1] (H + T - 1 rows, W columns) for this model"
 
     def serve(sensed_image):
-        check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
+        sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
         return {SCENE_OUTPUT_NAME: reconstructor(sensed_image, training=False)}
 
     write_archive(directory, [reconstructor], {

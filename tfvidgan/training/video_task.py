@@ -196,9 +196,11 @@ def export_video_generator(sequence_generator, frames_generator, description: di
         return sequence_generator(noise, training=False)
 
     def generate(noise, step_noise):
-        check_trailing_shape(noise, (noise_dim,), "noise", f"[batch, {noise_dim}]")
-        tf.debugging.assert_equal(tf.shape(step_noise)[2], step_noise_dim,
-                                  message=f"step_noise must have shape [batch, frames, {step_noise_dim}]")
+        noise = check_trailing_shape(noise, (noise_dim,), "noise", f"[batch, {noise_dim}]")
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.shape(step_noise)[2], step_noise_dim,
+                message=f"step_noise must have shape [batch, frames, {step_noise_dim}]")]):
+            step_noise = tf.identity(step_noise)
         latents = sequence_generator({"noise": noise, "step_noise": step_noise}, training=False)
         return {"videos": render(frames_generator, latents), "latents": latents}
 
@@ -210,8 +212,10 @@ def export_video_generator(sequence_generator, frames_generator, description: di
         return {"latents": latents_for(num_samples, num_frames, seed)}
 
     def render_latents(latents):
-        tf.debugging.assert_equal(tf.shape(latents)[2], description["latent_dim"],
-                                  message=f"latents must have shape [batch, frames, {description['latent_dim']}]")
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.shape(latents)[2], description["latent_dim"],
+                message=f"latents must have shape [batch, frames, {description['latent_dim']}]")]):
+            latents = tf.identity(latents)
         return {"videos": render(frames_generator, latents)}
 
     scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
