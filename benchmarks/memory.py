@@ -14,7 +14,6 @@ generated once in a temp dir; its size does not matter for a few steps. Prints o
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -25,6 +24,8 @@ import tempfile
 import time
 
 from absl import app, flags
+
+from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,12 +103,7 @@ def run(configs: list[str], train_steps: int, num_scenes: int, timeout: float) -
 def main(argv) -> None:
     del argv
     report = run(FLAGS.configs, 2 if FLAGS.quick else FLAGS.train_steps, FLAGS.num_scenes, FLAGS.timeout)
-    text = json.dumps(report, indent=2)
-    print(text)
-    sys.stdout.flush()
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
+    emit(report, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,14 @@ Prints one JSON object (and writes it with `--output`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 from absl import app, flags
+
+from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -271,12 +271,7 @@ def main(argv) -> None:
     config = BenchmarkConfig(data=FLAGS.data, num_scenes=1000 if FLAGS.quick else FLAGS.num_scenes,
                              frames_config=FLAGS.frames_config, video_config=FLAGS.video_config,
                              seconds=2.0 if FLAGS.quick else FLAGS.seconds, rounds=2 if FLAGS.quick else FLAGS.rounds)
-    text = json.dumps(run(config), indent=2)
-    print(text)
-    sys.stdout.flush()
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
+    emit(run(config), FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ writes) a JSON report including ``gap_tv_over_network``: how many times slower G
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -21,6 +20,8 @@ import time
 
 import numpy as np
 from absl import app, flags
+
+from tfvidgan.json_report import emit
 
 flags.DEFINE_integer("size", 32, "Frame side H = W (synthetic scenes).")
 flags.DEFINE_integer("num_frames", 8, "T (synthetic scenes).")
@@ -125,11 +126,7 @@ def main(argv):
             "platform": platform.platform(),
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
+    emit(report, FLAGS.output)
 
 
 if __name__ == "__main__":

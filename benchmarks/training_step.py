@@ -32,14 +32,14 @@ run in alternating rounds so that load from other processes hits them alike. Pri
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import platform
-import sys
 import time
 
 from absl import app, flags
+
+from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer timed steps (1 round of 3) for a fast smoke run.")
@@ -328,12 +328,7 @@ def main(argv) -> None:
         rounds=1 if FLAGS.quick else FLAGS.rounds, steps_per_round=3 if FLAGS.quick else FLAGS.steps_per_round,
         warmup=FLAGS.warmup, matmul_size=FLAGS.matmul_size, eager_loop=FLAGS.eager_loop,
         include_xla=FLAGS.include_xla)
-    text = json.dumps(run(config), indent=2)
-    print(text)
-    sys.stdout.flush()
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
+    emit(run(config), FLAGS.output)
 
 
 if __name__ == "__main__":

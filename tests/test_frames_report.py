@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
 
 from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset

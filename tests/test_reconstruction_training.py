@@ -1,8 +1,5 @@
 """The CUP reconstructor trained by the shared loop: it learns, and its TF Serving export works."""
-import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -68,7 +65,7 @@ def test_serving_export_has_named_io_and_works_with_saved_model_cli(trained, tmp
                           capture_output=True, text=True, timeout=300)
     assert show.returncode == 0, show.stderr[-2000:]
     assert "signature_def['serving_default']" in show.stdout
-    assert f"inputs['sensed_image'] tensor_info:" in show.stdout
+    assert "inputs['sensed_image'] tensor_info:" in show.stdout
     assert f"shape: (-1, {H + T - 1}, {W}, 1)" in show.stdout
     assert "outputs['scene'] tensor_info:" in show.stdout
     _, sensed, _ = _pairs(2, seed=3)

@@ -7,7 +7,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from tfvidgan.models.frames_generator import build_frames_generator

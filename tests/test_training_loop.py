@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfvidgan.errors import TrainingDivergedError
 from tfvidgan.training import loop
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
-from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask, render, temporal_smoothness
+from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask, temporal_smoothness
 
 CONFIG = FramesGanConfig(image_size=32, channels=1, latent_dim=6, generator_filters=8, num_discriminators=3,
                          discriminator_filters=4, num_sample_images=4)

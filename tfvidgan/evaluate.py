@@ -7,13 +7,10 @@ r"""Evaluation reports, printed as JSON (and written to --output).
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-
 from absl import app, flags
 
 from tfvidgan.errors import ConfigError
+from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
 MODES = ("frames", "video", "reconstruction")
@@ -32,16 +29,6 @@ flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot
 flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
 flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
 flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def main(argv):
@@ -72,12 +59,7 @@ def main(argv):
         report = evaluate_reconstruction(ReconstructionEvalConfig(
             export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
             gap_tv_iterations=FLAGS.gap_tv_iterations, tv_weight=FLAGS.gap_tv_weight, picture=FLAGS.picture))
-    text = json.dumps(_json_safe(report), indent=2, default=float)
-    print(text)
-    if FLAGS.output:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
+    emit(report, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Only TensorFlow is needed to run the SavedModels themselves; this tool adds the 
 """
 from __future__ import annotations
 
-import os
 
 from absl import app, flags, logging
 
