@@ -210,8 +210,10 @@ def test_frames_generator_swap_changes_videos_not_latents(setup):
     generator, _ = load_frames_generator(other)
     direct = generator(latents.reshape(-1, LATENT).astype(np.float32), training=False).numpy()
     np.testing.assert_allclose(swap_clips.reshape(direct.shape), direct, atol=1e-5)
-    # Both FGs are barely trained, so their frames are faint; still far apart compared with float noise.
-    assert np.abs(swap_clips - own_clips).max() > 100 * 1e-5
+    # Both FGs are barely trained, so their frames are faint (|x| ~ 1e-3): compare the difference with the
+    # frames' own magnitude (float noise would be ~1e-7 of it), not with a fixed threshold.
+    scale = max(np.abs(own_clips).max(), np.abs(swap_clips).max())
+    assert np.abs(swap_clips - own_clips).max() > 0.1 * scale
 
 
 def test_swapping_in_a_frames_generator_of_another_latent_size_is_a_config_error(setup):
