@@ -8,13 +8,17 @@ Only TensorFlow is needed to run the SavedModels themselves; this tool adds the 
 """
 from __future__ import annotations
 
+import json
+import os
 
+
+import numpy as np
 from absl import app, flags, logging
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_signature
 from tfvidgan.metrics.plotting import save_image_grid_png
-from tfvidgan.video_sampling import sample_videos_cli
+from tfvidgan.video_sampling import sample_videos, write_video_samples
 
 FLAGS = flags.FLAGS
 MODES = ("frames", "video")
@@ -39,6 +43,21 @@ def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, row
     return output
 
 
+def sample_videos_to_dir(export_dir: str, num_samples: int, num_frames: int, seed: int, frames_generator: str,
+                         output_dir: str) -> list[str]:
+    """video mode: GIFs and PNG strips per video, `latents.npy` and a `samples.json` listing in `output_dir`."""
+    if num_frames < 1:
+        raise ConfigError(f"--num_frames must be >= 1, got {num_frames}")
+    videos, latents = sample_videos(export_dir, num_samples, num_frames, seed, frames_generator)
+    written = write_video_samples(videos, output_dir)
+    np.save(os.path.join(output_dir, "latents.npy"), latents)
+    with open(os.path.join(output_dir, "samples.json"), "w") as f:
+        json.dump({"export_dir": export_dir, "frames_generator": frames_generator or None,
+                   "num_samples": num_samples, "num_frames": num_frames, "seed": seed,
+                   "files": [os.path.basename(p) for p in written]}, f, indent=2)
+    return written
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in MODES:
         raise ConfigError(f"usage: python -m tfvidgan.sample {{{'|'.join(MODES)}}} --export_dir=... "
@@ -51,7 +70,8 @@ def main(argv):
         path = sample_frames(FLAGS.export_dir, FLAGS.num_samples, FLAGS.seed, FLAGS.output, FLAGS.rows)
         logging.info("Wrote %s", path)
     else:
-        written = sample_videos_cli(FLAGS)
+        written = sample_videos_to_dir(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed,
+                                       FLAGS.frames_generator, FLAGS.output_dir)
         logging.info("Wrote %d files to %s", len(written), FLAGS.output_dir)
 
 

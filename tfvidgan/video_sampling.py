@@ -6,7 +6,6 @@ FG's `generate` signature; both exports are plain SavedModels.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -49,19 +48,4 @@ def write_video_samples(videos: np.ndarray, output_dir: str, prefix: str = "vide
         save_gif(video, gif, fps=fps, scale=scale)
         save_strip_png(video, strip, scale=scale)
         written += [gif, strip]
-    return written
-
-
-def sample_videos_cli(values) -> list[str]:
-    """`python -m tfvidgan.sample video ...`: writes GIFs and strips to --output_dir."""
-    if values.num_frames < 1:
-        raise ConfigError(f"--num_frames must be >= 1, got {values.num_frames}")
-    videos, latents = sample_videos(values.export_dir, values.num_samples, values.num_frames, values.seed,
-                                    values.frames_generator)
-    written = write_video_samples(videos, values.output_dir)
-    np.save(os.path.join(values.output_dir, "latents.npy"), latents)
-    with open(os.path.join(values.output_dir, "samples.json"), "w") as f:
-        json.dump({"export_dir": values.export_dir, "frames_generator": values.frames_generator or None,
-                   "num_samples": values.num_samples, "num_frames": values.num_frames, "seed": values.seed,
-                   "files": [os.path.basename(p) for p in written]}, f, indent=2)
     return written
