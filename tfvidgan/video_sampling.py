@@ -7,6 +7,7 @@ FG's `generate` signature; both exports are plain SavedModels.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +15,64 @@ import tensorflow as tf
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_signature
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
+from tfvidgan.training.frames_task import read_frames_generator_description
+
+RENDER_CHUNK = 64  # clips per rendering call (bounds memory)
+
+
+def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
+                  batch: int = RENDER_CHUNK) -> tuple[Callable[[np.ndarray], np.ndarray], tuple]:
+    """A function rendering latent trajectories into clips, and the `(H, W, C)` of its frames.
+
+    Without `frames_generator` the video export's own `render` signature is used; with it, the frames
+    export's `generate` signature renders every step (the FG swap). Clip b is made only from latents[b].
+
+    Args:
+      export_dir: video export (`--export_dir`).
+      frames_generator: optional frames export (`--frames_generator`); its latent size must be
+        `latent_dim` (if given), else a ConfigError naming the flag is raised.
+      latent_dim: Z of the trajectories to render.
+      batch: clips per signature call (bounds memory).
+
+    Returns:
+      `(render, (H, W, C))` where `render(latents [N, T, Z] float) -> [N, T, H, W, C] float32 in [-1, 1]`.
+    """
+    if not frames_generator:
+        signature = load_signature(export_dir, "render", "export_dir")
+        frame_shape = tuple(signature.structured_outputs["videos"].shape[2:])
+
+        def render_chunk(latents):
+            return signature(latents=tf.constant(latents, tf.float32))["videos"].numpy()
+    else:
+        read_frames_generator_description(frames_generator)  # a ConfigError naming the flag if not one
+        signature = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
+        expected = signature.structured_input_signature[1]["z"].shape[-1]
+        if latent_dim is not None and expected != latent_dim:
+            raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but "
+                              f"the sequence model of --export_dir={export_dir!r} emits {latent_dim}; swap only "
+                              f"FGs of the same latent size")
+        frame_shape = tuple(signature.structured_outputs["frames"].shape[1:])
+
+        def render_chunk(latents):
+            n, t, z = latents.shape
+            frames = signature(z=tf.constant(latents.reshape(n * t, z), tf.float32))["frames"].numpy()
+            return frames.reshape(n, t, *frames.shape[1:])
+
+    def render(latents) -> np.ndarray:
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 3 or (latent_dim is not None and latents.shape[-1] != latent_dim):
+            raise ConfigError(f"latents must have shape [N, T, {latent_dim or 'Z'}], got {latents.shape}")
+        return np.concatenate([render_chunk(latents[i:i + batch]) for i in range(0, len(latents), batch)])
+
+    return render, frame_shape
+
+
+def sample_latents(export_dir: str, num_samples: int, num_frames: int, seed: int) -> np.ndarray:
+    """Latent trajectories `[N, T, Z]` from a video export's `sample_latents` signature (seeded)."""
+    args = dict(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
+                seed=tf.constant(seed, tf.int32))
+    return load_signature(export_dir, "sample_latents", "export_dir", inputs=set(args))(**args)["latents"].numpy()
+
 
 def sample_videos(export_dir: str, num_samples: int, num_frames: int, seed: int,
                   frames_generator: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -21,20 +80,9 @@ def sample_videos(export_dir: str, num_samples: int, num_frames: int, seed: int,
 
     With `frames_generator` (a frames export of the same latent size), the latents are rendered by it.
     """
-    args = dict(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
-                seed=tf.constant(seed, tf.int32))
-    if not frames_generator:
-        out = load_signature(export_dir, "sample", "export_dir", inputs=set(args))(**args)
-        return out["videos"].numpy(), out["latents"].numpy()
-    latents = load_signature(export_dir, "sample_latents", "export_dir", inputs=set(args))(**args)["latents"]
-    generate = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
-    expected = generate.structured_input_signature[1]["z"].shape[-1]
-    if expected != latents.shape[-1]:
-        raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but the "
-                          f"sequence model emits {latents.shape[-1]}; swap only FGs of the same latent size")
-    frames = generate(z=tf.reshape(latents, [-1, latents.shape[-1]]))["frames"]
-    videos = tf.reshape(frames, [num_samples, num_frames, *frames.shape[1:]])
-    return videos.numpy(), latents.numpy()
+    latents = sample_latents(export_dir, num_samples, num_frames, seed)
+    render, _ = load_renderer(export_dir, frames_generator or "", latent_dim=latents.shape[-1])
+    return render(latents), latents
 
 
 def write_video_samples(videos: np.ndarray, output_dir: str, prefix: str = "video", fps: float = 8.0,

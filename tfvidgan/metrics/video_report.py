@@ -41,27 +41,26 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import latest_version_dir, load_signature
+from tfvidgan.export import latest_version_dir
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
-from tfvidgan.training.frames_task import read_frames_generator_description
+from tfvidgan.video_sampling import load_renderer, sample_latents
 
 __all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
            "ISOMAP_TRAJECTORIES", "ROWS"]
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
-_RENDER_CHUNK = 64  # clips per rendering call
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
 _VIDEO_DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
@@ -146,60 +145,6 @@ def _check_frame_shape(flag: str, path: str, shape, metadata: DatasetMetadata, d
                           f"the size the model was trained on")
 
 
-def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
-                  batch: int = _RENDER_CHUNK) -> tuple[Callable[[np.ndarray], np.ndarray], tuple]:
-    """A function rendering latent trajectories into clips, and the `(H, W, C)` of its frames.
-
-    Without `frames_generator` the video export's own `render` signature is used; with it, the frames
-    export's `generate` signature renders every step (the FG swap). Clip b is made only from latents[b].
-
-    Args:
-      export_dir: video export (`--export_dir`).
-      frames_generator: optional frames export (`--frames_generator`); its latent size must be
-        `latent_dim` (if given), else a ConfigError naming the flag is raised.
-      latent_dim: Z of the trajectories to render.
-      batch: clips per signature call (bounds memory).
-
-    Returns:
-      `(render, (H, W, C))` where `render(latents [N, T, Z] float) -> [N, T, H, W, C] float32 in [-1, 1]`.
-    """
-    if not frames_generator:
-        signature = load_signature(export_dir, "render", "export_dir")
-        frame_shape = tuple(signature.structured_outputs["videos"].shape[2:])
-
-        def render_chunk(latents):
-            return signature(latents=tf.constant(latents, tf.float32))["videos"].numpy()
-    else:
-        read_frames_generator_description(frames_generator)  # a ConfigError naming the flag if not one
-        signature = load_signature(frames_generator, "generate", "frames_generator")
-        expected = signature.structured_input_signature[1]["z"].shape[-1]
-        if latent_dim is not None and expected != latent_dim:
-            raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but "
-                              f"the sequence model of --export_dir={export_dir!r} emits {latent_dim}; swap only "
-                              f"FGs of the same latent size")
-        frame_shape = tuple(signature.structured_outputs["frames"].shape[1:])
-
-        def render_chunk(latents):
-            n, t, z = latents.shape
-            frames = signature(z=tf.constant(latents.reshape(n * t, z), tf.float32))["frames"].numpy()
-            return frames.reshape(n, t, *frames.shape[1:])
-
-    def render(latents) -> np.ndarray:
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.ndim != 3 or (latent_dim is not None and latents.shape[-1] != latent_dim):
-            raise ConfigError(f"latents must have shape [N, T, {latent_dim or 'Z'}], got {latents.shape}")
-        return np.concatenate([render_chunk(latents[i:i + batch]) for i in range(0, len(latents), batch)])
-
-    return render, frame_shape
-
-
-def _sample_latents(export_dir: str, num_samples: int, num_frames: int, seed: int) -> np.ndarray:
-    signature = load_signature(export_dir, "sample_latents", "export_dir")
-    out = signature(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
-                    seed=tf.constant(seed, tf.int32))
-    return out["latents"].numpy()
-
-
 def _check_data(config: VideoEvalConfig, metadata: DatasetMetadata) -> None:
     if config.num_frames > metadata.num_frames:
         raise ConfigError(f"--num_frames={config.num_frames} exceeds the {metadata.num_frames} frames per scene "
@@ -252,7 +197,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
 
     n, t = config.num_samples, config.num_frames
     # Latent trajectories: generated, straight lines between their ends, independent draws.
-    generated = _sample_latents(config.export_dir, n, t, config.seed).astype(np.float64)
+    generated = sample_latents(config.export_dir, n, t, config.seed).astype(np.float64)
     interpolation = linear_interpolation(generated)
     independent = tf.random.stateless_normal([n, t, latent_dim], seed=[config.seed, _INDEPENDENT_STREAM],
                                              dtype=tf.float32).numpy().astype(np.float64)
