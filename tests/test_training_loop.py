@@ -87,11 +87,12 @@ def test_export_is_usable_without_tfvidgan(frames_run):
     assert info["same_seed_same"]
     assert info["generate_matches"] < 1e-5
     assert info["inputs"] == ["z"]
-    # And it is the trained generator: same outputs as the in-memory model for the same z.
+    # And it is the trained generator's EMA (what users sample): same outputs as the in-memory shadow.
     loaded = tf.saved_model.load(str(model_dir / "export" / "4"))
     z = task.sample_latents()
     np.testing.assert_allclose(loaded.signatures["generate"](z=z)["frames"].numpy(),
-                               task.generator(z, training=False).numpy(), atol=1e-5)
+                               task.sampling_generator(z, training=False).numpy(), atol=1e-5)
+    assert task.sampling_generator is task.ema.shadow
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
@@ -147,8 +148,8 @@ def test_video_task_trains_on_the_exported_frames_generator(frames_run, tmp_path
     width, height, data = tf.make_ndarray(gif.tensor)
     assert (int(width), int(height)) == (32, 32) and data[:6] in (b"GIF87a", b"GIF89a")
     assert "samples/strips" in tags and "per_discriminator/d_loss/001" in tags
-    # The frames generator stayed frozen and equals the exported one.
-    for a, b in zip(task.frames_generator.weights, frames_task.generator.weights):
+    # The frames generator stayed frozen and equals the exported one (the EMA weights).
+    for a, b in zip(task.frames_generator.weights, frames_task.sampling_generator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     loaded = tf.saved_model.load(result.export_path)
     out = loaded.signatures["sample"](num_samples=tf.constant(3), num_frames=tf.constant(12),
@@ -158,7 +159,7 @@ def test_video_task_trains_on_the_exported_frames_generator(frames_run, tmp_path
     np.testing.assert_allclose(latents.mean(-1), 0, atol=1e-4)  # standardised: in the prior's typical set
     np.testing.assert_allclose(latents.std(-1), 1, atol=1e-3)
     # Rendering is per sample: frame (b, t) is the FG applied to latents[b, t].
-    direct = frames_task.generator(latents[1, 5][None], training=False).numpy()[0]
+    direct = frames_task.sampling_generator(latents[1, 5][None], training=False).numpy()[0]
     np.testing.assert_allclose(out["videos"].numpy()[1, 5], direct, atol=1e-5)
 
 

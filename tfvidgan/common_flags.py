@@ -29,6 +29,9 @@ def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_
     flags.DEFINE_integer("log_every", log_every, "Write scalar summaries every N steps.")
     flags.DEFINE_integer("sample_every", sample_every, "Write sample images/videos every N steps.")
     flags.DEFINE_integer("checkpoint_every", checkpoint_every, "Save a checkpoint every N steps.")
+    flags.DEFINE_integer("eval_every", 0, "Every N steps (and at the end), measure sample quality on a fixed-seed "
+                         "sample against held-out real data: TensorBoard eval/* and <model_dir>/metrics.jsonl. "
+                         "0 = off.")
     flags.DEFINE_integer("max_checkpoints", 3, "How many recent checkpoints to keep.")
     flags.DEFINE_enum("strategy", "auto", list(STRATEGY_KINDS),
                       "tf.distribute strategy: auto = MultiWorkerMirrored if TF_CONFIG names a cluster, "
@@ -78,7 +81,7 @@ def loop_config(values, *, export: bool = True) -> LoopConfig:
     """`LoopConfig` from parsed flag values (`values` = `flags.FLAGS`)."""
     return LoopConfig(model_dir=values.model_dir, train_steps=values.train_steps, log_every=values.log_every,
                       sample_every=values.sample_every, checkpoint_every=values.checkpoint_every,
-                      max_checkpoints=values.max_checkpoints, export=export,
+                      eval_every=values.eval_every, max_checkpoints=values.max_checkpoints, export=export,
                       jit_compile=values.jit_compile, mixed_precision=values.mixed_precision,
                       flags=run_flags(values))
 

@@ -40,6 +40,8 @@ def define_flags() -> None:
     flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
                       "Normalization inside each projected discriminator.")
     flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.")
+    flags.DEFINE_float("ema_beta", FramesGanConfig.ema_beta, "Decay of the exponential moving average of the "
+                       "generator's weights (used by samples, summaries and the export); 0 disables it.")
     common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,
                                    log_every=50, sample_every=250, checkpoint_every=250)
     common_flags.define_optimizer_flags("generator", "frames generator")
@@ -58,7 +60,7 @@ def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGan
         num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
         discriminator_normalization=values.discriminator_normalization,
         projection_seed=values.projection_seed, noise_seed=values.noise_seed,
-        num_sample_images=values.num_sample_images,
+        num_sample_images=values.num_sample_images, ema_beta=values.ema_beta,
         adversarial=common_flags.adversarial_config(values),
         generator_optimizer=common_flags.optimizer_config(values, "generator"),
         discriminator_optimizer=common_flags.optimizer_config(values, "discriminator"))
@@ -83,7 +85,7 @@ def main(argv):
     if not is_chief(run.strategy):
         return
     samples_path = os.path.join(FLAGS.model_dir, "samples", f"frames_{result.final_step}.png")
-    save_image_grid_png(task.generator(task.sample_latents(), training=False).numpy(), samples_path)
+    save_image_grid_png(task.sampling_generator(task.sample_latents(), training=False).numpy(), samples_path)
     logging.info("Done at step %d; samples: %s; export: %s", result.final_step, samples_path,
                  result.export_path)
 

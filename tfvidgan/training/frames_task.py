@@ -13,11 +13,14 @@ from tfvidgan.export import check_trailing_shape, latest_version_dir, write_arch
 from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.ema import WeightAverage
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 # Inside an export, beside saved_model.pb: the Keras generator (for fine-tuning) and its description.
 KERAS_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator.keras")
+# The raw (non-averaged) generator, written when the export's main generator is the EMA one.
+KERAS_RAW_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator_raw.keras")
 DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
 _SAMPLE_SEED_STREAM = 987_654
 
@@ -36,6 +39,8 @@ class FramesGanConfig:
     projection_seed: int = 0
     noise_seed: int = 0
     num_sample_images: int = 64
+    # EMA of the generator's weights (β per step; 0 = off): used by samples, summaries and the export.
+    ema_beta: float = 0.999
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
     generator_optimizer: OptimizerConfig = OptimizerConfig()
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
@@ -62,6 +67,7 @@ class FramesGanTask:
             (c.image_size, c.image_size, c.channels), c.num_discriminators,
             base_filters=c.discriminator_filters, seed=c.projection_seed,
             normalization=c.discriminator_normalization)
+        self.ema = WeightAverage(self.generator, c.ema_beta) if c.ema_beta > 0 else None
         self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
@@ -72,14 +78,25 @@ class FramesGanTask:
             z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
             return self.generator(z, training=True), 0.0
 
-        return adversarial.train_step(
+        out = adversarial.train_step(
             real=real, generate=generate, discriminator=self.discriminators, d_optimizer=self.d_optimizer,
             generator_updates=[(self.g_optimizer, self.generator.trainable_variables)],
             config=self.config.adversarial)
+        if self.ema is not None:
+            self.ema.update(step)
+        return out
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator used for samples, summaries and the export: the EMA one when EMA is on."""
+        return self.ema.shadow if self.ema is not None else self.generator
 
     def checkpoint_objects(self) -> dict:
-        return {"generator": self.generator, "discriminators": self.discriminators,
-                "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+        objects = {"generator": self.generator, "discriminators": self.discriminators,
+                   "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+        if self.ema is not None:
+            objects["generator_ema"] = self.ema.shadow
+        return objects
 
     def optimizers(self) -> list:
         return [(self.g_optimizer, self.config.generator_optimizer),
@@ -91,17 +108,26 @@ class FramesGanTask:
                                           seed=[self.config.noise_seed, _SAMPLE_SEED_STREAM])
 
     def write_samples(self, step: int) -> None:
-        frames = self.generator(self.sample_latents(), training=False)
+        frames = self.sampling_generator(self.sample_latents(), training=False)
         summaries.write_image_grid("samples/frames", frames.numpy(), step)
+        if self.ema is not None:
+            raw = self.generator(self.sample_latents(), training=False)
+            summaries.write_image_grid("samples/frames_raw_weights", raw.numpy(), step)
 
     def export(self, directory: str) -> None:
-        export_frames_generator(self.generator, describe(self.config), directory)
+        export_frames_generator(self.sampling_generator, describe(self.config), directory,
+                                raw_generator=self.generator if self.ema is not None else None)
 
 
-def export_frames_generator(generator: keras.Model, description: dict, directory: str) -> None:
+def export_frames_generator(generator: keras.Model, description: dict, directory: str,
+                            raw_generator: keras.Model | None = None) -> None:
     """SavedModel with signatures `generate(z [N, Z] float32) → {"frames": [N, H, W, C] in [-1, 1]}`
     (also `serving_default`) and `sample(num_samples int32, seed int32) → {"frames", "z"}` drawing
-    z ~ N(0, I); plus the Keras model and a JSON description under `assets.extra/`."""
+    z ~ N(0, I); plus the Keras model and a JSON description under `assets.extra/`.
+
+    `generator` is what users sample (the EMA generator when EMA is on); `raw_generator`, if given, is
+    the non-averaged one, saved as `assets.extra/frames_generator_raw.keras` for side-by-side evaluation.
+    """
     latent_dim = description["latent_dim"]
 
     def generate(z):
@@ -119,6 +145,9 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     })
     os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
     generator.save(os.path.join(directory, KERAS_GENERATOR_FILE))
+    description = dict(description, weights="ema" if raw_generator is not None else "raw")
+    if raw_generator is not None:
+        raw_generator.save(os.path.join(directory, KERAS_RAW_GENERATOR_FILE))
     with open(os.path.join(directory, DESCRIPTION_FILE), "w") as f:
         json.dump(description, f, indent=2)
 
@@ -145,10 +174,18 @@ def read_frames_generator_description(path: str) -> tuple[str, dict]:
     return directory, description
 
 
-def load_frames_generator(path: str) -> tuple[keras.Model, dict]:
+def load_frames_generator(path: str, weights: str = "default") -> tuple[keras.Model, dict]:
     """Loads a frames generator written by `export_frames_generator`: `(Keras model, description)`.
 
-    The model maps `[N, Z]` → `[N, H, W, C]` in [-1, 1].
+    The model maps `[N, Z]` → `[N, H, W, C]` in [-1, 1]. `weights`: "default" (what the export samples
+    with: the EMA weights when the run used EMA) or "raw" (the non-averaged weights; for an export
+    without EMA, the same model). `description["weights"]` says which one was loaded ("ema" | "raw").
     """
     directory, description = read_frames_generator_description(path)
-    return keras.models.load_model(os.path.join(directory, KERAS_GENERATOR_FILE), compile=False), description
+    if weights not in ("default", "raw"):
+        raise ConfigError(f"load_frames_generator: weights must be 'default' or 'raw', got {weights!r}")
+    description.setdefault("weights", "raw")
+    file = KERAS_GENERATOR_FILE
+    if weights == "raw" and os.path.exists(os.path.join(directory, KERAS_RAW_GENERATOR_FILE)):
+        file, description = KERAS_RAW_GENERATOR_FILE, dict(description, weights="raw")
+    return keras.models.load_model(os.path.join(directory, file), compile=False), description

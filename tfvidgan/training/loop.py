@@ -15,10 +15,15 @@ A task implements (see ARCHITECTURE.md):
                                lower rate after a divergence must use it).
   write_samples(step)          chief only, with the summary writer active (image grids, GIFs, ...).
   export(directory)            writes a SavedModel into `directory`.
+  evaluate(step) (optional)    chief only, host side: quality metrics `{name: float}` of the current
+                               model (e.g. ball physics and a Fréchet distance on a fixed-seed sample);
+                               called every `eval_every` steps, written to TensorBoard under `eval/` and
+                               appended as one JSON line to `<model_dir>/metrics.jsonl`.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -64,6 +69,7 @@ class LoopConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
+    eval_every: int = 0
     max_checkpoints: int = 3
     export: bool = True
     jit_compile: bool = False
@@ -74,6 +80,8 @@ class LoopConfig:
         for name in ("train_steps", "log_every", "sample_every", "checkpoint_every", "max_checkpoints"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise ConfigError(f"--eval_every must be >= 0 (0 = off), got {self.eval_every}")
 
     @property
     def checkpoint_dir(self) -> str:
@@ -86,6 +94,10 @@ class LoopConfig:
     @property
     def export_dir(self) -> str:
         return os.path.join(self.model_dir, "export")
+
+    @property
+    def metrics_file(self) -> str:
+        return os.path.join(self.model_dir, "metrics.jsonl")
 
 
 @dataclasses.dataclass
@@ -108,6 +120,23 @@ def _check_finite(values: dict, step: int, keeper: CheckpointKeeper) -> None:
             raise TrainingDivergedError(
                 f"loss {name!r} became {value} at step {step}; stopping. The last good checkpoint "
                 f"is kept: {keeper.latest or 'none yet'}. Lower the learning rate or check the data.")
+
+
+def _run_evaluation(task, step: int, config: LoopConfig, writer) -> dict:
+    """Calls `task.evaluate(step)`, writes `eval/<name>` scalars and appends a line to metrics.jsonl."""
+    t0 = time.perf_counter()
+    values = {k: float(v) for k, v in task.evaluate(step).items()}
+    seconds = time.perf_counter() - t0
+    with writer.as_default():
+        for name, value in values.items():
+            tf.summary.scalar(f"eval/{name}", value, step=step)
+        tf.summary.scalar("eval/seconds", seconds, step=step)
+    record = {"step": step, "time": time.time(), "eval_seconds": round(seconds, 3), **values}
+    with open(config.metrics_file, "a") as f:
+        f.write(json.dumps(record, allow_nan=True) + "\n")
+    logging.info("eval at step %d (%.1f s): %s", step, seconds,
+                 ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+    return values
 
 
 def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strategy,
@@ -178,6 +207,9 @@ def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Stra
         if chief and (step % config.sample_every == 0 or step == config.train_steps):
             with writer.as_default():
                 task.write_samples(step)
+        if (chief and config.eval_every and hasattr(task, "evaluate")
+                and (step % config.eval_every == 0 or step == config.train_steps)):
+            _run_evaluation(task, step, config, writer)
         if step % config.checkpoint_every == 0 or step == config.train_steps:
             keeper.save(step)
     writer.flush()
