@@ -1,4 +1,4 @@
-"""Installs the `tfvidgan` library and the `data_tools` dataset generators."""
+"""Installs the `tfvidgan` library (the `data_tools/` command lines run from the repository root)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -9,7 +9,7 @@ setup(
         "reconstruction of compressed ultrafast imaging (CUP), in TensorFlow/Keras 3."
     ),
     python_requires=">=3.10",
-    packages=find_packages(include=["tfvidgan", "tfvidgan.*", "data_tools", "data_tools.*"]),
+    packages=find_packages(include=["tfvidgan", "tfvidgan.*"]),
     # `tensorflow` (not `tensorflow-cpu`) so that GPU users get a GPU-capable
     # build; `pip install tfvidgan[and-cuda]` also pulls the CUDA libraries.
     install_requires=[

@@ -115,7 +115,7 @@ def run(config: BenchmarkConfig) -> dict:
     data = config.data
     generate_seconds = None
     if not data:
-        from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+        from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
         temp = tempfile.mkdtemp(prefix="bb_bench_")
         data = os.path.join(temp, "data")
         start = time.perf_counter()

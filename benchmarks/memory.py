@@ -76,7 +76,7 @@ def _config_summary(path: str) -> dict:
 
 
 def run(configs: list[str], train_steps: int, num_scenes: int, timeout: float) -> dict:
-    from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     temp = tempfile.mkdtemp(prefix="bench_memory_")

@@ -196,7 +196,7 @@ def run(config: BenchmarkConfig) -> dict:
     try:
         data, generate_seconds = config.data, None
         if not data:
-            from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+            from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
             data = os.path.join(temp, "data")
             start = time.perf_counter()
             generate_dataset(BouncingBallsConfig(num_scenes=config.num_scenes, num_frames=40, num_balls=3, size=32,

@@ -1,1 +1,5 @@
-"""Offline dataset generators: bouncing balls and CUP (sensed, scene) pairs."""
+"""Command lines of the dataset generators (run from the repository root; the code lives in `tfvidgan.data`).
+
+    python -m data_tools.make_bouncing_balls --output_dir=... [flags]
+    python -m data_tools.make_cup_pairs --scenes=... --output_dir=... [flags]
+"""

@@ -73,7 +73,7 @@ def _snapshot(directory):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
     root = tmp_path_factory.mktemp("bad_e2e")
     data = str(root / "data")
     generate_dataset(BouncingBallsConfig(num_scenes=16, num_frames=8, size=32, shards=2, seed=5), data,

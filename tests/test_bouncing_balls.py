@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from data_tools import bouncing_balls as bb
-from data_tools import make_bouncing_balls as mbb
+from tfvidgan.data import bouncing_balls as bb
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 
@@ -156,14 +155,14 @@ def _shard_bytes(directory):
 
 def test_same_seed_gives_identical_bytes_whatever_the_shards_and_workers(tmp_path):
     config = dict(num_scenes=300, num_frames=6, size=32, seed=7)
-    a = mbb.generate_dataset(bb.BouncingBallsConfig(shards=1, **config), str(tmp_path / "a"), workers=1,
+    a = bb.generate_dataset(bb.BouncingBallsConfig(shards=1, **config), str(tmp_path / "a"), workers=1,
                              show_progress=False)
-    b = mbb.generate_dataset(bb.BouncingBallsConfig(shards=3, **config), str(tmp_path / "b"), workers=2,
+    b = bb.generate_dataset(bb.BouncingBallsConfig(shards=3, **config), str(tmp_path / "b"), workers=2,
                              show_progress=False)
     assert [s.num_records for s in a.shards] == [300]
     assert [s.num_records for s in b.shards] == [100, 100, 100]
     assert _shard_bytes(tmp_path / "a") == _shard_bytes(tmp_path / "b")
-    other = mbb.generate_dataset(bb.BouncingBallsConfig(shards=1, **{**config, "seed": 8}), str(tmp_path / "c"),
+    other = bb.generate_dataset(bb.BouncingBallsConfig(shards=1, **{**config, "seed": 8}), str(tmp_path / "c"),
                                  workers=1, show_progress=False)
     assert other.num_scenes == 300
     assert _shard_bytes(tmp_path / "c") != _shard_bytes(tmp_path / "a")
@@ -172,11 +171,11 @@ def test_same_seed_gives_identical_bytes_whatever_the_shards_and_workers(tmp_pat
 def test_existing_dataset_is_refused_replaced_with_overwrite_and_kept_on_failure(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "data")
     small = dict(num_scenes=40, num_frames=4, size=32, shards=2)
-    mbb.generate_dataset(bb.BouncingBallsConfig(seed=1, **small), out, workers=1, show_progress=True)
+    bb.generate_dataset(bb.BouncingBallsConfig(seed=1, **small), out, workers=1, show_progress=True)
     assert "40/40 scenes" in capsys.readouterr().err
     first = _shard_bytes(out)
     with pytest.raises(ConfigError, match="--output_dir=.*already holds a dataset.*--overwrite"):
-        mbb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, workers=1, show_progress=False)
+        bb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, workers=1, show_progress=False)
     assert _shard_bytes(out) == first
 
     calls = []
@@ -187,16 +186,16 @@ def test_existing_dataset_is_refused_replaced_with_overwrite_and_kept_on_failure
             raise RuntimeError("disk on fire")
         return original(config, start, stop)
 
-    original = mbb.encode_scene_range
-    monkeypatch.setattr(mbb, "encode_scene_range", failing)
+    original = bb.encode_scene_range
+    monkeypatch.setattr(bb, "encode_scene_range", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        mbb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, overwrite=True, workers=1,
+        bb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, overwrite=True, workers=1,
                              show_progress=False)
-    monkeypatch.setattr(mbb, "encode_scene_range", original)
+    monkeypatch.setattr(bb, "encode_scene_range", original)
     assert _shard_bytes(out) == first and read_metadata(out).seed == 1
     assert sorted(os.listdir(tmp_path)) == ["data"]  # no temporary directory left behind
 
-    mbb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, overwrite=True, workers=1,
+    bb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, overwrite=True, workers=1,
                          show_progress=False)
     assert read_metadata(out).seed == 2 and _shard_bytes(out) != first
     assert sorted(os.listdir(tmp_path)) == ["data"]

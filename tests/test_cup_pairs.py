@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_tools.make_cup_pairs import CupPairsConfig, clip_offsets, generate_cup_pairs, scene_to_intensity
+from tfvidgan.data.cup_simulation import CupPairsConfig, clip_offsets, generate_cup_pairs, scene_to_intensity
 from tfvidgan.cup.operator import make_mask
 from tfvidgan.data.cup_pairs import (
     MASK_FILE,
@@ -207,7 +207,7 @@ def test_command_line_on_real_bouncing_balls(tmp_path):
     import subprocess
     import sys
 
-    from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
     from tfvidgan.data.readers import scenes_dataset
 
     balls = str(tmp_path / "balls")
@@ -216,7 +216,8 @@ def test_command_line_on_real_bouncing_balls(tmp_path):
     out = str(tmp_path / "cup")
     args = [sys.executable, "-m", "data_tools.make_cup_pairs", f"--scenes={balls}", f"--output_dir={out}",
             "--num_frames=5", "--clips_per_scene=2", "--mask_seed=7", "--shards=3"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=repo)
     assert done.returncode == 0, done.stderr[-2000:]
     metadata = read_cup_metadata(out)
     assert (metadata.num_examples, metadata.clip_offsets, metadata.sensed_shape) == (6, (0, 4), (34, 30, 1))

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_tools import bouncing_balls as bb
-from data_tools import make_bouncing_balls as mbb
+from tfvidgan.data import bouncing_balls as bb
 from tfvidgan.data import format as fmt
 from tfvidgan.data import readers
 from tfvidgan.errors import ConfigError, DatasetError
@@ -25,7 +24,7 @@ SHARD1 = "scenes-00001-of-00003.tfrecord"
 def clean(tmp_path_factory):
     config = bb.BouncingBallsConfig(num_scenes=NUM_SCENES, num_frames=NUM_FRAMES, size=32, shards=SHARDS, seed=9)
     directory = str(tmp_path_factory.mktemp("clean") / "data")
-    mbb.generate_dataset(config, directory, workers=1, show_progress=False)
+    bb.generate_dataset(config, directory, workers=1, show_progress=False)
     return directory, config, bb.generate_scenes(config, 0, NUM_SCENES)
 
 
@@ -236,10 +235,10 @@ def test_bad_generator_settings_name_the_flag(fields, flag):
 def test_bad_workers_and_output_dir_fail_before_generating(tmp_path):
     config = bb.BouncingBallsConfig(num_scenes=2, num_frames=2, shards=1)
     with pytest.raises(ConfigError, match="--workers=0"):
-        mbb.generate_dataset(config, str(tmp_path / "out"), workers=0)
+        bb.generate_dataset(config, str(tmp_path / "out"), workers=0)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="--output_dir=.*file: exists and is not a directory"):
-        mbb.generate_dataset(config, str(tmp_path / "file"), workers=1)
+        bb.generate_dataset(config, str(tmp_path / "file"), workers=1)
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_tools import bouncing_balls as bb
-from data_tools import make_bouncing_balls as mbb
+from tfvidgan.data import bouncing_balls as bb
 from tfvidgan.data import format as fmt
 from tfvidgan.data import readers
 
@@ -18,7 +17,7 @@ def dataset(tmp_path_factory):
     config = bb.BouncingBallsConfig(num_scenes=NUM_SCENES, num_frames=NUM_FRAMES, num_balls=BALLS, size=SIZE,
                                     shards=SHARDS, seed=21)
     directory = str(tmp_path_factory.mktemp("bb") / "data")
-    mbb.generate_dataset(config, directory, workers=1, show_progress=False)
+    bb.generate_dataset(config, directory, workers=1, show_progress=False)
     truth = bb.generate_scenes(config, 0, NUM_SCENES)
     return directory, truth
 

@@ -4,7 +4,7 @@ import types
 import keras
 import pytest
 
-from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan import common_flags
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError

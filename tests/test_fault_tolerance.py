@@ -95,7 +95,7 @@ def _event_files(summary_dir):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
     directory = str(tmp_path_factory.mktemp("ft_data") / "data")
     generate_dataset(BouncingBallsConfig(num_scenes=16, num_frames=8, size=32, shards=2, seed=3), directory,
                      workers=1, show_progress=False)

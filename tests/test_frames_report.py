@@ -7,7 +7,7 @@ import sys
 import keras
 import pytest
 
-from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
 from tfvidgan.metrics.real_data import real_frames

@@ -74,7 +74,7 @@ def _variables(task):
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
     root = tmp_path_factory.mktemp("multi_worker")
     data = str(root / "data")
     # Two shards: each worker's input pipeline reads its own shard.

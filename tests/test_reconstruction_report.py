@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from data_tools.make_cup_pairs import CupPairsConfig, generate_cup_pairs
+from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
 from tfvidgan.cup.operator import make_mask
 from tfvidgan.cup.synthetic import moving_discs
 from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata

@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 from scipy.special import gammaln
 
-from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_signature
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse

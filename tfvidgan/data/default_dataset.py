@@ -10,7 +10,7 @@ import os
 
 from absl import logging
 
-from data_tools.make_bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.data.metadata import read_metadata
 
 # Small enough to generate in seconds on a laptop CPU, large enough not to be memorised quickly.
@@ -44,7 +44,7 @@ def ensure_cup_dataset(data: str, model_dir: str, split: str = "train") -> str:
     The train and test splits come from bouncing-balls scenes of different seeds (no shared scene) and
     share the coding mask (seed 0), as one CUP camera would.
     """
-    from data_tools.make_cup_pairs import CupPairsConfig, generate_cup_pairs
+    from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
     from tfvidgan.data.cup_pairs import read_cup_metadata
 
     if data:

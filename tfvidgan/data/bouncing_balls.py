@@ -1,4 +1,4 @@
-"""Bouncing balls: physics and anti-aliased rendering, vectorised with numpy over scenes.
+"""Bouncing balls: physics, anti-aliased rendering (vectorised with numpy over scenes) and dataset writing.
 
 Physics (units: pixels and frames).
 * The box is the frame, ``[0, size] × [0, size]`` in pixel coordinates ``(row, col)`` (pixel
@@ -22,15 +22,32 @@ Rendering: pixel coverage of a ball is ``clip(r + 0.5 − |pixel_centre − cent
 pixel wide linear edge), balls add up, the sum is clipped to 1; grayscale frames are that
 coverage (white balls on black), RGB frames colour ball k with ``PALETTE[k % len(PALETTE)]``.
 Stored as uint8 ``round(255 · value)``.
+
+Dataset writing (`generate_dataset`): sharded TFRecords + ``metadata.json`` (format:
+`tfvidgan.data.format`). Every scene depends only on ``(config, scene_index)`` (its own RNG), so
+the records are byte-identical for a seed whatever the number of shards and workers. The command
+line is ``python -m data_tools.make_bouncing_balls``::
+
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
+    metadata = generate_dataset(BouncingBallsConfig(num_scenes=2000, size=32), "data/bb32")
 """
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import math
+import multiprocessing
+import os
+import secrets
+import shutil
 
 import numpy as np
 
+from tfvidgan.data.format import (FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SHARD_GLOB, encode_pngs,
+                                  encode_scene_example, frame_records, shard_name)
+from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
+from tfvidgan.data.progress import ProgressBar
 from tfvidgan.errors import ConfigError
 
 __all__ = [
@@ -43,6 +60,8 @@ __all__ = [
     "simulate",
     "render",
     "generate_scenes",
+    "encode_scene_range",
+    "generate_dataset",
 ]
 
 SUPPORTED_SIZES = (30, 32, 64)
@@ -68,7 +87,7 @@ def _fail(field: str, value, why: str):
 
 @dataclasses.dataclass(frozen=True)
 class BouncingBallsConfig:
-    """What to generate. Field names equal the flags of `data_tools.make_bouncing_balls`.
+    """What to generate. Field names equal the flags of ``python -m data_tools.make_bouncing_balls``.
 
     Attributes:
       num_scenes: scenes to generate (≥ 1).
@@ -354,3 +373,180 @@ def generate_scenes(config: BouncingBallsConfig, start: int, stop: int) -> Scene
     frames = render(positions, radii, size=config.size, channels=config.channels)
     return SceneBatch(frames=frames, positions=positions.astype(np.float32),
                       velocities=velocities.astype(np.float32), radii=radii.astype(np.float32), start=start)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset writing.
+
+_SCENES_PER_TASK = {30: 128, 32: 128, 64: 48}
+_MIN_SCENES_PER_WORKER = 2000
+
+
+def encode_scene_range(config: BouncingBallsConfig, start: int, stop: int) -> bytes:
+    """Scenes ``start … stop − 1`` as TFRecord-framed serialised Examples (see `tfvidgan.data.format`)."""
+    batch = generate_scenes(config, start, stop)
+    shape = (config.num_frames, config.size, config.size, config.channels)
+    records = [encode_scene_example(encode_pngs(batch.frames[k]), shape, batch.positions[k], batch.radii[k],
+                                    start + k) for k in range(stop - start)]
+    return frame_records(records)
+
+
+def _encode_task(task: tuple[dict, int, int, int]) -> tuple[int, int, int, bytes]:
+    config_fields, shard, start, stop = task
+    return shard, start, stop, encode_scene_range(BouncingBallsConfig(**config_fields), start, stop)
+
+
+def _dataset_files(directory: str) -> list[str]:
+    """Base names of the dataset files (metadata + shards) present in ``directory``."""
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(directory, SHARD_GLOB))]
+    if os.path.exists(os.path.join(directory, METADATA_FILENAME)):
+        names.append(METADATA_FILENAME)
+    return sorted(names)
+
+
+def _check_output_dir(output_dir: str, overwrite: bool) -> None:
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(f"--output_dir={output_dir}: exists and is not a directory")
+    if os.path.isdir(output_dir):
+        existing = _dataset_files(output_dir)
+        if existing and not overwrite:
+            raise ConfigError(f"--output_dir={output_dir}: already holds a dataset ({len(existing)} files, e.g. "
+                              f"{existing[0]}); pass --overwrite to replace it")
+
+
+def _plan(config: BouncingBallsConfig) -> list[tuple[int, int, int]]:
+    """``(shard, start, stop)`` tasks; shard k holds scenes ``[k·n // S, (k+1)·n // S)``."""
+    per_task = _SCENES_PER_TASK.get(config.size, 64)
+    tasks = []
+    for shard in range(config.shards):
+        lo = shard * config.num_scenes // config.shards
+        hi = (shard + 1) * config.num_scenes // config.shards
+        tasks += [(shard, s, min(s + per_task, hi)) for s in range(lo, hi, per_task)]
+    return tasks
+
+
+def _sibling_dir(output_dir: str, kind: str) -> str:
+    """Creates an empty hidden directory beside ``output_dir`` (normal permissions, unlike mkdtemp)."""
+    parent, name = os.path.split(output_dir)
+    while True:
+        path = os.path.join(parent, f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _swap_in(tmp_dir: str, output_dir: str) -> None:
+    """Moves the finished dataset from ``tmp_dir`` to ``output_dir``, replacing an old one safely."""
+    if not os.path.exists(output_dir):
+        os.rename(tmp_dir, output_dir)
+        return
+    backup = _sibling_dir(output_dir, "old")
+    old = _dataset_files(output_dir)
+    old.sort(key=lambda name: name != METADATA_FILENAME)  # metadata first: the old set stops being a dataset
+    moved_old, moved_new = [], []
+    new = sorted(os.listdir(tmp_dir), key=lambda name: name == METADATA_FILENAME)  # metadata last
+    try:
+        for name in old:
+            os.rename(os.path.join(output_dir, name), os.path.join(backup, name))
+            moved_old.append(name)
+        for name in new:
+            os.rename(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
+            moved_new.append(name)
+    except BaseException:
+        for name in moved_new:  # roll back: new files out, old files in
+            os.rename(os.path.join(output_dir, name), os.path.join(tmp_dir, name))
+        for name in moved_old:
+            os.rename(os.path.join(backup, name), os.path.join(output_dir, name))
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite: bool = False,
+                     workers: int | None = None, show_progress: bool = True) -> DatasetMetadata:
+    """Generates ``config.num_scenes`` scenes into ``output_dir`` (shards + ``metadata.json``).
+
+    Args:
+      config: what to generate (validated on construction).
+      output_dir: created if needed; must not hold a dataset unless ``overwrite``.
+      overwrite: replace an existing dataset (atomically per file set; the old one survives failures).
+      workers: processes to use; 1 → in this process; None → one per CPU but at most one per 2000
+        scenes. Worker processes are started with "spawn" and so import the caller's ``__main__``
+        module (but never TensorFlow on their own).
+      show_progress: draw a progress bar on stderr.
+    Returns:
+      The written metadata (``directory`` = ``output_dir``).
+    Raises:
+      ConfigError: bad ``workers`` or ``output_dir`` (checked before any work).
+    """
+    if not isinstance(config, BouncingBallsConfig):
+        raise ConfigError(f"config must be a BouncingBallsConfig, got {type(config).__name__}")
+    if workers is None:  # a process per CPU, but small jobs stay in this process (spawning costs seconds)
+        workers = max(1, min(os.cpu_count() or 1, config.num_scenes // _MIN_SCENES_PER_WORKER))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers={workers}: must be a positive integer")
+    output_dir = os.path.abspath(output_dir)
+    _check_output_dir(output_dir, overwrite)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tasks = _plan(config)
+    fields = config.to_dict()
+    payloads = [(fields, shard, start, stop) for shard, start, stop in tasks]
+    workers = min(workers, len(tasks))
+    tmp_dir = _sibling_dir(output_dir, "tmp")
+    progress = ProgressBar(config.num_scenes, label="bouncing balls", unit="scenes", enabled=show_progress)
+    shard_bytes = [0] * config.shards
+    shard_count = [0] * config.shards
+    handle, handle_shard = None, -1
+    try:
+        if workers == 1:
+            results = map(_encode_task, payloads)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            results = pool.imap(_encode_task, payloads)
+        try:
+            for shard, start, stop, data in results:
+                if shard != handle_shard:
+                    if handle is not None:
+                        handle.close()
+                    handle = open(os.path.join(tmp_dir, shard_name(shard, config.shards)), "wb")
+                    handle_shard = shard
+                handle.write(data)
+                shard_bytes[shard] += len(data)
+                shard_count[shard] += stop - start
+                progress.update(stop - start)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        if handle is not None:
+            handle.close()
+            handle = None
+        progress.close()
+        shards = tuple(ShardInfo(file=shard_name(k, config.shards), num_records=shard_count[k],
+                                 first_scene=k * config.num_scenes // config.shards, num_bytes=shard_bytes[k])
+                       for k in range(config.shards))
+        metadata = DatasetMetadata(
+            format_version=FORMAT_VERSION, num_scenes=config.num_scenes, num_frames=config.num_frames,
+            size=config.size, channels=config.channels, num_balls=config.num_balls, radius=config.radius,
+            seed=config.seed, shards=shards, frame_encoding=FRAME_ENCODING,
+            generator={
+                "name": "tfvidgan.data.bouncing_balls",
+                "config": fields,
+                "physics": "event-driven elastic collisions; mass proportional to area (r^2), equal radii "
+                           "give equal masses; walls at 0 and size",
+                "rendering": "coverage clip(r + 0.5 - distance, 0, 1) per ball, summed, clipped; uint8",
+                "positions": "pixel (row, col); pixel (i, j) is centred at (i + 0.5, j + 0.5)",
+            })
+        write_metadata(metadata, tmp_dir)
+        _swap_in(tmp_dir, output_dir)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return dataclasses.replace(metadata, directory=output_dir)
