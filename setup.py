@@ -20,6 +20,7 @@ setup(
         "scikit-learn>=1.4,<2",
         "scipy>=1.11,<2",
         "Pillow>=10,<14",
+        "google-crc32c>=1.5,<2",
     ],
     extras_require={
         "and-cuda": ["tensorflow[and-cuda]>=2.21,<2.22"],

@@ -9,6 +9,10 @@ work done by a baseline that reads the shards with `tf.compat.v1.io.tf_record_it
 the baseline gets no shuffling cost). The two readers of a comparison run in alternating short
 rounds, so that load from other processes affects both alike. Also reports how long the upfront
 shard scan took. Prints one JSON object with the rates and the tf.data / baseline ratios.
+
+``codecs`` compares, on 64 generated scenes, the encoders the generator uses against the library
+alternatives: PNG frames by `format.encode_pngs` (numpy + zlib, kept because it is faster) vs
+Pillow, one `tf.train.Example` per scene, and the TFRecord framing scan (`google_crc32c`).
 """
 from __future__ import annotations
 
@@ -106,6 +110,66 @@ def _python_reader(paths: list[str], clip_length: int | None, batch: int, rng):
                     items = []
 
 
+def _best_seconds(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def codecs(size: int, num_scenes: int = 64) -> dict:
+    """Encoder speeds of the generator's formats (best of 3), with Pillow's PNG encoder as the reference."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfvidgan.data import bouncing_balls as bb
+    from tfvidgan.data import format as fmt
+
+    config = bb.BouncingBallsConfig(num_scenes=num_scenes, num_frames=40, size=size, shards=1)
+    batch = bb.generate_scenes(config, 0, num_scenes)
+    frames = batch.frames.reshape((-1,) + batch.frames.shape[2:])
+
+    def pillow_pngs():
+        mode = "L" if frames.shape[-1] == 1 else "RGB"
+        out = []
+        for frame in frames:
+            buffer = io.BytesIO()  # same zlib level and strategy as format.encode_pngs
+            Image.fromarray(frame[..., 0] if mode == "L" else frame, mode).save(buffer, format="PNG",
+                                                                               compress_level=6, compress_type=3)
+            out.append(buffer.getvalue())
+        return out
+
+    ours = _best_seconds(lambda: fmt.encode_pngs(frames))
+    pillow = _best_seconds(pillow_pngs)
+    pngs = fmt.encode_pngs(frames)
+    shape = batch.frames.shape[1:]
+    records = [fmt.encode_scene_example(pngs[k * 40:(k + 1) * 40], shape, batch.positions[k], batch.radii[k], k)
+               for k in range(num_scenes)]
+    example = _best_seconds(lambda: [fmt.encode_scene_example(pngs[k * 40:(k + 1) * 40], shape, batch.positions[k],
+                                                              batch.radii[k], k) for k in range(num_scenes)])
+    path = os.path.join(tempfile.mkdtemp(prefix="codecs_"), "x.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records * 10:
+            writer.write(record)
+    data = open(path, "rb").read()
+    shutil.rmtree(os.path.dirname(path))
+    scan = _best_seconds(lambda: fmt.scan_framing(data))
+    decode = _best_seconds(lambda: [np.asarray(Image.open(io.BytesIO(p))) for p in pngs[:2000]]) / min(len(pngs), 2000)
+    return {
+        "png_encode_us_per_frame": round(ours / len(frames) * 1e6, 1),
+        "pillow_png_encode_us_per_frame": round(pillow / len(frames) * 1e6, 1),
+        "png_encode_speedup_vs_pillow": round(pillow / ours, 2),
+        "png_bytes_per_frame": round(sum(map(len, pngs)) / len(pngs), 1),
+        "pillow_png_bytes_per_frame": round(sum(map(len, pillow_pngs())) / len(pngs), 1),
+        "pillow_png_decode_us_per_frame": round(decode * 1e6, 1),
+        "tf_example_us_per_scene": round(example / num_scenes * 1e6, 1),
+        "framing_scan_mb_per_s": round(len(data) / scan / 1e6, 1),
+    }
+
+
 def run(config: BenchmarkConfig) -> dict:
     import numpy as np
 
@@ -149,6 +213,7 @@ def run(config: BenchmarkConfig) -> dict:
         "clip_length": config.clip_length,
         "tf_clips_per_s": round(tf_clips, 1), "python_clips_per_s": round(py_clips, 1),
         "clips_ratio": round(tf_clips / py_clips, 2),
+        "codecs": codecs(meta.size),
     }
 
 

@@ -186,12 +186,12 @@ def test_existing_dataset_is_refused_replaced_with_overwrite_and_kept_on_failure
             raise RuntimeError("disk on fire")
         return original(config, start, stop)
 
-    original = bb.encode_scene_range
-    monkeypatch.setattr(bb, "encode_scene_range", failing)
+    original = bb.render_scene_range
+    monkeypatch.setattr(bb, "render_scene_range", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         bb.generate_dataset(bb.BouncingBallsConfig(seed=2, **small), out, overwrite=True, workers=1,
                              show_progress=False)
-    monkeypatch.setattr(bb, "encode_scene_range", original)
+    monkeypatch.setattr(bb, "render_scene_range", original)
     assert _shard_bytes(out) == first and read_metadata(out).seed == 1
     assert sorted(os.listdir(tmp_path)) == ["data"]  # no temporary directory left behind
 

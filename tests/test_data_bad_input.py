@@ -5,6 +5,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -160,11 +161,20 @@ def test_corrupt_length_header_loses_the_rest_of_the_shard_only(copy, clean):
     _assert_scenes(_positions(copy, skip_bad_records=True), clean[2], missing={6, 7})
 
 
+def _framed(record):
+    """``record`` with TFRecord framing (length, CRCs), as `tf.io.TFRecordWriter` writes it."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "one.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            writer.write(record)
+        return open(path, "rb").read()
+
+
 def _replace_record(path, index, record):
     offsets, data = _record_offsets(path)
     ends = offsets[1:] + [len(data)]
     pieces = [data[o:e] for o, e in zip(offsets, ends)]
-    pieces[index] = fmt.frame_records([record])
+    pieces[index] = _framed(record)
     open(path, "wb").write(b"".join(pieces))
 
 

@@ -29,15 +29,25 @@ def _unit(frames_uint8):
 # ---------------------------------------------------------------------------------------------- format
 
 
-def test_crc32c_matches_the_standard_check_value_and_tensorflow_reads_our_framing(tmp_path):
-    assert fmt.crc32c(b"123456789") == 0xE3069283
-    assert fmt.crc32c(b"") == 0
+def test_framing_scan_reads_tensorflow_written_records_and_finds_corrupt_ones(tmp_path):
     rng = np.random.default_rng(0)
     records = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (0, 1, 3, 4, 511, 512, 513, 5000)]
     path = str(tmp_path / "x.tfrecord")
-    with open(path, "wb") as f:
-        f.write(fmt.frame_records(records))
-    assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == records  # TF verifies every CRC
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    data = open(path, "rb").read()
+    report = fmt.scan_framing(data)
+    assert report.tail_problem == "" and report.bad == ()
+    assert [data[s.offset:s.offset + s.length] for s in report.good] == records
+    assert [s.index for s in report.good] == list(range(8))
+    # The masked CRC-32C of the first length header is what TensorFlow stored.
+    assert fmt.masked_crc32c(data[:8]) == int.from_bytes(data[8:12], "little")
+    corrupt = bytearray(data)
+    corrupt[report.good[6].offset + 100] ^= 1          # record 6's data
+    report = fmt.scan_framing(bytes(corrupt))
+    assert [b[:2] for b in report.bad] == [(6, report.good[5].offset + 512 + 4)]  # record 5 holds 512 bytes
+    assert len(report.good) == 7
 
 
 def test_example_and_png_encoding_parse_back_with_tensorflow():

@@ -45,7 +45,7 @@ import shutil
 import numpy as np
 
 from tfvidgan.data.format import (FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SHARD_GLOB, encode_pngs,
-                                  encode_scene_example, frame_records, shard_name)
+                                  encode_scene_example, shard_name)
 from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data.progress import ProgressBar
 from tfvidgan.errors import ConfigError
@@ -60,7 +60,7 @@ __all__ = [
     "simulate",
     "render",
     "generate_scenes",
-    "encode_scene_range",
+    "render_scene_range",
     "generate_dataset",
 ]
 
@@ -382,18 +382,19 @@ _SCENES_PER_TASK = {30: 128, 32: 128, 64: 48}
 _MIN_SCENES_PER_WORKER = 2000
 
 
-def encode_scene_range(config: BouncingBallsConfig, start: int, stop: int) -> bytes:
-    """Scenes ``start … stop − 1`` as TFRecord-framed serialised Examples (see `tfvidgan.data.format`)."""
+def render_scene_range(config: BouncingBallsConfig, start: int, stop: int) -> tuple[list[list[bytes]], SceneBatch]:
+    """Scenes ``start … stop − 1``: their frames as PNGs (``[S][T]`` bytes, `format.encode_pngs`) and the batch.
+
+    Needs numpy and zlib only (runs in the generator's worker processes, which never import TensorFlow).
+    """
     batch = generate_scenes(config, start, stop)
-    shape = (config.num_frames, config.size, config.size, config.channels)
-    records = [encode_scene_example(encode_pngs(batch.frames[k]), shape, batch.positions[k], batch.radii[k],
-                                    start + k) for k in range(stop - start)]
-    return frame_records(records)
+    return [encode_pngs(batch.frames[k]) for k in range(stop - start)], batch
 
 
-def _encode_task(task: tuple[dict, int, int, int]) -> tuple[int, int, int, bytes]:
+def _render_task(task: tuple[dict, int, int, int]):
     config_fields, shard, start, stop = task
-    return shard, start, stop, encode_scene_range(BouncingBallsConfig(**config_fields), start, stop)
+    pngs, batch = render_scene_range(BouncingBallsConfig(**config_fields), start, stop)
+    return shard, start, stop, pngs, batch.positions, batch.radii
 
 
 def _dataset_files(directory: str) -> list[str]:
@@ -498,37 +499,40 @@ def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite:
     workers = min(workers, len(tasks))
     tmp_dir = _sibling_dir(output_dir, "tmp")
     progress = ProgressBar(config.num_scenes, label="bouncing balls", unit="scenes", enabled=show_progress)
-    shard_bytes = [0] * config.shards
     shard_count = [0] * config.shards
-    handle, handle_shard = None, -1
+    shape = (config.num_frames, config.size, config.size, config.channels)
+    writer, writer_shard = None, -1
     try:
+        import tensorflow as tf  # records are built here, in this process; workers only simulate and draw
+
         if workers == 1:
-            results = map(_encode_task, payloads)
+            results = map(_render_task, payloads)
             pool = None
         else:
             pool = multiprocessing.get_context("spawn").Pool(workers)
-            results = pool.imap(_encode_task, payloads)
+            results = pool.imap(_render_task, payloads)
         try:
-            for shard, start, stop, data in results:
-                if shard != handle_shard:
-                    if handle is not None:
-                        handle.close()
-                    handle = open(os.path.join(tmp_dir, shard_name(shard, config.shards)), "wb")
-                    handle_shard = shard
-                handle.write(data)
-                shard_bytes[shard] += len(data)
+            for shard, start, stop, pngs, positions, radii in results:
+                if shard != writer_shard:
+                    if writer is not None:
+                        writer.close()
+                    writer = tf.io.TFRecordWriter(os.path.join(tmp_dir, shard_name(shard, config.shards)))
+                    writer_shard = shard
+                for k in range(stop - start):
+                    writer.write(encode_scene_example(pngs[k], shape, positions[k], radii[k], start + k))
                 shard_count[shard] += stop - start
                 progress.update(stop - start)
         finally:
             if pool is not None:
                 pool.terminate()
                 pool.join()
-        if handle is not None:
-            handle.close()
-            handle = None
+        if writer is not None:
+            writer.close()
+            writer = None
         progress.close()
         shards = tuple(ShardInfo(file=shard_name(k, config.shards), num_records=shard_count[k],
-                                 first_scene=k * config.num_scenes // config.shards, num_bytes=shard_bytes[k])
+                                 first_scene=k * config.num_scenes // config.shards,
+                                 num_bytes=os.path.getsize(os.path.join(tmp_dir, shard_name(k, config.shards))))
                        for k in range(config.shards))
         metadata = DatasetMetadata(
             format_version=FORMAT_VERSION, num_scenes=config.num_scenes, num_frames=config.num_frames,
@@ -545,8 +549,8 @@ def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite:
         write_metadata(metadata, tmp_dir)
         _swap_in(tmp_dir, output_dir)
     except BaseException:
-        if handle is not None:
-            handle.close()
+        if writer is not None:
+            writer.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return dataclasses.replace(metadata, directory=output_dir)
