@@ -33,9 +33,9 @@ def frames_dataset_fn(nan=False):
 
 def _train(model_dir, steps, config=CONFIG, nan=False, **loop_kwargs):
     task = FramesGanTask(config)
+    loop_kwargs = {"log_every": 2, "sample_every": 2, "checkpoint_every": 2, **loop_kwargs}
     result = loop.run_training(task, frames_dataset_fn(nan), STRATEGY, loop.LoopConfig(
-        model_dir=str(model_dir), train_steps=steps, log_every=2, sample_every=2, checkpoint_every=2,
-        **loop_kwargs))
+        model_dir=str(model_dir), train_steps=steps, **loop_kwargs))
     return task, result
 
 
@@ -187,3 +187,149 @@ def test_finetuning_trains_the_frames_generator_at_its_own_rate(frames_run, tmp_
     assert float(task.f_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
     assert float(task.s_optimizer.learning_rate.numpy()) == pytest.approx(2e-4)
     assert "frames_generator" in task.checkpoint_objects()
+
+
+# --- Run-directory lock, run config, divergence after the update, SIGTERM (issue 14) -------------------
+
+def _hold_lock_in_subprocess(model_dir):
+    """A separate process that takes the run lock and waits; returns it once the lock is held."""
+    code = ("import sys; from tfvidgan.training.run_lock import lock_run_dir; "
+            f"lock_run_dir({str(model_dir)!r}); print('locked', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_run_in_the_same_model_dir_fails_at_once_naming_the_holder(tmp_path):
+    import signal
+    import socket
+    from tfvidgan.errors import RunLockedError
+    holder = _hold_lock_in_subprocess(tmp_path)
+    try:
+        with pytest.raises(RunLockedError, match=rf"--model_dir=.* is in use by another run \(pid {holder.pid} "
+                                                 rf"on host {socket.gethostname()}, started "):
+            _train(tmp_path, 2, export=False)
+        assert not (tmp_path / "checkpoints").exists()  # refused before anything was written
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a killed holder leaves a stale lock file behind ...
+        holder.wait()
+    _, result = _train(tmp_path, 1, export=False)  # ... which the next run takes over
+    assert result.final_step == 1
+    # The lock is re-entrant within a process and released at the end of run_training.
+    from tfvidgan.training.run_lock import lock_run_dir
+    with lock_run_dir(str(tmp_path)), lock_run_dir(str(tmp_path)):
+        pass
+    lock_run_dir(str(tmp_path)).release()
+
+
+def test_model_dir_that_is_a_file_or_read_only_is_named(tmp_path):
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.training.run_lock import check_model_dir
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match=r"--model_dir='.*file' is a file, not a directory"):
+        check_model_dir(str(a_file))
+    with pytest.raises(ConfigError, match=r"--model_dir='.*file/run'.*is a file"):
+        check_model_dir(str(a_file / "run"))
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(ConfigError, match=r"--model_dir='.*ro/run' cannot be created \(.*ro' is not writable"):
+            check_model_dir(str(read_only / "run"))
+        with pytest.raises(ConfigError, match=r"--model_dir='.*ro' is not writable"):
+            check_model_dir(str(read_only))
+    finally:
+        read_only.chmod(0o755)
+
+
+def test_resuming_with_other_architecture_flags_lists_them(tmp_path):
+    import dataclasses
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.training.optimizers import OptimizerConfig
+    _train(tmp_path, 1, export=False)
+    stored = json.loads((tmp_path / "run_config.json").read_text())
+    assert stored["config"]["num_discriminators"] == 3 and stored["task"] == "FramesGanConfig"
+    other = dataclasses.replace(CONFIG, num_discriminators=4, generator_filters=16)
+    task = FramesGanTask(other)
+    with pytest.raises(ConfigError) as error:
+        loop.run_training(task, frames_dataset_fn(), STRATEGY, loop.LoopConfig(
+            model_dir=str(tmp_path), train_steps=2, export=False, flags={"num_discriminators": 4}))
+    message = str(error.value)
+    assert "--num_discriminators: checkpoint 3, now 4" in message
+    assert "generator_filters: checkpoint 8, now 16" in message        # no such flag given: the field name
+    assert "latent_dim" not in message and "Keras" not in message
+    # Learning rates (and loss, combiner, sampling) may change on resume.
+    lower = dataclasses.replace(CONFIG, generator_optimizer=OptimizerConfig(learning_rate=1e-5))
+    _, result = _train(tmp_path, 2, config=lower, export=False)
+    assert (result.start_step, result.final_step) == (1, 2)
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_a_config_error_not_a_shape_error(tmp_path):
+    import dataclasses
+    from tfvidgan.errors import ConfigError
+    _train(tmp_path, 1, export=False)
+    (tmp_path / "run_config.json").unlink()  # e.g. a run from before run_config.json existed
+    with pytest.raises(ConfigError, match=r"the latest checkpoint .*ckpt-1 does not match the model built from "
+                                          r"the flags"):
+        _train(tmp_path, 2, config=dataclasses.replace(CONFIG, latent_dim=7), export=False)
+
+
+def _huge_lr(config=CONFIG, lr=1e30):
+    import dataclasses
+    from tfvidgan.training.optimizers import OptimizerConfig
+    return dataclasses.replace(config, generator_optimizer=OptimizerConfig(learning_rate=lr))
+
+
+def test_exploding_weights_are_caught_after_the_update_and_never_checkpointed(tmp_path):
+    _train(tmp_path, 2, export=False)
+    good = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    # RMSprop at 1e30: the step's losses are still fine (computed before the update), the weights are not.
+    with pytest.raises(TrainingDivergedError, match=r"weight '.*' reached \|w\| = .* after the update of step 3, "
+                                                    r"beyond --divergence_threshold=1e\+06.*kept: .*ckpt-2"):
+        _train(tmp_path, 6, config=_huge_lr())
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == good
+    assert not (tmp_path / "export").exists()
+    reader = tf.train.load_checkpoint(good)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if np.issubdtype(np.asarray(value).dtype, np.floating) and "optimizer" not in name:
+            assert np.all(np.abs(value) < 1e3), name
+
+
+def test_finite_runaway_loss_beyond_the_threshold_stops_without_checkpoint_or_export(tmp_path):
+    with pytest.raises(TrainingDivergedError, match=r"loss '\w+' reached .* at step 1, beyond "
+                                                    r"--divergence_threshold=0\.01; stopping"):
+        _train(tmp_path, 4, divergence_threshold=0.01)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) is None
+    assert not (tmp_path / "export").exists()
+
+
+def test_divergence_threshold_zero_only_stops_on_non_finite_values(tmp_path):
+    _, result = _train(tmp_path, 2, divergence_threshold=0.0, export=False)  # losses ~1 > 0: not a stop
+    assert result.final_step == 2
+
+
+def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_stops(tmp_path):
+    import signal
+    import threading
+    from tfvidgan.errors import TrainingPreempted
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(TrainingPreempted, match=r"SIGTERM: stopped at step (\d+) and saved .*ckpt-\1; run the "
+                                                    r"same command to resume") as error:
+            _train(tmp_path, 100_000, export=False, log_every=100_000, sample_every=100_000,
+                   checkpoint_every=100_000)
+    finally:
+        timer.cancel()
+    step = error.value.step
+    assert step >= 1 and error.value.checkpoint.endswith(f"ckpt-{step}")
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{step}")
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is only installed while training
+    _, result = _train(tmp_path, step + 1, export=False)
+    assert (result.start_step, result.final_step) == (step, step + 1)

@@ -6,6 +6,9 @@ receives the dataclasses built here and never reads `absl.flags.FLAGS`.
 from __future__ import annotations
 
 import dataclasses
+import glob
+import math
+import os
 
 import tensorflow as tf
 
@@ -16,7 +19,26 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.loop import LoopConfig
 from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
-from tfvidgan.training.strategy import STRATEGY_KINDS, make_strategy
+from tfvidgan.training.run_lock import check_model_dir
+from tfvidgan.training.strategy import DEFAULT_COLLECTIVE_TIMEOUT, STRATEGY_KINDS, make_strategy
+
+
+def _default(cls, name: str):
+    """The dataclass default of `cls.name`: flags take their defaults from the configs (one source)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+
+def _require_finite(name: str, minimum: float | None = None, strict: bool = False) -> None:
+    """Rejects NaN/inf (and values below `minimum`) for float flag `name` at parse time, naming it."""
+    bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+
+    def check(value):
+        if value is None or not math.isfinite(value):
+            return False
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            return False
+        return True
+    flags.register_validator(name, check, message=f"--{name} must be a finite number{bound}")
 
 
 def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_every: int = 50,
@@ -43,6 +65,18 @@ def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_
                       "'mixed_bfloat16' policy); for GPUs/CPUs with bfloat16 units.")
     flags.DEFINE_bool("skip_bad_records", False, "Skip (and count) corrupt or wrong-shaped records instead of "
                       "stopping with an error.")
+    flags.DEFINE_float("divergence_threshold", _default(LoopConfig, "divergence_threshold"),
+                       "Stop (non-zero exit, no checkpoint or export of the diverged state) when |loss| or "
+                       "|weight| exceeds this after a step; NaN/inf always stop. 0 = only NaN/inf.")
+    _require_finite("divergence_threshold", 0.0)
+    flags.DEFINE_integer("steps_per_loop", _default(LoopConfig, "steps_per_loop"),
+                         "Training steps per tf.function call (fewer host round trips); logging, samples, "
+                         "checkpoints and SIGTERM handling happen between calls, at their exact steps.",
+                         lower_bound=1)
+    flags.DEFINE_float("collective_timeout", DEFAULT_COLLECTIVE_TIMEOUT,
+                       "Multi-worker only: seconds a worker waits for its peers (registration at start, "
+                       "each collective, heartbeats) before failing with an error naming the missing task.")
+    _require_finite("collective_timeout", 0.0, strict=True)
 
 
 def define_optimizer_flags(prefix: str, what: str, learning_rate: float = 2e-4) -> None:
@@ -50,6 +84,8 @@ def define_optimizer_flags(prefix: str, what: str, learning_rate: float = 2e-4) 
     flags.DEFINE_enum(f"{prefix}_optimizer", "rmsprop", list(OPTIMIZERS), f"Optimizer of the {what}.")
     flags.DEFINE_float(f"{prefix}_lr", learning_rate, f"Learning rate of the {what}.")
     flags.DEFINE_float(f"{prefix}_beta1", 0.5, f"Adam beta_1 of the {what} (unused by RMSprop).")
+    _require_finite(f"{prefix}_lr", 0.0, strict=True)
+    _require_finite(f"{prefix}_beta1", 0.0)
 
 
 def define_adversarial_flags(num_discriminators: int) -> None:
@@ -67,6 +103,8 @@ def define_adversarial_flags(num_discriminators: int) -> None:
                       "authors' code does), so the step size does not grow with K.")
     flags.DEFINE_integer("discriminator_steps", 1, "Discriminator updates per generator update.")
     flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).")
+    _require_finite("gman_alpha", 0.0)
+    _require_finite("hypervolume_delta")
 
 
 def run_flags(values) -> dict:
@@ -83,6 +121,7 @@ def loop_config(values, *, export: bool = True) -> LoopConfig:
                       sample_every=values.sample_every, checkpoint_every=values.checkpoint_every,
                       eval_every=values.eval_every, max_checkpoints=values.max_checkpoints, export=export,
                       jit_compile=values.jit_compile, mixed_precision=values.mixed_precision,
+                      divergence_threshold=values.divergence_threshold, steps_per_loop=values.steps_per_loop,
                       flags=run_flags(values))
 
 
@@ -110,6 +149,15 @@ def check_global_batch(batch_size: int, num_replicas: int) -> int:
     return batch_size // num_replicas
 
 
+def check_data_path(path: str, flag: str = "--data") -> None:
+    """A `--data` directory, file or glob must exist (match); the error names the flag and the path."""
+    if glob.has_magic(path):
+        if not glob.glob(path):
+            raise ConfigError(f"{flag}={path!r} matches no file")
+    elif not os.path.exists(path):
+        raise ConfigError(f"{flag}={path!r} does not exist")
+
+
 @dataclasses.dataclass
 class RunSetup:
     """What every trainer's `main` needs before it builds its task."""
@@ -120,7 +168,11 @@ class RunSetup:
 
 def prepare_run(values) -> RunSetup:
     """Creates the strategy FIRST (MultiWorkerMirroredStrategy must exist before other TF ops), then
-    checks the batch against the replica count and builds the loop config."""
-    strategy = make_strategy(values.strategy)
+    checks the batch against the replica count and builds the loop config. A `--model_dir` that is a
+    file or not writable, and a `--data` path that does not exist, fail here, naming the flag."""
+    check_model_dir(values.model_dir)
+    if "data" in values and values.data:
+        check_data_path(values.data)
+    strategy = make_strategy(values.strategy, collective_timeout=values.collective_timeout)
     per_replica_batch = check_global_batch(values.batch_size, strategy.num_replicas_in_sync)
     return RunSetup(strategy, per_replica_batch, loop_config(values))

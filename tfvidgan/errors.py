@@ -19,3 +19,20 @@ class ConfigError(TfvidganError):
 
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunLockedError(TfvidganError):
+    """Another live run holds the run directory (`--model_dir`); the message names it."""
+
+
+class TrainingPreempted(RuntimeError):
+    """SIGTERM arrived (preemption): a checkpoint was saved at `step`; run the same command to resume."""
+
+    def __init__(self, message: str, step: int, checkpoint: str | None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class ClusterError(RuntimeError):
+    """A multi-worker peer died, never started or stopped answering; the message names the task."""

@@ -7,8 +7,9 @@ r"""Evaluation reports, printed as JSON (and written to --output).
 """
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,8 +13,9 @@ import os
 
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_signature
 from tfvidgan.metrics.plotting import save_image_grid_png
@@ -76,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from tfvidgan import common_flags
+from tfvidgan import cli, common_flags
 from tfvidgan.data import readers
 from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
@@ -39,7 +39,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
     flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
                       "Normalization inside each projected discriminator.")
-    flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.")
+    flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.", lower_bound=1)
     flags.DEFINE_float("ema_beta", FramesGanConfig.ema_beta, "Decay of the exponential moving average of the "
                        "generator's weights (used by samples, summaries and the export); 0 disables it.")
     common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,
@@ -92,4 +92,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

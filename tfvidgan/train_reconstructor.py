@@ -10,9 +10,9 @@ point `tensorflow_model_server --model_base_path` at `<model_dir>/export`.
 """
 from __future__ import annotations
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from tfvidgan import common_flags
+from tfvidgan import cli, common_flags
 from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
 from tfvidgan.data.default_dataset import ensure_cup_dataset
 from tfvidgan.errors import ConfigError
@@ -73,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

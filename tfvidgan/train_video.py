@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from tfvidgan import common_flags
+from tfvidgan import cli, common_flags
 from tfvidgan.data import readers
 from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
@@ -50,7 +50,7 @@ def define_flags() -> None:
     flags.DEFINE_float("frames_generator_lr", 2e-5, "Learning rate of the frames generator when fine-tuned.")
     flags.DEFINE_float("smoothness_weight", 0.0, "Weight of the temporal smoothness regulariser (0 = off).")
     flags.DEFINE_enum("smoothness_on", "latents", list(SMOOTHNESS_TARGETS), "Regularise latents or frames.")
-    flags.DEFINE_integer("num_sample_videos", 4, "Videos in each sample summary.")
+    flags.DEFINE_integer("num_sample_videos", 4, "Videos in each sample summary.", lower_bound=1)
     common_flags.define_loop_flags(model_dir="runs/video_quickstart", train_steps=600, batch_size=16,
                                    log_every=25, sample_every=200, checkpoint_every=200)
     common_flags.define_optimizer_flags("sequence", "sequence generator")
@@ -115,4 +115,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

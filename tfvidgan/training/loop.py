@@ -19,6 +19,13 @@ A task implements (see ARCHITECTURE.md):
                                model (e.g. ball physics and a Fréchet distance on a fixed-seed sample);
                                called every `eval_every` steps, written to TensorBoard under `eval/` and
                                appended as one JSON line to `<model_dir>/metrics.jsonl`.
+
+Around the steps (see `run_training`): the chief locks `model_dir` (one run per directory) and checks the
+task's config against `<model_dir>/run_config.json` before resuming; every step's losses AND the weights
+after its update are checked on device (finite, and below `divergence_threshold`), so no checkpoint or
+export ever holds diverged state; SIGTERM saves a checkpoint and stops (`TrainingPreempted`).
+`steps_per_loop` steps run inside one `tf.function`; host-side actions (log, samples, eval, checkpoint)
+then run at exactly their steps, like Orbit's controller.
 """
 from __future__ import annotations
 
@@ -34,10 +41,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvidgan.errors import ConfigError, TrainingDivergedError
+from tfvidgan.errors import ConfigError, TrainingDivergedError, TrainingPreempted
 from tfvidgan.export import export_version
 from tfvidgan.training import summaries
 from tfvidgan.training.checkpointing import CheckpointKeeper
+from tfvidgan.training.preemption import SigtermWatcher
+from tfvidgan.training.run_lock import check_run_config, lock_run_dir
 from tfvidgan.training.strategy import is_chief
 
 
@@ -61,8 +70,14 @@ class LoopConfig:
     `jit_compile` compiles each replica's step with XLA (one replica per worker only: XLA cannot compile
     the cross-replica all-reduce here). `mixed_precision` builds the models under the "mixed_bfloat16"
     policy (bfloat16 compute, float32 variables; no loss scaling needed); losses stay float32.
+    `divergence_threshold`: the run stops (`TrainingDivergedError`) when a loss or a weight is non-finite
+    or, if > 0, when |loss| or |weight| exceeds it (0 = only non-finite values stop it).
+    `steps_per_loop`: steps per `tf.function` call (host-side work and the SIGTERM check between calls;
+    actions still happen at exactly their steps). `preemption_grace_seconds`: after SIGTERM, the time
+    allowed to reach a step boundary and save before the process exits anyway.
 
-    Layout under `model_dir`: `checkpoints/`, `summaries/` (TensorBoard), `export/<version>/`.
+    Layout under `model_dir`: `checkpoints/`, `summaries/` (TensorBoard), `export/<version>/`,
+    `run_config.json` (the model's config, checked on resume), `.run.lock`.
     """
     model_dir: str
     train_steps: int
@@ -74,14 +89,21 @@ class LoopConfig:
     export: bool = True
     jit_compile: bool = False
     mixed_precision: bool = False
+    divergence_threshold: float = 1e6
+    steps_per_loop: int = 1
+    preemption_grace_seconds: float = 30.0
     flags: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("train_steps", "log_every", "sample_every", "checkpoint_every", "max_checkpoints"):
+        for name in ("train_steps", "log_every", "sample_every", "checkpoint_every", "max_checkpoints",
+                     "steps_per_loop"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.eval_every < 0:
             raise ConfigError(f"--eval_every must be >= 0 (0 = off), got {self.eval_every}")
+        if not (math.isfinite(self.divergence_threshold) and self.divergence_threshold >= 0):
+            raise ConfigError(f"--divergence_threshold must be a finite number >= 0 (0 = off), "
+                              f"got {self.divergence_threshold}")
 
     @property
     def checkpoint_dir(self) -> str:
@@ -110,16 +132,78 @@ class TrainingResult:
     steps_per_second: float
 
 
-def _to_numpy(values: dict) -> dict:
-    return {k: np.asarray(v) for k, v in values.items()}
+@dataclasses.dataclass
+class Action:
+    """A host-side action run every `every` steps and after the last step (Orbit-style controller)."""
+    name: str
+    every: int
+    run: Callable[[int], None]
+
+    def due(self, step: int, last_step: int) -> bool:
+        return self.every > 0 and (step % self.every == 0 or step == last_step)
 
 
-def _check_finite(values: dict, step: int, keeper: CheckpointKeeper) -> None:
-    for name, value in values.items():
+def _next_boundary(step: int, actions: list[Action], last_step: int) -> int:
+    """The first step after `step` at which some action is due (or `last_step`)."""
+    candidates = [last_step] + [(step // a.every + 1) * a.every for a in actions if a.every > 0]
+    return min(candidates)
+
+
+def _watched_variables(task) -> list:
+    """Float weights of the task's models (not optimizer slots), each once: checked after every update."""
+    seen, out = set(), []
+    for obj in task.checkpoint_objects().values():
+        if isinstance(obj, keras.optimizers.Optimizer):
+            continue
+        if hasattr(obj, "weights"):
+            candidates = obj.weights
+        elif isinstance(obj, (tf.Variable, keras.Variable)):
+            candidates = [obj]
+        else:
+            candidates = []
+        for v in candidates:
+            if id(v) not in seen and tf.as_dtype(v.dtype).is_floating:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+def _value(variable) -> tf.Tensor:
+    return variable.value if isinstance(variable, keras.Variable) else variable.read_value()
+
+
+def _peak(tensors: list) -> tf.Tensor:
+    """max |x| over all elements of `tensors` (NaN propagates); 0 for an empty list."""
+    if not tensors:
+        return tf.constant(0.0)
+    return tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(tf.cast(t, tf.float32))) for t in tensors]))
+
+
+def _divergence_message(metrics: dict, variables: list, step: int, threshold: float, keeper) -> str:
+    """Names the first non-finite or exploding loss (else weight) of the failing step."""
+    keep = (f"The last good checkpoint is kept: {keeper.latest or 'none yet'}. Lower the learning rate"
+            + (", check the data, or raise --divergence_threshold (0 = off)." if threshold else
+               " or check the data."))
+    for name, value in metrics.items():
+        value = np.asarray(value, np.float64)
+        bad = value[~np.isfinite(value)] if value.ndim else (value if not np.isfinite(value) else None)
+        if bad is not None and np.size(bad):
+            return f"loss {name!r} became {np.ravel(bad)[0]} at step {step}; stopping. {keep}"
+    for name, value in metrics.items():
+        peak = float(np.max(np.abs(value)))
+        if threshold and peak > threshold:
+            return (f"loss {name!r} reached {peak:.3g} at step {step}, beyond --divergence_threshold="
+                    f"{threshold:g}; stopping. {keep}")
+    for v in variables:
+        value = np.asarray(v.numpy(), np.float64)
         if not np.all(np.isfinite(value)):
-            raise TrainingDivergedError(
-                f"loss {name!r} became {value} at step {step}; stopping. The last good checkpoint "
-                f"is kept: {keeper.latest or 'none yet'}. Lower the learning rate or check the data.")
+            return (f"weight {v.path!r} became {value[~np.isfinite(value)][0]} after the update of step {step}; "
+                    f"stopping. {keep}")
+        peak = float(np.max(np.abs(value))) if value.size else 0.0
+        if threshold and peak > threshold:
+            return (f"weight {v.path!r} reached |w| = {peak:.3g} after the update of step {step}, beyond "
+                    f"--divergence_threshold={threshold:g}; stopping. {keep}")
+    return f"training diverged at step {step}; stopping. {keep}"
 
 
 def _run_evaluation(task, step: int, config: LoopConfig, writer) -> dict:
@@ -141,11 +225,37 @@ def _run_evaluation(task, step: int, config: LoopConfig, writer) -> dict:
 
 def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strategy,
                  config: LoopConfig) -> TrainingResult:
-    """Trains `task` for `config.train_steps` steps in total, resuming from the latest checkpoint."""
-    chief = is_chief(strategy)
+    """Trains `task` for `config.train_steps` steps in total, resuming from the latest checkpoint.
+
+    Raises `RunLockedError` if another live run uses `config.model_dir`, `ConfigError` if the checkpoint was
+    written by another model (listing the differing flags), `TrainingDivergedError` (no checkpoint or export
+    of the diverged state is written) and `TrainingPreempted` after SIGTERM (a checkpoint was saved).
+    """
     if config.jit_compile and strategy.num_replicas_in_sync > 1:
         raise ConfigError(f"--jit_compile supports one replica per run, this strategy has "
                           f"{strategy.num_replicas_in_sync}: XLA cannot compile the cross-replica all-reduce")
+    # Only the chief writes into model_dir; the other workers of its job must not (and need not) lock it.
+    lock = lock_run_dir(config.model_dir) if is_chief(strategy) else None
+    try:
+        return _run_locked(task, dataset_fn, strategy, config)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _restore(keeper: CheckpointKeeper, config: LoopConfig) -> str | None:
+    try:
+        return keeper.restore_latest()
+    except (ValueError, AssertionError, tf.errors.OpError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"--model_dir={config.model_dir!r}: the latest checkpoint {keeper.latest} does not "
+                          f"match the model built from the flags ({first_line[:300]}). Resume with the flags "
+                          f"it was written with, or pick a new --model_dir.") from e
+
+
+def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strategy,
+                config: LoopConfig) -> TrainingResult:
+    chief = is_chief(strategy)
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
@@ -159,7 +269,10 @@ def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Stra
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     keeper = CheckpointKeeper(config.checkpoint_dir, strategy, config.max_checkpoints,
                               step=step_var, **task.checkpoint_objects())
-    restored = keeper.restore_latest()
+    if chief:
+        check_run_config(config.model_dir, getattr(task, "config", None), config.flags,
+                         has_checkpoint=keeper.latest is not None)
+    restored = _restore(keeper, config)
     start_step = int(step_var.numpy())
     if restored:
         logging.info("Resumed from %s at step %d", restored, start_step)
@@ -177,41 +290,99 @@ def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Stra
     iterator = iter(dataset)
 
     replica_step = tf.function(task.train_step, jit_compile=True) if config.jit_compile else task.train_step
+    watched = _watched_variables(task)
+    threshold = float(config.divergence_threshold)
 
-    @tf.function
-    def distributed_step(iterator):
+    def one_step(iterator):
         batch = next(iterator)
         per_replica = strategy.run(replica_step, args=(batch, step_var.read_value()))
         step_var.assign_add(1)
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
+        metrics = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        loss_peak = _peak(list(metrics.values()))
+        weight_peak = _peak([_value(v) for v in watched])  # after this step's update
+        healthy = tf.math.is_finite(loss_peak) & tf.math.is_finite(weight_peak)
+        if threshold > 0:
+            healthy &= (loss_peak <= threshold) & (weight_peak <= threshold)
+        return metrics, healthy
 
-    metrics: dict = {}
-    window: list[dict] = []
-    step = start_step
-    t_start = t_window = time.perf_counter()
-    while step < config.train_steps:
-        metrics = _to_numpy(distributed_step(iterator))
-        step += 1
-        _check_finite(metrics, step, keeper)
-        window.append(metrics)
-        if step % config.log_every == 0 or step == config.train_steps:
-            mean = {k: np.mean([m[k] for m in window], axis=0) for k in metrics}
-            rate = len(window) / max(time.perf_counter() - t_window, 1e-9)
-            with writer.as_default():
-                summaries.write_scalars(mean, step)
-                tf.summary.scalar("steps_per_second", rate, step=step)
-            scalars = ", ".join(f"{k}={float(v):.4f}" for k, v in mean.items() if np.ndim(v) == 0)
-            logging.info("step %d/%d  %s  (%.2f steps/s)", step, config.train_steps, scalars, rate)
-            window, t_window = [], time.perf_counter()
-        if chief and (step % config.sample_every == 0 or step == config.train_steps):
+    @tf.function
+    def train_loop(iterator, num_steps, stop):
+        """Runs up to `num_steps` (>= 1) steps, stopping after an unhealthy one; then all-reduces `stop`
+        (SIGTERM seen by any worker). Returns (steps done, healthy, last metrics, metric sums, stop)."""
+        metrics, healthy = one_step(iterator)
+        sums = dict(metrics)
+
+        def cond(done, healthy, metrics, sums):
+            return (done < num_steps) & healthy
+
+        def body(done, healthy, metrics, sums):
+            new, healthy = one_step(iterator)
+            return done + 1, healthy, new, {k: sums[k] + new[k] for k in sums}
+
+        done, healthy, metrics, sums = tf.while_loop(cond, body, (tf.constant(1), healthy, metrics, sums))
+        stop_all = strategy.run(lambda s: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(s, tf.float32) + tf.zeros([])), args=(stop,))
+        return done, healthy, metrics, sums, strategy.experimental_local_results(stop_all)[0]
+
+    window = {"sums": None, "steps": 0, "t0": time.perf_counter()}
+    state = {"saved": start_step if restored else -1}
+
+    def log(step):
+        if not window["steps"]:
+            return
+        mean = {k: v / window["steps"] for k, v in window["sums"].items()}
+        rate = window["steps"] / max(time.perf_counter() - window["t0"], 1e-9)
+        with writer.as_default():
+            summaries.write_scalars(mean, step)
+            tf.summary.scalar("steps_per_second", rate, step=step)
+        scalars = ", ".join(f"{k}={float(v):.4f}" for k, v in mean.items() if np.ndim(v) == 0)
+        logging.info("step %d/%d  %s  (%.2f steps/s)", step, config.train_steps, scalars, rate)
+        window.update(sums=None, steps=0, t0=time.perf_counter())
+
+    def samples(step):
+        if chief:
             with writer.as_default():
                 task.write_samples(step)
-        if (chief and config.eval_every and hasattr(task, "evaluate")
-                and (step % config.eval_every == 0 or step == config.train_steps)):
+
+    def evaluate(step):
+        if chief and hasattr(task, "evaluate"):
             _run_evaluation(task, step, config, writer)
-        if step % config.checkpoint_every == 0 or step == config.train_steps:
-            keeper.save(step)
+
+    def checkpoint(step):
+        keeper.save(step)  # every worker: a collective under MultiWorkerMirroredStrategy
+        state["saved"] = step
+
+    # The schedule is the same on every worker (the number of steps per call must agree); the actions
+    # that only the chief performs are no-ops elsewhere.
+    actions = [Action("log", config.log_every, log), Action("samples", config.sample_every, samples),
+               Action("eval", config.eval_every if hasattr(task, "evaluate") else 0, evaluate),
+               Action("checkpoint", config.checkpoint_every, checkpoint)]
+
+    metrics: dict = {}
+    step = start_step
+    t_start = time.perf_counter()
+    with SigtermWatcher(config.preemption_grace_seconds) as sigterm:
+        while step < config.train_steps:
+            num = min(config.steps_per_loop, _next_boundary(step, actions, config.train_steps) - step)
+            done, healthy, last, sums, stop = train_loop(
+                iterator, tf.constant(num, tf.int32), tf.constant(int(sigterm.requested), tf.int32))
+            step += int(done)
+            metrics = {k: np.asarray(v) for k, v in last.items()}
+            if not bool(healthy):
+                raise TrainingDivergedError(_divergence_message(metrics, watched, step, threshold, keeper))
+            sums = {k: np.asarray(v) for k, v in sums.items()}
+            window["sums"] = sums if window["sums"] is None else {k: window["sums"][k] + sums[k] for k in sums}
+            window["steps"] += int(done)
+            for action in actions:
+                if action.due(step, config.train_steps):
+                    action.run(step)
+            if int(stop) > 0 and step < config.train_steps:
+                if state["saved"] != step:
+                    checkpoint(step)
+                writer.flush()
+                raise TrainingPreempted(
+                    f"SIGTERM: stopped at step {step} and saved {keeper.latest}; run the same command to "
+                    f"resume from it", step, keeper.latest)
     writer.flush()
     elapsed = time.perf_counter() - t_start
     export_path = None
