@@ -145,7 +145,7 @@ def copy_dataset(src, tmp_path):
 
 def test_reader_errors_name_the_file(noiseless, tmp_path):
     directory, _, metadata = noiseless
-    with pytest.raises(DatasetError, match="no CUP pairs shards"):
+    with pytest.raises(DatasetError, match=r"nothing-\*\.tfrecord: no files match this pattern"):
         cup_pairs_dataset(str(tmp_path / "nothing-*.tfrecord"), 4)
 
     broken = copy_dataset(directory, tmp_path)
@@ -175,7 +175,7 @@ def test_reader_errors_name_the_file(noiseless, tmp_path):
         good = np.zeros(metadata.scene_shape, np.float32)
         writer.write(encode_example(np.zeros(metadata.sensed_shape, np.float32), good, 0, 0))
         writer.write(encode_example(np.zeros((HEIGHT + 1, WIDTH, 1), np.float32), good, 1, 0))
-    with pytest.raises(DatasetError, match=shard_name(0, 2) + ": record 1 has sensed_shape"):
+    with pytest.raises(DatasetError, match=shard_name(0, 2) + r": record 1 at byte \d+: wrong content: sensed_shape"):
         cup_pairs_dataset(broken, 4)
     # Opting out of the check: the bad record is dropped, the rest is read.
     sensed, _ = read_all(broken, skip_bad_records=True)
@@ -199,8 +199,10 @@ def test_input_context_splits_shards_and_batches_are_static_when_repeating(noise
     first = [x.numpy() for _, x in ds.take(4)]  # 16 > 10 examples: repeats
     again = [x.numpy() for _, x in cup_pairs_dataset(directory, 4, seed=1).take(4)]
     np.testing.assert_array_equal(np.stack(first), np.stack(again))
-    with pytest.raises(DatasetError, match="fewer shards"):
-        cup_pairs_dataset(directory, 4, input_context=tf.distribute.InputContext(3, 2, 3))
+    # Fewer shards (2) than pipelines (3): every third record each, disjoint and complete.
+    parts = [read_all(directory, input_context=tf.distribute.InputContext(3, k, 3))[1] for k in range(3)]
+    assert [len(p) for p in parts] == [4, 3, 3]
+    assert sorted(map(bytes, np.concatenate(parts))) == sorted(map(bytes, everything))
 
 
 def test_command_line_on_real_bouncing_balls(tmp_path):
@@ -229,3 +231,86 @@ def test_command_line_on_real_bouncing_balls(tmp_path):
         sensed, scenes = read_all(os.path.join(out, shard_name(k, 3)))
         np.testing.assert_allclose(scenes, np.stack(expected[k::3]), atol=1e-6)
         np.testing.assert_allclose(sensed, metadata.operator().forward(scenes).numpy(), atol=1e-5)
+
+
+# -- the shared reader core: the same guarantees as the bouncing-balls reader --------------------
+
+
+def _spans(path):
+    from tfvidgan.data import records
+
+    return records.scan_framing(open(path, "rb").read()).good
+
+
+def test_truncated_cup_shard_fails_naming_it_and_skipping_keeps_the_rest(noiseless, tmp_path, caplog):
+    directory = copy_dataset(noiseless[0], tmp_path)
+    shard = os.path.join(directory, shard_name(1, 2))
+    spans = _spans(shard)
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[:spans[3].offset - 12])  # records 0-2 intact, 3 and 4 gone
+    with pytest.raises(DatasetError, match=shard_name(1, 2) + r": records 3… \(2 records\) at byte \d+: file ends "
+                                                              "after 3 records but metadata.json lists 5"):
+        cup_pairs_dataset(directory, 4)
+    with caplog.at_level("WARNING"):
+        sensed, _ = read_all(directory, skip_bad_records=True)
+    assert sensed.shape[0] == 10 - 2
+    assert "Skipping 2 bad record(s) in 1 shard(s)" in caplog.text
+
+
+def test_corrupt_cup_record_is_named_exactly_and_only_it_is_skipped(noiseless, tmp_path, caplog):
+    directory = copy_dataset(noiseless[0], tmp_path)
+    shard = os.path.join(directory, shard_name(0, 2))
+    spans = _spans(shard)
+    data = bytearray(open(shard, "rb").read())
+    data[spans[3].offset + 40] ^= 0xFF  # inside record 3's data
+    open(shard, "wb").write(bytes(data))
+    with pytest.raises(DatasetError, match=shard_name(0, 2) + f": record 3 at byte {spans[3].offset - 12}: "
+                                                              "data CRC mismatch"):
+        cup_pairs_dataset(directory, 4, shuffle=False, repeat=False)
+    _, all_scenes = read_all(noiseless[0])
+    with caplog.at_level("WARNING"):
+        _, scenes = read_all(directory, skip_bad_records=True)
+    assert scenes.shape[0] == 9 and "Skipping 1 bad record(s)" in caplog.text
+    # File order: shard 0 holds records 0, 2, 4, ... of the simulation; its record 3 is the lost one.
+    np.testing.assert_array_equal(scenes, np.delete(all_scenes, 3, axis=0))
+
+
+def test_cup_shard_listed_but_missing_is_named_and_unlisted_files_are_reported(noiseless, tmp_path, caplog):
+    directory = copy_dataset(noiseless[0], tmp_path)
+    shutil.copy(os.path.join(directory, shard_name(1, 2)), os.path.join(directory, "cup-pairs-extra.tfrecord"))
+    with caplog.at_level("WARNING"):
+        sensed, _ = read_all(directory)
+    assert sensed.shape[0] == 10  # the unlisted copy is not read
+    assert "not listed in the metadata" in caplog.text and "cup-pairs-extra.tfrecord" in caplog.text
+    os.remove(os.path.join(directory, shard_name(1, 2)))
+    with pytest.raises(DatasetError, match=shard_name(1, 2) + r": shard listed in .*metadata\.json is missing"):
+        cup_pairs_dataset(directory, 4)
+
+
+def test_cup_glob_data_and_non_example_records(noiseless, tmp_path):
+    directory = copy_dataset(noiseless[0], tmp_path)
+    pattern = os.path.join(directory, "cup-pairs-*.tfrecord")
+    assert read_cup_metadata(pattern).num_examples == 10  # --data=<glob> is accepted everywhere
+    assert read_all(pattern)[0].shape[0] == 10
+    with pytest.raises(DatasetError, match="nope: no such file or directory"):
+        read_cup_metadata(os.path.join(directory, "nope"))
+    shard = os.path.join(directory, shard_name(0, 2))
+    garbage = bytes(range(128, 256)) * 3  # not an Example, not UTF-8
+    with tf.io.TFRecordWriter(shard) as writer:
+        for record in [garbage] + [r.numpy() for r in tf.data.TFRecordDataset(os.path.join(noiseless[0],
+                                                                                          shard_name(0, 2)))][1:]:
+            writer.write(record)
+    with pytest.raises(DatasetError, match=shard_name(0, 2) + ": record 0 at byte 0: wrong content: not a "
+                                                              "tf.train.Example"):
+        cup_pairs_dataset(pattern, 4)
+    assert read_all(pattern, skip_bad_records=True)[0].shape[0] == 9
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, True])
+def test_bad_batch_sizes_fail_the_same_way_in_both_readers(noiseless, batch_size):
+    from tfvidgan.data import readers
+
+    with pytest.raises(ConfigError, match=f"batch_size={batch_size!r} must be a positive integer"):
+        cup_pairs_dataset(noiseless[0], batch_size)
+    with pytest.raises(ConfigError, match=f"batch_size={batch_size!r} must be a positive integer"):
+        readers.random_frames_dataset(noiseless[0], batch_size)

@@ -260,3 +260,55 @@ def test_cli_with_a_bad_flag_exits_with_a_message_and_writes_nothing(tmp_path):
     assert done.returncode == 2
     assert "--size=48: must be one of (30, 32, 64)" in done.stderr
     assert not out.exists() and os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------- listing + scan
+
+
+def test_listed_shard_missing_is_named_and_unlisted_files_are_reported(copy, caplog):
+    shutil.copy(os.path.join(copy, SHARD1), os.path.join(copy, "scenes-extra.tfrecord"))
+    with caplog.at_level("WARNING"):
+        assert len(_positions(copy)) == NUM_SCENES  # the unlisted copy is ignored
+    assert "not listed in the metadata" in caplog.text and "scenes-extra.tfrecord" in caplog.text
+    os.remove(os.path.join(copy, SHARD1))
+    with pytest.raises(DatasetError, match=f"{SHARD1}: shard listed in .*metadata.json is missing"):
+        readers.random_frames_dataset(copy, 4)
+    with pytest.raises(DatasetError, match=f"{SHARD1}: shard listed in .*metadata.json is missing"):
+        readers.scenes_dataset(os.path.join(copy, "scenes-*.tfrecord"))
+    # A glob that does not cover the missing shard reads the shards it names.
+    assert len(_positions(os.path.join(copy, "scenes-00000-*"))) == 4
+
+
+def test_png_with_a_good_header_but_corrupt_pixels_is_caught_by_the_scan(copy, clean):
+    frames = clean[2].frames[6]
+    pngs = fmt.encode_pngs(frames)
+    broken = bytearray(pngs[1])
+    broken[45:60] = b"\xff" * 15  # inside the IDAT zlib stream; header intact
+    pngs[1] = bytes(broken)
+    record = fmt.encode_scene_example(pngs, frames.shape, clean[2].positions[6], clean[2].radii[6], 6)
+    _replace_record(os.path.join(copy, SHARD1), 2, record)
+    offsets, _ = _record_offsets(os.path.join(copy, SHARD1))
+    with pytest.raises(DatasetError, match=f"{SHARD1}: record 2 at byte {offsets[2]}: wrong content: frame 1 does "
+                                           "not decode as a PNG"):
+        readers.random_frames_dataset(copy, 4)
+    _assert_scenes(_positions(copy, skip_bad_records=True), clean[2], missing={6})
+    # Training-style reading never meets the bad frame either.
+    frames = list(readers.clips_dataset(copy, 1, seed=0, repeat=False, skip_bad_records=True))
+    assert len(frames) == NUM_SCENES - 1
+
+
+def test_non_example_record_with_non_utf8_bytes_is_named(copy, clean):
+    _replace_record(os.path.join(copy, SHARD1), 3, bytes(range(128, 256)) * 4)
+    offsets, _ = _record_offsets(os.path.join(copy, SHARD1))
+    with pytest.raises(DatasetError, match=f"{SHARD1}: record 3 at byte {offsets[3]}: wrong content: not a "
+                                           "tf.train.Example"):
+        readers.scenes_dataset(copy)
+    _assert_scenes(_positions(copy, skip_bad_records=True), clean[2], missing={7})
+
+
+def test_nonexistent_data_path_is_named_itself(tmp_path):
+    missing = str(tmp_path / "no_such_run" / "data")
+    with pytest.raises(DatasetError, match=f"{missing}: no such file or directory"):
+        readers.read_metadata(missing)
+    with pytest.raises(DatasetError, match=f"{missing}: .*no such file or directory"):
+        readers.random_frames_dataset(missing, 2)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfvidgan.data import bouncing_balls as bb
 from tfvidgan.data import format as fmt
-from tfvidgan.data import readers
+from tfvidgan.data import readers, records
 
 NUM_SCENES, NUM_FRAMES, SIZE, BALLS, SHARDS = 24, 8, 32, 3, 4
 
@@ -31,21 +31,21 @@ def _unit(frames_uint8):
 
 def test_framing_scan_reads_tensorflow_written_records_and_finds_corrupt_ones(tmp_path):
     rng = np.random.default_rng(0)
-    records = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (0, 1, 3, 4, 511, 512, 513, 5000)]
+    payloads = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (0, 1, 3, 4, 511, 512, 513, 5000)]
     path = str(tmp_path / "x.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
-        for record in records:
+        for record in payloads:
             writer.write(record)
     data = open(path, "rb").read()
-    report = fmt.scan_framing(data)
+    report = records.scan_framing(data)
     assert report.tail_problem == "" and report.bad == ()
-    assert [data[s.offset:s.offset + s.length] for s in report.good] == records
+    assert [data[s.offset:s.offset + s.length] for s in report.good] == payloads
     assert [s.index for s in report.good] == list(range(8))
     # The masked CRC-32C of the first length header is what TensorFlow stored.
-    assert fmt.masked_crc32c(data[:8]) == int.from_bytes(data[8:12], "little")
+    assert records.masked_crc32c(data[:8]) == int.from_bytes(data[8:12], "little")
     corrupt = bytearray(data)
     corrupt[report.good[6].offset + 100] ^= 1          # record 6's data
-    report = fmt.scan_framing(bytes(corrupt))
+    report = records.scan_framing(bytes(corrupt))
     assert [b[:2] for b in report.bad] == [(6, report.good[5].offset + 512 + 4)]  # record 5 holds 512 bytes
     assert len(report.good) == 7
 

@@ -60,7 +60,7 @@ def main(argv):
         ensure_cup_dataset("", FLAGS.model_dir, "test")
     metadata = read_cup_metadata(data)
     config = reconstruction_config(FLAGS, metadata)
-    preview = next(iter(cup_pairs_dataset(data, 4, shuffle=False, repeat=False)))
+    preview = next(iter(cup_pairs_dataset(data, 4, shuffle=False, repeat=False, skip_bad_records=FLAGS.skip_bad_records)))
     task = ReconstructionTask(config, preview=tuple(t.numpy() for t in preview))
 
     def dataset_fn(context, start_step):

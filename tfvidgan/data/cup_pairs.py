@@ -13,19 +13,24 @@ A dataset directory (written by ``python -m data_tools.make_cup_pairs``) holds
 * ``mask.npy``: the ``[H, W] float32 {0, 1}`` coding mask.
 
 `cup_pairs_dataset` yields ``(sensed [B, H + T − 1, W, 1], scene [B, T, H, W, 1])`` float32 batches
-and plugs into ``strategy.distribute_datasets_from_function`` through ``input_context``.
+and plugs into ``strategy.distribute_datasets_from_function`` through ``input_context``. Listing,
+the upfront scan, ``skip_bad_records`` and per-worker sharding are the shared reader core's
+(`tfvidgan.data.records`): the same guarantees as the bouncing-balls reader.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tfvidgan.cup.operator import CupOperator
+from tfvidgan.data import records
 from tfvidgan.errors import DatasetError
 
 __all__ = [
@@ -39,7 +44,7 @@ __all__ = [
     "parse_example",
     "read_cup_metadata",
     "write_cup_metadata",
-    "verify_shard",
+    "scan_cup_shards",
     "cup_pairs_dataset",
 ]
 
@@ -47,6 +52,7 @@ FORMAT_NAME = "tfvidgan.cup_pairs"
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 MASK_FILE = "mask.npy"
+SHARD_GLOB = "cup-pairs-*.tfrecord"
 
 
 def shard_name(index: int, count: int) -> str:
@@ -132,16 +138,19 @@ _INT_FIELDS = ("num_frames", "height", "width", "mask_seed", "noise_seed", "clip
 _FLOAT_FIELDS = ("mask_fill", "photons", "read_noise")
 
 
-def read_cup_metadata(directory: str) -> CupMetadata:
-    """Reads and validates ``<directory>/metadata.json`` and ``<directory>/mask.npy``.
+def read_cup_metadata(path_or_pattern: str) -> CupMetadata:
+    """Reads and validates a CUP pairs dataset's ``metadata.json`` and ``mask.npy``.
 
+    Args:
+      path_or_pattern: the dataset directory, its ``metadata.json``, a shard file or a shard glob.
     Returns:
       `CupMetadata` with ``directory`` set.
 
     Raises:
-      DatasetError: a file is missing or unreadable, a field is missing or invalid, the two masks
-        disagree, or a listed shard is missing (the message names the file and field).
+      DatasetError: a file is missing or unreadable, a field is missing or invalid, or the two masks
+        disagree (the message names the file and field). Listed shards are checked by the reader.
     """
+    directory = records.dataset_directory(path_or_pattern)
     path = os.path.join(directory, METADATA_FILE)
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: CUP pairs metadata not found (expected beside the shards)")
@@ -186,9 +195,8 @@ def read_cup_metadata(directory: str) -> CupMetadata:
         raise DatasetError(f"{mask_path}: mask differs from field 'mask' of {path}")
     if len(values["examples_per_shard"]) != len(values["shards"]):
         raise DatasetError(f"{path}: fields 'shards' and 'examples_per_shard' have different lengths")
-    for shard in values["shards"]:
-        if not os.path.isfile(os.path.join(directory, shard)):
-            raise DatasetError(f"{os.path.join(directory, shard)}: shard listed in {path} is missing")
+    if any(n < 0 for n in values["examples_per_shard"]):
+        raise DatasetError(f"{path}: field 'examples_per_shard' has a negative count")
     return CupMetadata(mask=mask.astype(np.float32), directory=directory, **values)
 
 
@@ -243,8 +251,8 @@ def parse_example(serialized: tf.Tensor, metadata: CupMetadata) -> tuple[tf.Tens
     """Parses one serialised record -> ``(sensed [H + T − 1, W, 1], scene [T, H, W, 1])`` float32.
 
     Records whose shapes disagree with ``metadata`` fail with an `InvalidArgumentError` at iteration
-    time; `verify_shard` (run by `cup_pairs_dataset` by default) turns that into a `DatasetError`
-    naming the file before training starts.
+    time; the upfront scan of `cup_pairs_dataset` turns that into a `DatasetError` naming the file,
+    record and byte offset before training starts.
     """
     ex = tf.io.parse_single_example(serialized, _FEATURES)
     checks = [
@@ -259,44 +267,76 @@ def parse_example(serialized: tf.Tensor, metadata: CupMetadata) -> tuple[tf.Tens
     return sensed, scene
 
 
-def verify_shard(path: str, metadata: CupMetadata) -> int:
-    """Reads every record of one shard (checksums, features, shapes, byte sizes).
+# -- reader (on the shared core, `tfvidgan.data.records`) ----------------------------------------
 
-    Returns:
-      The number of records.
+_CHECK_BATCH = 1024
 
-    Raises:
-      DatasetError: naming ``path`` (and the record index when known) if anything is wrong.
-    """
-    sensed_bytes = 4 * int(np.prod(metadata.sensed_shape))
-    scene_bytes = 4 * int(np.prod(metadata.scene_shape))
 
+def _listing(directory: str) -> records.Listing:
+    metadata = read_cup_metadata(directory)
+    return records.Listing(metadata, os.path.join(directory, METADATA_FILE),
+                           dict(zip(metadata.shards, metadata.examples_per_shard)))
+
+
+@functools.lru_cache(maxsize=None)
+def _summary_function():
     def summarize(serialized):
         ex = tf.io.parse_example(serialized, _FEATURES)
         return (ex["sensed_shape"], ex["scene_shape"], tf.strings.length(ex["sensed"]), tf.strings.length(ex["scene"]))
 
-    count = 0
+    return tf.function(summarize, input_signature=[tf.TensorSpec([None], tf.string)])
+
+
+def _describe(metadata: CupMetadata, sensed_shape, scene_shape, n_sensed, n_scene) -> str:
+    """"" if the summarised record fits ``metadata``, else what is wrong."""
+    if (list(sensed_shape) == list(metadata.sensed_shape) and list(scene_shape) == list(metadata.scene_shape)
+            and n_sensed == 4 * int(np.prod(metadata.sensed_shape)) and n_scene == 4 * int(np.prod(metadata.scene_shape))):
+        return ""
+    return (f"sensed_shape {list(sensed_shape)} / scene_shape {list(scene_shape)} ({n_sensed} / {n_scene} bytes), "
+            f"expected {list(metadata.sensed_shape)} / {list(metadata.scene_shape)} from metadata.json")
+
+
+def _one_record_problem(record: bytes, metadata: CupMetadata) -> str:
     try:
-        for sensed_shape, scene_shape, n_sensed, n_scene in (
-            tf.data.TFRecordDataset(path).batch(1024).map(summarize)
-        ):
-            bad = (
-                np.any(sensed_shape.numpy() != metadata.sensed_shape, axis=1)
-                | np.any(scene_shape.numpy() != metadata.scene_shape, axis=1)
-                | (n_sensed.numpy() != sensed_bytes)
-                | (n_scene.numpy() != scene_bytes)
-            )
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise DatasetError(
-                    f"{path}: record {count + i} has sensed_shape {sensed_shape.numpy()[i].tolist()} / scene_shape "
-                    f"{scene_shape.numpy()[i].tolist()} ({int(n_sensed.numpy()[i])} / {int(n_scene.numpy()[i])} bytes), "
-                    f"expected {list(metadata.sensed_shape)} / {list(metadata.scene_shape)} from metadata.json"
-                )
-            count += len(bad)
-    except tf.errors.OpError as e:
-        raise DatasetError(f"{path}: corrupt or unreadable CUP record near record {count}: {e.message}") from e
-    return count
+        tf.train.Example.FromString(record)
+    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError (or others on garbage)
+        return "not a tf.train.Example (does not parse as one)"
+    try:
+        summary = [v.numpy()[0] for v in _summary_function()(tf.constant([record], tf.string))]
+    except (tf.errors.OpError, UnicodeDecodeError):
+        return "not a CUP pairs Example (a feature is missing or has the wrong type)"
+    return _describe(metadata, *summary)
+
+
+def _content_problems(serialized: Sequence[bytes], metadata: CupMetadata) -> list[tuple[int, str]]:
+    """``(index, problem)`` for records that do not parse or disagree with ``metadata``'s shapes."""
+    found = []
+    for start in range(0, len(serialized), _CHECK_BATCH):
+        chunk = list(serialized[start:start + _CHECK_BATCH])
+        try:
+            columns = [v.numpy() for v in _summary_function()(tf.constant(chunk, tf.string))]
+        except (tf.errors.OpError, UnicodeDecodeError):
+            found += [(start + i, p) for i, r in enumerate(chunk) if (p := _one_record_problem(r, metadata))]
+            continue
+        found += [(start + i, p) for i, row in enumerate(zip(*columns)) if (p := _describe(metadata, *row))]
+    return found
+
+
+def scan_cup_shards(pattern: str) -> records.ScanReport:
+    """The upfront check of every shard of ``pattern`` (directory, glob or file): listed shards
+    against ``metadata.json``, framing, CRC-32C, record counts and each record's features and shapes.
+
+    Raises:
+      DatasetError: nothing matches, shards from several directories, missing/invalid metadata, a
+        listed shard missing, or an unreadable shard.
+    """
+    shards, listings = records.find_shards(pattern, shard_glob=SHARD_GLOB, metadata_file=METADATA_FILE,
+                                           read_listing=_listing)
+    if len(listings) != 1:
+        raise DatasetError(f"{pattern}: shards come from several directories {sorted(listings)}; use one dataset")
+    metadata = next(iter(listings.values())).metadata
+    key = ("cup_pairs", metadata.sensed_shape, metadata.scene_shape)
+    return records.scan_shards(shards, metadata, lambda serialized: _content_problems(serialized, metadata), key)
 
 
 def cup_pairs_dataset(
@@ -307,74 +347,42 @@ def cup_pairs_dataset(
     seed: int | None = None,
     repeat: bool = True,
     input_context: tf.distribute.InputContext | None = None,
-    verify: bool = True,
     skip_bad_records: bool = False,
     shuffle_buffer: int = 1024,
 ) -> tf.data.Dataset:
-    """Batches of CUP pairs.
+    """Batches of CUP pairs, read through the shared reader core (`tfvidgan.data.records`).
 
     Args:
-      pattern: glob of shard files, e.g. ``"data/cup/cup-pairs-*.tfrecord"`` (a directory means all
-        its shards). All shards must sit in one directory with its ``metadata.json``/``mask.npy``.
+      pattern: the dataset directory (= its ``cup-pairs-*.tfrecord``), a glob of shard files or one
+        file, beside its ``metadata.json``/``mask.npy``.
       batch_size: size of the batches THIS pipeline yields, i.e. the PER-REPLICA batch when used
         under ``distribute_datasets_from_function`` (the trainers' convention: global // replicas).
-      shuffle: shuffle shard order and records (buffer ``shuffle_buffer``).
+      shuffle: shuffle shard order and records (buffer ``shuffle_buffer``); False: file order.
       seed: shuffle seed (``None`` = non-deterministic order when shuffling).
       repeat: repeat forever; batches then have a static batch size (``drop_remainder=True``).
         With ``repeat=False`` one pass is made and the last batch may be smaller.
-      input_context: from ``distribute_datasets_from_function``; shards are split between input
-        pipelines by file (``shard i`` goes to pipeline ``i mod num_input_pipelines``).
-      verify: read every record of this pipeline's shards once up front (`verify_shard`) so that
-        bad files fail here with a `DatasetError` naming the file rather than mid-training.
-      skip_bad_records: instead of failing, silently drop records that do not parse or have the
-        wrong shape (a corrupt checksum ends the rest of that shard); implies no verification.
+      input_context: from ``distribute_datasets_from_function``: pipeline k reads shards ``k, k + n, …``
+        (or every n-th record when there are fewer shards than pipelines): disjoint data.
+      skip_bad_records: skip (and count in the log) only the bad records instead of raising.
+      shuffle_buffer: records held in the shuffle buffer.
 
     Returns:
       `tf.data.Dataset` of ``(sensed [B, H + T − 1, W, 1] float32, scene [B, T, H, W, 1] float32 in
       [0, 1])``.
 
     Raises:
-      DatasetError: no file matches, shards span several directories, metadata is missing/invalid,
-        fewer shards than input pipelines, or (with ``verify``) a record is corrupt or mis-shaped.
+      ConfigError: batch_size/shuffle_buffer not positive integers, bad seed. DatasetError: nothing
+        matches, missing/invalid metadata, a listed shard missing, or bad records (file, record and
+        byte offset named) unless skipped.
     """
-    if batch_size < 1:
-        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
-    if os.path.isdir(pattern):
-        pattern = os.path.join(pattern, "cup-pairs-*.tfrecord")
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise DatasetError(f"{pattern}: no CUP pairs shards match this pattern")
-    directories = {os.path.dirname(os.path.abspath(f)) for f in files}
-    if len(directories) != 1:
-        raise DatasetError(f"{pattern}: shards come from several directories {sorted(directories)}; use one dataset")
-    metadata = read_cup_metadata(directories.pop())
-    if input_context is not None:
-        n = input_context.num_input_pipelines
-        files = files[input_context.input_pipeline_id :: n]
-        if not files:
-            raise DatasetError(f"{pattern}: fewer shards than the {n} input pipelines; regenerate with more --shards")
-    if verify and not skip_bad_records:
-        for f in files:
-            verify_shard(f, metadata)
-
-    deterministic = (not shuffle) or seed is not None
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-
-    def read_file(path):
-        pairs = tf.data.TFRecordDataset(path).map(lambda r: parse_example(r, metadata))
-        return pairs.ignore_errors() if skip_bad_records else pairs
-
-    ds = ds.interleave(
-        read_file,
-        cycle_length=min(len(files), 4),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic,
-    )
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=repeat)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    batch_size = records.check_positive("batch_size", batch_size)
+    shuffle_buffer = records.check_positive("shuffle_buffer", shuffle_buffer)
+    report = records.checked_report(scan_cup_shards(pattern), pattern, skip_bad_records)
+    metadata = report.metadata
+    base, deterministic = records.resolve_seed(seed, input_context)
+    deterministic = deterministic or not shuffle
+    stream = records.pipeline_records(report, seed=base, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+                                      repeat=repeat, input_context=input_context, deterministic=deterministic)
+    pairs = stream.map(lambda path, record: parse_example(record, metadata), num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=deterministic)
+    return records.finish(pairs.batch(batch_size, drop_remainder=repeat), deterministic)

@@ -16,9 +16,8 @@ the unit cell ``[i, i+1) × [j, j+1)`` with its centre at ``(i + 0.5, j + 0.5)``
 
 PNGs are written by `encode_pngs` (numpy + zlib; the generator's worker processes never import
 TensorFlow), Examples by `encode_scene_example` (`tf.train.Example`, deterministic bytes) and
-framed by `tf.io.TFRecordWriter`. `scan_framing` walks the TFRecord framing and checks every
-CRC-32C (`google_crc32c`), which is how the readers find truncated and corrupt shards and name
-them. Parsing (`parse_scene_records`, `check_scene_records`, `decode_frames`) is TensorFlow graph
+framed by `tf.io.TFRecordWriter` (the readers' checks of the framing are in
+`tfvidgan.data.records`). Parsing (`parse_scene_records`, `check_scene_records`, `decode_frames`) is TensorFlow graph
 code. TensorFlow is imported inside the functions that need it only.
 """
 from __future__ import annotations
@@ -28,7 +27,6 @@ import struct
 import zlib
 from typing import Sequence
 
-import google_crc32c
 import numpy as np
 
 __all__ = [
@@ -41,10 +39,6 @@ __all__ = [
     "shard_name",
     "encode_pngs",
     "encode_scene_example",
-    "masked_crc32c",
-    "RecordSpan",
-    "FramingReport",
-    "scan_framing",
     "parse_scene_records",
     "check_scene_records",
     "describe_scene_problems",
@@ -121,7 +115,7 @@ def encode_pngs(frames: np.ndarray) -> list[bytes]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Records: `tf.train.Example` (TensorFlow's protobuf class) and TFRecord framing checksums.
+# Records: `tf.train.Example` (TensorFlow's protobuf class).
 
 
 def encode_scene_example(frames_png: Sequence[bytes], shape: Sequence[int], positions: np.ndarray,
@@ -148,73 +142,6 @@ def encode_scene_example(frames_png: Sequence[bytes], shape: Sequence[int], posi
         "shape": feature(int64_list=tf.train.Int64List(value=[int(v) for v in shape])),
     }))
     return example.SerializeToString(deterministic=True)
-
-
-def masked_crc32c(data: bytes) -> int:
-    """The masked CRC-32C (Castagnoli, `google_crc32c`) that TFRecord files store after a length and a record."""
-    crc = google_crc32c.value(bytes(data))
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordSpan:
-    """Where record ``index`` of a TFRecord file lies: its data is ``file[offset : offset + length]``."""
-
-    index: int
-    offset: int
-    length: int
-
-
-@dataclasses.dataclass(frozen=True)
-class FramingReport:
-    """Result of `scan_framing` on one file's bytes.
-
-    Attributes:
-      good: records whose header and data CRCs are both correct, in file order.
-      bad: ``(index, byte_offset, reason)`` for records with a wrong data CRC.
-      tail_problem: why reading stopped before the end of the file ("" if it did not): a truncated
-        record or a corrupt length header, after which record boundaries are unknown.
-      tail_offset: byte offset where that problem starts.
-    """
-
-    good: tuple[RecordSpan, ...]
-    bad: tuple[tuple[int, int, str], ...]
-    tail_problem: str
-    tail_offset: int
-
-    @property
-    def num_records_seen(self) -> int:
-        """Records whose boundaries are known (good + bad data CRC)."""
-        return len(self.good) + len(self.bad)
-
-
-def scan_framing(data: bytes) -> FramingReport:
-    """Walks the TFRecord framing of ``data`` (a whole file), checking every length and data CRC.
-
-    A record is ``length (uint64 LE) | masked CRC-32C of length | data | masked CRC-32C of data``.
-    """
-    size = len(data)
-    good, bad = [], []
-    position, index = 0, 0
-    while position < size:
-        if position + 12 > size:
-            return FramingReport(tuple(good), tuple(bad), f"truncated record header ({size - position} bytes left)",
-                                 position)
-        (length,) = struct.unpack_from("<Q", data, position)
-        (length_crc,) = struct.unpack_from("<I", data, position + 8)
-        if masked_crc32c(data[position:position + 8]) != length_crc:
-            return FramingReport(tuple(good), tuple(bad), "corrupt record header (length CRC mismatch)", position)
-        end = position + 12 + length + 4
-        if end > size:
-            return FramingReport(tuple(good), tuple(bad), f"truncated record ({length} data bytes announced, "
-                                 f"{size - position - 12} left)", position)
-        (data_crc,) = struct.unpack_from("<I", data, end - 4)
-        if masked_crc32c(data[position + 12:end - 4]) == data_crc:
-            good.append(RecordSpan(index, position + 12, length))
-        else:
-            bad.append((index, position, "data CRC mismatch (corrupt record)"))
-        position, index = end, index + 1
-    return FramingReport(tuple(good), tuple(bad), "", 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +202,8 @@ def check_scene_records(serialized, spec: SceneSpec) -> dict:
       Per record (``[K]``): ``num_frames``, ``num_shape``, ``shape`` (``[K, 4]``, −1 padded),
       ``num_positions``, ``num_radii`` (int64); per stored frame (``[F]``, all records
       concatenated): ``frame_record``, ``frame_index``, ``frame_height``, ``frame_width``,
-      ``frame_depth``, ``frame_colour`` (int64, −1 when not a PNG). `describe_scene_problems`
+      ``frame_depth``, ``frame_colour`` (int64, −1 when not a PNG), ``frame_png`` (string, the
+      encoded frame; headers only are read here). `describe_scene_problems`
       turns this into messages. Raises `tf.errors.InvalidArgumentError` if a record is not an
       Example or a feature has the wrong type.
     """
@@ -317,6 +245,7 @@ def check_scene_records(serialized, spec: SceneSpec) -> dict:
         "frame_height": field(tf.reduce_sum(tf.cast(head[:, 20:24], tf.int64) * big_endian, axis=1)),
         "frame_depth": field(tf.cast(head[:, 24], tf.int64)),
         "frame_colour": field(tf.cast(head[:, 25], tf.int64)),
+        "frame_png": pngs,
     }
 
 

@@ -135,12 +135,15 @@ def metadata_path(path_or_pattern: str) -> str:
 
     ``path_or_pattern`` may be the dataset directory, the ``metadata.json`` itself, one shard file,
     or a glob of shard files (the metadata is expected in the directory of the pattern).
+    Raises `DatasetError` naming ``path_or_pattern`` when it has no glob characters and does not exist.
     """
     path = str(path_or_pattern)
     if path.endswith(".json"):
         return path
     if _isdir(path):
         return os.path.join(path, METADATA_FILENAME)
+    if not glob.has_magic(path) and not _exists(path):
+        raise DatasetError(f"{path}: no such file or directory (expected a dataset directory, shard file or glob)")
     return os.path.join(os.path.dirname(path) or ".", METADATA_FILENAME)
 
 
