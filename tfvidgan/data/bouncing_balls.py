@@ -39,14 +39,13 @@ import itertools
 import math
 import multiprocessing
 import os
-import secrets
-import shutil
 
 import numpy as np
 
 from tfvidgan.data.format import (FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SHARD_GLOB, encode_pngs,
                                   encode_scene_example, shard_name)
 from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
+from tfvidgan.data import swap
 from tfvidgan.data.progress import ProgressBar
 from tfvidgan.errors import ConfigError
 
@@ -426,46 +425,6 @@ def _plan(config: BouncingBallsConfig) -> list[tuple[int, int, int]]:
     return tasks
 
 
-def _sibling_dir(output_dir: str, kind: str) -> str:
-    """Creates an empty hidden directory beside ``output_dir`` (normal permissions, unlike mkdtemp)."""
-    parent, name = os.path.split(output_dir)
-    while True:
-        path = os.path.join(parent, f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            os.mkdir(path)
-            return path
-        except FileExistsError:
-            continue
-
-
-def _swap_in(tmp_dir: str, output_dir: str) -> None:
-    """Moves the finished dataset from ``tmp_dir`` to ``output_dir``, replacing an old one safely."""
-    if not os.path.exists(output_dir):
-        os.rename(tmp_dir, output_dir)
-        return
-    backup = _sibling_dir(output_dir, "old")
-    old = _dataset_files(output_dir)
-    old.sort(key=lambda name: name != METADATA_FILENAME)  # metadata first: the old set stops being a dataset
-    moved_old, moved_new = [], []
-    new = sorted(os.listdir(tmp_dir), key=lambda name: name == METADATA_FILENAME)  # metadata last
-    try:
-        for name in old:
-            os.rename(os.path.join(output_dir, name), os.path.join(backup, name))
-            moved_old.append(name)
-        for name in new:
-            os.rename(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
-            moved_new.append(name)
-    except BaseException:
-        for name in moved_new:  # roll back: new files out, old files in
-            os.rename(os.path.join(output_dir, name), os.path.join(tmp_dir, name))
-        for name in moved_old:
-            os.rename(os.path.join(backup, name), os.path.join(output_dir, name))
-        shutil.rmtree(backup, ignore_errors=True)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
 def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite: bool = False,
                      workers: int | None = None, show_progress: bool = True) -> DatasetMetadata:
     """Generates ``config.num_scenes`` scenes into ``output_dir`` (shards + ``metadata.json``).
@@ -473,7 +432,9 @@ def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite:
     Args:
       config: what to generate (validated on construction).
       output_dir: created if needed; must not hold a dataset unless ``overwrite``.
-      overwrite: replace an existing dataset (atomically per file set; the old one survives failures).
+      overwrite: replace an existing dataset. The new one is written beside it and swapped in at the end
+        (`tfvidgan.data.swap`): a failure before the swap keeps the old data, a crash during it is
+        finished by the next run; other files in ``output_dir`` are kept.
       workers: processes to use; 1 → in this process; None → one per CPU but at most one per 2000
         scenes. Worker processes are started with "spawn" and so import the caller's ``__main__``
         module (but never TensorFlow on their own).
@@ -490,14 +451,14 @@ def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers={workers}: must be a positive integer")
     output_dir = os.path.abspath(output_dir)
+    if os.path.isdir(os.path.dirname(output_dir)):
+        swap.recover(output_dir)  # finish a swap a crash interrupted; remove stale scratch
     _check_output_dir(output_dir, overwrite)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
     tasks = _plan(config)
     fields = config.to_dict()
     payloads = [(fields, shard, start, stop) for shard, start, stop in tasks]
     workers = min(workers, len(tasks))
-    tmp_dir = _sibling_dir(output_dir, "tmp")
+    tmp_dir = swap.scratch_dir(output_dir)
     progress = ProgressBar(config.num_scenes, label="bouncing balls", unit="scenes", enabled=show_progress)
     shard_count = [0] * config.shards
     shape = (config.num_frames, config.size, config.size, config.channels)
@@ -547,10 +508,11 @@ def generate_dataset(config: BouncingBallsConfig, output_dir: str, *, overwrite:
                 "positions": "pixel (row, col); pixel (i, j) is centred at (i + 0.5, j + 0.5)",
             })
         write_metadata(metadata, tmp_dir)
-        _swap_in(tmp_dir, output_dir)
     except BaseException:
         if writer is not None:
             writer.close()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        swap.release(tmp_dir)
         raise
+    swap.swap_in(tmp_dir, output_dir, _dataset_files(output_dir) if os.path.isdir(output_dir) else [],
+                 METADATA_FILENAME)
     return dataclasses.replace(metadata, directory=output_dir)

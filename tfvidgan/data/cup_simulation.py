@@ -9,18 +9,18 @@ Gaussian ``--read_noise``; record ``i`` uses the stateless seed ``[--noise_seed,
 does not depend on batching), and written round-robin into ``--shards`` TFRecord shards with
 ``metadata.json`` and ``mask.npy`` (format: `tfvidgan.data.cup_pairs`).
 
-The dataset is written to a temporary sibling directory and moved into place at the end. An
-existing non-empty ``--output_dir`` is refused unless ``--overwrite`` is given, and even then only
-if it is a CUP pairs dataset (it is then replaced as a whole).
+The dataset is written to a scratch directory beside ``--output_dir`` and swapped in at the end
+(`tfvidgan.data.swap`: a crash during the swap is finished by the next run). An existing non-empty
+``--output_dir`` is refused unless ``--overwrite`` is given, and even then only if it is a CUP
+pairs dataset (its dataset files are then replaced; other files stay).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,9 +28,12 @@ import tensorflow as tf
 from absl import logging
 
 from tfvidgan.cup.operator import CupOperator, add_noise, make_mask
+from tfvidgan.data import swap
 from tfvidgan.data.cup_pairs import (
     FORMAT_NAME,
+    MASK_FILE,
     METADATA_FILE,
+    SHARD_GLOB,
     CupMetadata,
     encode_example,
     shard_name,
@@ -138,6 +141,14 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         )
 
 
+def _dataset_files(directory: str) -> list[str]:
+    """Base names of the CUP pairs dataset files (metadata, mask, shards) in ``directory``."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n for n in os.listdir(directory)
+                  if n in (METADATA_FILE, MASK_FILE) or fnmatch.fnmatchcase(n, SHARD_GLOB))
+
+
 def _default_scenes(pattern: str) -> Iterable[dict]:
     from tfvidgan.data import readers  # imported here: only the CLI path needs the bouncing-balls reader
 
@@ -167,25 +178,19 @@ def generate_cup_pairs(
       ConfigError: bad config or output directory. DatasetError: no scenes, or scenes of varying size.
     """
     config.validate()
+    if os.path.isdir(os.path.dirname(os.path.abspath(output_dir))):
+        swap.recover(output_dir)  # finish a swap a crash interrupted; remove stale scratch
     _prepare_output_dir(output_dir, overwrite)
     if scenes is None:
         scenes = _default_scenes(config.scenes)
 
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(output_dir)) + ".tmp-", dir=parent)
+    tmp_dir = swap.scratch_dir(output_dir)
     try:
         metadata = _write_pairs(config, tmp_dir, scenes)
-        if os.path.exists(output_dir):
-            old = tempfile.mkdtemp(prefix=os.path.basename(os.path.abspath(output_dir)) + ".old-", dir=parent)
-            os.rename(output_dir, os.path.join(old, "dataset"))
-            os.rename(tmp_dir, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp_dir, output_dir)
     except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        swap.release(tmp_dir)
         raise
+    swap.swap_in(tmp_dir, output_dir, _dataset_files(output_dir), METADATA_FILE)
     return dataclasses.replace(metadata, directory=output_dir)
 
 

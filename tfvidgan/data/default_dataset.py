@@ -10,6 +10,7 @@ import os
 
 from absl import logging
 
+from tfvidgan.data import swap
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.data.metadata import read_metadata
 
@@ -24,6 +25,8 @@ def ensure_dataset(data: str, model_dir: str, *, size: int = 32, num_balls: int 
     if data:
         return data
     directory = os.path.join(model_dir, "data")
+    if os.path.isdir(model_dir):
+        swap.recover(directory)  # a run killed while swapping its data in: finish that swap
     if os.path.exists(os.path.join(directory, "metadata.json")):
         read_metadata(directory)  # validates
         return directory
@@ -50,6 +53,8 @@ def ensure_cup_dataset(data: str, model_dir: str, split: str = "train") -> str:
     if data:
         return data
     directory = os.path.join(model_dir, "data", f"cup_{split}")
+    if os.path.isdir(os.path.dirname(directory)):
+        swap.recover(directory)
     if os.path.exists(os.path.join(directory, "metadata.json")):
         read_cup_metadata(directory)  # validates
         return directory

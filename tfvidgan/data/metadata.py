@@ -19,6 +19,7 @@ import json
 import os
 from typing import Any, Mapping
 
+from tfvidgan.data.swap import journal_path
 from tfvidgan.data.format import FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SceneSpec
 from tfvidgan.errors import DatasetError
 
@@ -219,6 +220,9 @@ def read_metadata(path_or_pattern: str) -> DatasetMetadata:
         hint = ""
         if not _is_remote(path) and not glob.has_magic(path) and not os.path.exists(os.path.dirname(path) or "."):
             hint = " (the directory does not exist)"
+        elif not _is_remote(path) and os.path.exists(journal_path(os.path.dirname(path) or ".")):
+            hint = (f" (a dataset swap was interrupted: {journal_path(os.path.dirname(path) or '.')}; "
+                    "run the generator again to finish it)")
         raise DatasetError(f"{path}: dataset metadata not found{hint}; expected metadata.json beside the "
                            f"scenes-*.tfrecord shards (generate with `python -m data_tools.make_bouncing_balls`)")
     try:
