@@ -21,6 +21,8 @@ setup(
         "scipy>=1.11,<2",
         "Pillow>=10,<14",
         "google-crc32c>=1.5,<2",
+        # TF Serving protos (warm-up requests in exports, the gRPC client); matches TensorFlow 2.21.
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
         "and-cuda": ["tensorflow[and-cuda]>=2.21,<2.22"],

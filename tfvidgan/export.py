@@ -112,3 +112,38 @@ def check_trailing_shape(tensor: tf.Tensor, expected: tuple, name: str, describe
                                       message=f"{name} must have shape {described}")
     with tf.control_dependencies([check]):
         return tf.identity(tensor)
+
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def write_warmup_requests(directory: str, requests: list[tuple[str, dict]], model_name: str = "") -> str:
+    """Writes TF Serving's warm-up file ``<directory>/assets.extra/tf_serving_warmup_requests``.
+
+    Each request becomes one `tensorflow_serving.apis.prediction_log_pb2.PredictionLog` (a ``predict_log``
+    holding a `PredictRequest`) serialised into a TFRecord file, the format TF Serving replays when it
+    loads a version. Call it on the SavedModel directory before it is renamed into place.
+
+    Args:
+      directory: a written SavedModel directory.
+      requests: ``[(signature name, {input name: numpy array})]``; TF Serving reads at most 1000 records.
+      model_name: the ``model_spec.name`` of the requests (TF Serving ignores it while warming up).
+
+    Returns:
+      The file's path.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    if len(requests) > 1000:
+        raise TfvidganError(f"{len(requests)} warm-up requests; TF Serving reads at most 1000")
+    path = os.path.join(directory, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature_name, inputs in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path

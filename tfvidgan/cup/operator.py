@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
 
-__all__ = ["CupOperator", "make_mask", "add_noise", "shear_and_sum", "unshear"]
+__all__ = ["CupOperator", "make_mask", "add_noise", "shear_and_sum", "unshear", "forward_with_masks",
+           "adjoint_with_masks", "aat_diagonal_with_masks", "gap_step", "random_masks"]
 
 
 def make_mask(height: int, width: int, seed: int, fill: float = 0.5) -> np.ndarray:
@@ -167,6 +168,73 @@ class CupOperator:
 
     def __call__(self, scenes: tf.Tensor) -> tf.Tensor:
         return self.forward(scenes)
+
+
+# -- the operator with one mask per example (masks as tensors: the unfolded reconstructor's input) -------
+
+
+def forward_with_masks(scenes: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+    """``A_b x_b`` for a batch where example ``b`` has its own mask.
+
+    Args:
+      scenes: ``[B, T, H, W]`` or ``[B, T, H, W, 1]`` float (normally in [0, 1]); ``T, H, W`` static.
+      masks: ``[B, H, W]`` float, same dtype (normally binary).
+
+    Returns:
+      Sensed images ``[B, H + T − 1, W, 1]``, same dtype (values in ``[0, T]`` for binary masks and
+      scenes in [0, 1]). Equals `CupOperator(mask_b, T).forward` for every example.
+    """
+    scenes = tf.convert_to_tensor(scenes)
+    masks = tf.cast(masks, scenes.dtype)
+    if scenes.shape.rank == 5:
+        scenes = scenes[..., 0]
+    return shear_and_sum(scenes * masks[:, None])[..., None]
+
+
+def adjoint_with_masks(sensed: tf.Tensor, masks: tf.Tensor, num_frames: int) -> tf.Tensor:
+    """``A_bᵀ y_b``: sensed ``[B, H + T − 1, W]`` or ``[..., 1]``, masks ``[B, H, W]`` -> ``[B, T, H, W, 1]``."""
+    sensed = tf.convert_to_tensor(sensed)
+    masks = tf.cast(masks, sensed.dtype)
+    if sensed.shape.rank == 4:
+        sensed = sensed[..., 0]
+    return (unshear(sensed, num_frames) * masks[:, None])[..., None]
+
+
+def aat_diagonal_with_masks(masks: tf.Tensor, num_frames: int) -> tf.Tensor:
+    """Diagonal of ``A_b A_bᵀ`` per example: masks ``[B, H, W]`` -> ``[B, H + T − 1, W, 1]`` (>= 0; 0 where
+    no open mask pixel reaches the sensed pixel)."""
+    tiled = tf.tile(tf.square(tf.convert_to_tensor(masks))[:, None], [1, num_frames, 1, 1])
+    return shear_and_sum(tiled)[..., None]
+
+
+def gap_step(x: tf.Tensor, sensed: tf.Tensor, masks: tf.Tensor, diagonal: tf.Tensor | None = None) -> tf.Tensor:
+    """One GAP data-consistency (projection) step ``x + Aᵀ((y − A x) ⊘ diag(A Aᵀ))`` per example.
+
+    The result satisfies ``A x' = y`` exactly on sensed pixels with a non-zero diagonal (``A Aᵀ`` is
+    diagonal, so the projection onto ``{x : A x = y}`` is a per-pixel division); pixels with a zero
+    diagonal are left unchanged (`tf.math.divide_no_nan`).
+
+    Args:
+      x: current estimate ``[B, T, H, W, 1]`` float32.
+      sensed: ``[B, H + T − 1, W, 1]`` float32 (sensed units).
+      masks: ``[B, H, W]`` float32.
+      diagonal: optional precomputed `aat_diagonal_with_masks(masks, T)`.
+
+    Returns:
+      ``[B, T, H, W, 1]`` float32.
+    """
+    num_frames = x.shape[1]
+    if diagonal is None:
+        diagonal = aat_diagonal_with_masks(masks, num_frames)
+    residual = tf.math.divide_no_nan(sensed - forward_with_masks(x, masks), diagonal)
+    return x + adjoint_with_masks(residual, masks, num_frames)
+
+
+def random_masks(batch: int, height: int, width: int, seed, fill: float = 0.5) -> tf.Tensor:
+    """``[batch, H, W] float32 {0, 1}`` Bernoulli(``fill``) masks, deterministic given ``seed`` (an int
+    tensor of shape ``[2]``, `tf.random.stateless_uniform`). Usable inside `tf.function`."""
+    draws = tf.random.stateless_uniform([batch, height, width], seed=seed)
+    return tf.cast(draws < fill, tf.float32)
 
 
 def _stateless_seed(seed) -> tf.Tensor:

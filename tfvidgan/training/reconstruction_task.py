@@ -1,4 +1,11 @@
-"""CUP reconstruction: a U-Net maps a sensed image to the T-frame scene.
+"""CUP reconstruction: a network maps a sensed image (and, for the unfolded net, the mask) to the T-frame scene.
+
+Two architectures (`ReconstructionConfig.architecture`): ``"unet"`` (`tfvidgan.models.reconstructor`,
+the mask baked in as a fixed weight) and ``"unfolded"`` (`tfvidgan.models.unfolded`, the mask an input
+tensor). With ``random_masks`` (unfolded only) every training example is re-sensed with a fresh
+Bernoulli(``mask_fill``) mask drawn from the stateless seed ``[random_mask_seed, step]`` (per replica
+and example), plus the dataset's noise model (``photons``, ``read_noise``), so the net learns to use
+whatever mask it is given.
 
 Trained with MSE, optionally plus an adversarial loss from a fully convolutional critic (each patch
 logit counts as one discriminator of the shared ensemble GAN step, so the adversarial part reuses
@@ -11,23 +18,45 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfvidgan.cup.operator import add_noise, forward_with_masks, random_masks
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import check_trailing_shape, write_archive
+from tfvidgan.export import check_trailing_shape, write_archive, write_warmup_requests
 from tfvidgan.models.reconstructor import (SCENE_OUTPUT_NAME, SENSED_INPUT_NAME, build_reconstruction_critic,
                                            build_reconstructor)
+from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, DefaultMask, build_unfolded_reconstructor
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 
+ARCHITECTURES = ("unet", "unfolded")
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ReconstructionConfig:
-    """Scene size T×H×W, the dataset's coding mask `[H, W]`, network and loss settings."""
+    """Scene size T×H×W, the dataset's coding mask `[H, W]` (finite float32), network and loss settings.
+
+    Field names are the trainer's flag names (`tfvidgan.train_reconstructor`), whose defaults are these.
+    ``base_filters``/``depth`` configure the U-Net; ``unfolded_*`` the unfolded net; ``random_masks``
+    (unfolded only) re-senses every training scene with a fresh mask of fill ``mask_fill`` and the noise
+    model ``photons`` (0 = no shot noise), ``read_noise`` (sensed units).
+    """
     num_frames: int
     height: int
     width: int
     mask: np.ndarray
+    architecture: str = "unet"
     base_filters: int = 32
     depth: int = 3
+    unfolded_stages: int = 8
+    unfolded_filters: int = 32
+    unfolded_conv_layers: int = 3
+    unfolded_conv: str = "frames2d"
+    unfolded_share_weights: bool = False
+    random_masks: bool = False
+    random_mask_seed: int = 0
+    mask_fill: float = 0.5
+    photons: float = 0.0
+    read_noise: float = 0.0
     adversarial_weight: float = 0.0
     critic_filters: int = 32
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
@@ -37,9 +66,25 @@ class ReconstructionConfig:
     def __post_init__(self):
         if self.adversarial_weight < 0:
             raise ConfigError(f"--adversarial_weight must be >= 0, got {self.adversarial_weight}")
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"--architecture={self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+        if self.unfolded_conv not in CONV_KINDS:
+            raise ConfigError(f"--unfolded_conv={self.unfolded_conv!r} is not one of {', '.join(CONV_KINDS)}")
+        for name, minimum in (("base_filters", 1), ("depth", 1), ("critic_filters", 1), ("unfolded_stages", 1),
+                              ("unfolded_filters", 1), ("unfolded_conv_layers", 2)):
+            if getattr(self, name) < minimum:
+                raise ConfigError(f"--{name} must be >= {minimum}, got {getattr(self, name)}")
         if tuple(np.shape(self.mask)) != (self.height, self.width):
             raise ConfigError(f"mask shape {np.shape(self.mask)} does not match the scene's "
                               f"{(self.height, self.width)}")
+        if not np.all(np.isfinite(np.asarray(self.mask, np.float64))):
+            raise ConfigError("the coding mask (the dataset's mask.npy) contains NaN or infinite values")
+        if self.random_masks and self.architecture != "unfolded":
+            raise ConfigError("--random_masks needs --architecture=unfolded (the U-Net bakes its mask in)")
+        if not 0.0 < self.mask_fill <= 1.0:
+            raise ConfigError(f"mask fill must be in (0, 1], got {self.mask_fill}")
+        if self.photons < 0 or self.read_noise < 0:
+            raise ConfigError(f"photons and read_noise must be >= 0, got {self.photons}, {self.read_noise}")
 
 
 def per_example_mse(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
@@ -58,21 +103,50 @@ class ReconstructionTask:
 
     def build(self) -> None:
         c = self.config
-        self.reconstructor = build_reconstructor(c.num_frames, c.height, c.width, c.mask,
-                                                 base_filters=c.base_filters, depth=c.depth)
+        self.reconstructor = build_model(c)
         self.optimizer = make_optimizer(c.optimizer, self.reconstructor.trainable_variables)
         self.critic = self.critic_optimizer = None
         if c.adversarial_weight > 0:
             self.critic = build_reconstruction_critic(c.num_frames, c.height, c.width, base_filters=c.critic_filters)
             self.critic_optimizer = make_optimizer(c.critic_optimizer, self.critic.trainable_variables)
 
+    def model_inputs(self, sensed, scene, step):
+        """The network's inputs for a batch: the sensed images for the U-Net; for the unfolded net
+        ``{"sensed_image", "mask"}`` with the dataset's mask, or (``random_masks``) fresh per-example masks
+        and the scene re-sensed through them with the dataset's noise model."""
+        c = self.config
+        if c.architecture == "unet":
+            return sensed
+        batch = tf.shape(sensed)[0]
+        if not c.random_masks:
+            masks = tf.tile(tf.constant(np.asarray(c.mask, np.float32))[None], [batch, 1, 1])
+            return {SENSED_INPUT_NAME: sensed, MASK_INPUT_NAME: masks}
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.cast(c.random_mask_seed, tf.int64), tf.cast(step, tf.int64) * 1024 + tf.cast(replica, tf.int64)])
+        mask_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        masks = random_masks(batch, c.height, c.width, mask_seed, c.mask_fill)
+        resensed = add_noise(forward_with_masks(tf.cast(scene, tf.float32), masks), c.photons, c.read_noise,
+                             noise_seed)
+        return {SENSED_INPUT_NAME: resensed, MASK_INPUT_NAME: masks}
+
+    def predict(self, sensed, mask=None, training=False):
+        """Scenes ``[B, T, H, W, 1]`` from sensed ``[B, H+T−1, W, 1]`` (unfolded: ``mask`` ``[H, W]`` or
+        ``[B, H, W]``, default the training mask)."""
+        if self.config.architecture == "unet":
+            return self.reconstructor(sensed, training=training)
+        mask = self.config.mask if mask is None else mask
+        mask = np.broadcast_to(np.asarray(mask, np.float32), (len(sensed), self.config.height, self.config.width))
+        return self.reconstructor({SENSED_INPUT_NAME: tf.convert_to_tensor(sensed, tf.float32),
+                                   MASK_INPUT_NAME: tf.constant(mask)}, training=training)
+
     def train_step(self, batch, step):
         sensed, scene = batch
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         global_batch = sensed.shape[0] * replicas
+        inputs = self.model_inputs(sensed, scene, step)
 
         def reconstruct(stream):
-            prediction = self.reconstructor(sensed, training=True)
+            prediction = self.reconstructor(inputs, training=True)
             return prediction, tf.reduce_sum(per_example_mse(prediction, scene)) / global_batch
 
         if self.critic is None:
@@ -103,7 +177,7 @@ class ReconstructionTask:
         if self.preview is None:
             return
         sensed, scene = self.preview
-        prediction = self.reconstructor(sensed, training=False).numpy()
+        prediction = self.predict(sensed).numpy()
         # Rows: truth and reconstruction of each preview example, frames left to right, in [-1, 1].
         rows = np.concatenate([scene, prediction], axis=1)          # [N, 2T, H, W, 1]
         tiles = rows.reshape(-1, *rows.shape[2:]) * 2.0 - 1.0
@@ -111,18 +185,80 @@ class ReconstructionTask:
         tf.summary.scalar("preview_mse", float(np.mean((prediction - scene) ** 2)), step=step)
 
     def export(self, directory: str) -> None:
-        export_reconstructor(self.reconstructor, directory)
+        export_reconstructor(self.reconstructor, directory,
+                             default_mask=self.config.mask if self.config.architecture == "unfolded" else None)
 
 
-def export_reconstructor(reconstructor, directory: str) -> None:
-    """TF Serving SavedModel: `serving_default(sensed_image [B, H+T−1, W, 1] float32)
-    → {"scene": [B, T, H, W, 1] float32 in [0, 1]}`; inputs of another shape are rejected."""
+def build_model(config: ReconstructionConfig):
+    """The configured network (`build_reconstructor` or `build_unfolded_reconstructor`)."""
+    c = config
+    if c.architecture == "unet":
+        return build_reconstructor(c.num_frames, c.height, c.width, c.mask, base_filters=c.base_filters, depth=c.depth)
+    return build_unfolded_reconstructor(c.num_frames, c.height, c.width, stages=c.unfolded_stages,
+                                        filters=c.unfolded_filters, conv_layers=c.unfolded_conv_layers,
+                                        conv=c.unfolded_conv, share_weights=c.unfolded_share_weights)
+
+
+WITH_MASK_SIGNATURE = "with_mask"
+WARMUP_BATCH_SIZES = (1, 8, 32, 64)  # = allowed_batch_sizes of configs/batching_parameters.txt
+
+
+def export_reconstructor(reconstructor, directory: str, default_mask=None,
+                         warmup_batch_sizes: tuple[int, ...] = WARMUP_BATCH_SIZES) -> None:
+    """TF Serving SavedModel of a reconstructor, with warm-up requests.
+
+    Signatures (all return ``{"scene": [B, T, H, W, 1] float32 in [0, 1]}``):
+
+    * ``serving_default(sensed_image [B, H+T−1, W, 1] float32)``: the U-Net, or the unfolded net with
+      ``default_mask`` (the training camera's ``[H, W]`` mask, stored in the SavedModel as variable ``mask``);
+    * unfolded net only: ``with_mask(sensed_image [B, H+T−1, W, 1], mask [B, H, W] float32)`` — another
+      camera's mask (one per example; repeat it for a batch). TF signatures cannot have optional inputs,
+      hence two signatures.
+
+    Inputs are checked before use (an `InvalidArgumentError` naming the input): ``sensed_image`` of another
+    shape, a ``mask`` not ``[B, H, W]`` for the same ``B``, or a ``mask`` with NaN/inf.
+    ``assets.extra/tf_serving_warmup_requests`` holds one `PredictionLog` per signature and batch size in
+    ``warmup_batch_sizes`` (`tfvidgan.export.write_warmup_requests`), so TF Serving warms up on load.
+    """
     sensed_shape = tuple(int(d) for d in reconstructor.inputs[0].shape[1:])
     described = f"[batch, {sensed_shape[0]}, {sensed_shape[1]}, 1] (H + T - 1 rows, W columns) for this model"
+    sensed_spec = tf.TensorSpec([None, *sensed_shape], tf.float32, name=SENSED_INPUT_NAME)
+    zeros = {b: np.zeros((b, *sensed_shape), np.float32) for b in warmup_batch_sizes}
+    if default_mask is None:
+        def serve(sensed_image):
+            sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
+            return {SCENE_OUTPUT_NAME: reconstructor(sensed_image, training=False)}
+
+        write_archive(directory, [reconstructor], {"serving_default": (serve, [sensed_spec])})
+        write_warmup_requests(directory, [("serving_default", {SENSED_INPUT_NAME: z}) for z in zeros.values()])
+        return
+    mask_shape = tuple(int(d) for d in reconstructor.inputs[1].shape[1:])
+    default = DefaultMask(default_mask, name="default_mask")
+    if tuple(default.mask.shape) != mask_shape:
+        raise ConfigError(f"default mask shape {tuple(default.mask.shape)} does not match the model's {mask_shape}")
 
     def serve(sensed_image):
         sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
-        return {SCENE_OUTPUT_NAME: reconstructor(sensed_image, training=False)}
+        return {SCENE_OUTPUT_NAME: reconstructor({SENSED_INPUT_NAME: sensed_image,
+                                                  MASK_INPUT_NAME: default(sensed_image)}, training=False)}
 
-    write_archive(directory, [reconstructor], {
-        "serving_default": (serve, [tf.TensorSpec([None, *sensed_shape], tf.float32, name=SENSED_INPUT_NAME)])})
+    def serve_with_mask(sensed_image, mask):
+        sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
+        mask = check_trailing_shape(mask, mask_shape, MASK_INPUT_NAME,
+                                    f"[batch, {mask_shape[0]}, {mask_shape[1]}] (H, W) for this model")
+        checks = [tf.debugging.assert_equal(tf.shape(mask)[0], tf.shape(sensed_image)[0],
+                                            message="mask must have the same batch size as sensed_image"),
+                  tf.debugging.assert_all_finite(mask, message="mask must be finite (it has NaN or inf values)")]
+        with tf.control_dependencies(checks):
+            mask = tf.identity(mask)
+        return {SCENE_OUTPUT_NAME: reconstructor({SENSED_INPUT_NAME: sensed_image, MASK_INPUT_NAME: mask},
+                                                 training=False)}
+
+    mask_spec = tf.TensorSpec([None, *mask_shape], tf.float32, name=MASK_INPUT_NAME)
+    write_archive(directory, [reconstructor, default], {"serving_default": (serve, [sensed_spec]),
+                                                        WITH_MASK_SIGNATURE: (serve_with_mask, [sensed_spec, mask_spec])})
+    mask = np.asarray(default_mask, np.float32)
+    requests = [("serving_default", {SENSED_INPUT_NAME: z}) for z in zeros.values()]
+    requests += [(WITH_MASK_SIGNATURE, {SENSED_INPUT_NAME: z, MASK_INPUT_NAME: np.broadcast_to(mask, (b, *mask.shape))})
+                 for b, z in zeros.items()]
+    write_warmup_requests(directory, requests)

@@ -1,0 +1,106 @@
+"""The deep-unfolding reconstructor: per-example-mask operator, GAP step, model I/O, mask as an input."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvidgan.cup.operator import (CupOperator, aat_diagonal_with_masks, adjoint_with_masks, forward_with_masks,
+                                   gap_step, make_mask, random_masks)
+from tfvidgan.errors import ConfigError
+from tfvidgan.models.unfolded import build_unfolded_reconstructor
+
+T, H, W = 4, 12, 10
+
+
+def test_per_example_operator_equals_cup_operator_for_each_mask():
+    masks = np.stack([make_mask(H, W, seed=s) for s in (0, 1, 2)])
+    scenes = tf.random.stateless_uniform([3, T, H, W, 1], seed=[0, 1])
+    sensed = tf.random.stateless_uniform([3, H + T - 1, W, 1], seed=[0, 2])
+    forward = forward_with_masks(scenes, tf.constant(masks)).numpy()
+    adjoint = adjoint_with_masks(sensed, tf.constant(masks), T).numpy()
+    diagonal = aat_diagonal_with_masks(tf.constant(masks), T).numpy()
+    for b in range(3):
+        op = CupOperator(masks[b], T)
+        np.testing.assert_allclose(forward[b], op.forward(scenes[b:b + 1]).numpy()[0], atol=1e-6)
+        np.testing.assert_allclose(adjoint[b], op.adjoint(sensed[b:b + 1]).numpy()[0], atol=1e-6)
+        np.testing.assert_allclose(diagonal[b], op.aat_diagonal().numpy(), atol=0)
+
+
+def test_gap_step_is_the_projection_onto_the_measurements():
+    masks = tf.constant(np.stack([make_mask(H, W, seed=s) for s in (3, 4)]))
+    truth = tf.random.stateless_uniform([2, T, H, W, 1], seed=[1, 1])
+    sensed = forward_with_masks(truth, masks)
+    start = tf.random.stateless_uniform([2, T, H, W, 1], seed=[1, 2])
+    projected = gap_step(start, sensed, masks)
+    diagonal = aat_diagonal_with_masks(masks, T).numpy()
+    reached = diagonal > 0
+    # A x' = y exactly where the diagonal is non-zero; projecting twice changes nothing.
+    np.testing.assert_allclose(forward_with_masks(projected, masks).numpy()[reached], sensed.numpy()[reached],
+                               atol=1e-5)
+    np.testing.assert_allclose(gap_step(projected, sensed, masks).numpy(), projected.numpy(), atol=1e-5)
+    # Pixels behind closed mask pixels are untouched by the step.
+    closed = np.broadcast_to(masks.numpy()[:, None, :, :, None] == 0, start.shape)
+    np.testing.assert_array_equal(projected.numpy()[closed], start.numpy()[closed])
+
+
+def test_random_masks_are_seeded_binary_with_the_fill():
+    a = random_masks(64, 16, 16, tf.constant([5, 6], tf.int64), fill=0.3).numpy()
+    b = random_masks(64, 16, 16, tf.constant([5, 6], tf.int64), fill=0.3).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 1.0} and abs(a.mean() - 0.3) < 0.02
+    assert not np.array_equal(a[0], a[1])
+
+
+@pytest.mark.parametrize("conv,share", [("2plus1d", False), ("3d", True)])
+def test_model_io_range_gradients_and_weight_sharing(conv, share):
+    model = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv=conv, share_weights=share)
+    assert [i.name for i in model.inputs] == ["sensed_image", "mask"] and model.output_names == ["scene"]
+    masks = tf.constant(np.stack([make_mask(H, W, seed=s) for s in (0, 1)]))
+    truth = tf.random.stateless_uniform([2, T, H, W, 1], seed=[2, 2])
+    sensed = forward_with_masks(truth, masks)
+    with tf.GradientTape() as tape:
+        scene = model({"sensed_image": 40.0 * sensed, "mask": masks}, training=True)  # far out of range too
+        loss = tf.reduce_mean(tf.square(scene - truth))
+    assert scene.shape == (2, T, H, W, 1)
+    assert float(tf.reduce_min(scene)) >= 0.0 and float(tf.reduce_max(scene)) <= 1.0
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None and bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+    assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0
+    per_stage = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv=conv, share_weights=False)
+    shared = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv=conv, share_weights=True)
+    assert per_stage.count_params() == 3 * shared.count_params()
+
+
+def test_untrained_model_is_the_clipped_gap_reconstruction_and_uses_the_given_mask():
+    """Denoisers start as the identity (zero last conv), so the untrained net returns the clipped GAP
+    estimate for the mask it is GIVEN: feeding another camera's mask changes the answer accordingly."""
+    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4)
+    truth = tf.random.stateless_uniform([1, T, H, W, 1], seed=[3, 3])
+    for seed in (0, 1):
+        mask = tf.constant(make_mask(H, W, seed=seed)[None])
+        sensed = forward_with_masks(truth, mask)
+        op = CupOperator(mask.numpy()[0], T)
+        expected = np.clip(op.normalized_back_projection(sensed).numpy(), 0, 1)
+        np.testing.assert_allclose(model({"sensed_image": sensed, "mask": mask}).numpy(), expected, atol=1e-5)
+    other = model({"sensed_image": sensed, "mask": tf.constant(make_mask(H, W, seed=0)[None])}).numpy()
+    assert np.abs(other - expected).max() > 0.1
+
+
+def test_saved_and_restored(tmp_path):
+    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv="3d")
+    for w in model.trainable_weights:
+        w.assign(tf.random.stateless_normal(w.shape, seed=[4, len(w.path)], stddev=0.1))
+    model.save(tmp_path / "u.keras")
+    restored = keras.models.load_model(tmp_path / "u.keras")
+    inputs = {"sensed_image": tf.random.stateless_uniform([2, H + T - 1, W, 1], seed=[5, 5], maxval=3.0),
+              "mask": tf.constant(np.stack([make_mask(H, W, seed=s) for s in (0, 1)]))}
+    np.testing.assert_allclose(restored(inputs).numpy(), model(inputs).numpy(), atol=1e-6)
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ConfigError, match="unfolded_stages"):
+        build_unfolded_reconstructor(T, H, W, stages=0)
+    with pytest.raises(ConfigError, match="unfolded_conv.*'4d'"):
+        build_unfolded_reconstructor(T, H, W, conv="4d")
+    with pytest.raises(ConfigError, match="unfolded_conv_layers"):
+        build_unfolded_reconstructor(T, H, W, conv_layers=1)

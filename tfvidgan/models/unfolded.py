@@ -1,0 +1,218 @@
+"""A deep-unfolding CUP reconstructor: GAP data-consistency steps alternating with a learned denoiser.
+
+`build_unfolded_reconstructor` maps a sensed CUP image ``[B, H + T − 1, W, 1]`` AND the coding mask
+``[B, H, W]`` (an input tensor, so one model serves any camera and training can randomise masks) to
+the scene ``[B, T, H, W, 1]`` in ``[0, 1]``:
+
+1. ``x₀ = Aᵀ (y ⊘ diag(A Aᵀ))``, the normalised back-projection (`tfvidgan.cup.operator`);
+2. ``stages`` times: the GAP projection ``x ← x + Aᵀ((y − A x) ⊘ diag(A Aᵀ))`` (`gap_step`; exact
+   because ``A Aᵀ`` is diagonal), then a residual spatio-temporal denoiser ``x ← x + D_s([x, mask])``:
+   ``conv_layers`` convolutions over (T, H, W) with ``filters`` channels (ReLU between), on the estimate
+   and the mask broadcast over time as a second channel. ``conv="3d"``: 3×3×3 kernels; ``conv="2plus1d"``:
+   each 3-D conv factored into a 3×3 spatial conv per frame, ReLU, and a 3-tap temporal conv per pixel
+   (both run as 2-D convolutions); ``conv="frames2d"``: 3×3 2-D convolutions on the frames (and the
+   mask) as channels, every filter seeing all T frames (by far the cheapest). With
+   ``share_weights`` every stage uses the same denoiser;
+3. the estimate clipped to ``[0, 1]`` (straight-through: the gradient passes the clip, so the MSE
+   still pulls out-of-range pixels back).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvidgan.cup.operator import aat_diagonal_with_masks, adjoint_with_masks, gap_step
+from tfvidgan.errors import ConfigError
+
+__all__ = ["build_unfolded_reconstructor", "GapInit", "GapStep", "MaskChannel", "DefaultMask", "CONV_KINDS",
+           "MASK_INPUT_NAME"]
+
+MASK_INPUT_NAME = "mask"
+CONV_KINDS = ("3d", "2plus1d", "frames2d")
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class GapInit(keras.layers.Layer):
+    """``[sensed [B, H+T−1, W, 1], mask [B, H, W]]`` -> ``Aᵀ (y ⊘ diag(A Aᵀ))`` ``[B, T, H, W, 1]`` float32."""
+
+    def __init__(self, num_frames: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_frames = int(num_frames)
+
+    def call(self, inputs):
+        sensed, mask = inputs
+        diagonal = aat_diagonal_with_masks(mask, self.num_frames)
+        return adjoint_with_masks(tf.math.divide_no_nan(sensed, diagonal), mask, self.num_frames)
+
+    def get_config(self):
+        return {**super().get_config(), "num_frames": self.num_frames}
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class GapStep(keras.layers.Layer):
+    """``[x [B, T, H, W, 1], sensed [B, H+T−1, W, 1], mask [B, H, W]]`` -> `gap_step` ``[B, T, H, W, 1]``."""
+
+    def call(self, inputs):
+        x, sensed, mask = inputs
+        return gap_step(x, sensed, mask)
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class MaskChannel(keras.layers.Layer):
+    """``mask [B, H, W]`` -> ``[B, T, H, W, 1]`` (the same mask for every frame)."""
+
+    def __init__(self, num_frames: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_frames = int(num_frames)
+
+    def call(self, mask):
+        return tf.tile(mask[:, None, :, :, None], [1, self.num_frames, 1, 1, 1])
+
+    def get_config(self):
+        return {**super().get_config(), "num_frames": self.num_frames}
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class StraightThroughClip(keras.layers.Layer):
+    """Clips to ``[0, 1]`` in the forward pass; identity gradient."""
+
+    def call(self, x):
+        return x + tf.stop_gradient(tf.clip_by_value(x, 0.0, 1.0) - x)
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class DefaultMask(keras.layers.Layer):
+    """Holds a camera's ``[H, W]`` mask as a non-trainable float32 weight named ``mask`` and returns it
+    tiled to the batch of its input: ``sensed [B, ...]`` -> ``[B, H, W]``. Used by exports whose
+    ``serving_default`` takes no mask (the training camera's mask is the default)."""
+
+    def __init__(self, mask, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(trainable=False, **kwargs)
+        mask = np.asarray(mask, np.float32)
+        if mask.ndim != 2:
+            raise ConfigError(f"default mask must have shape [H, W], got {mask.shape}")
+        self.mask = self.add_weight(name="mask", shape=mask.shape, initializer=keras.initializers.Constant(mask),
+                                    trainable=False, dtype="float32")
+        self.built = True
+
+    def call(self, sensed):
+        mask = tf.convert_to_tensor(self.mask)
+        return tf.tile(mask[None], [tf.shape(sensed)[0], 1, 1])
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class TemporalConv(keras.layers.Layer):
+    """A 3×1×1 convolution over time (zero padding): ``[B, T, H, W, C]`` -> ``[B, T, H, W, filters]``,
+    computed as a (3, 1) `Conv2D` on ``[B, T, H·W, C]``."""
+
+    def __init__(self, filters: int, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.conv = keras.layers.Conv2D(self.filters, (3, 1), padding="same", kernel_initializer=kernel_initializer,
+                                        bias_initializer=bias_initializer, name="conv")
+        self._initializers = (keras.initializers.serialize(keras.initializers.get(kernel_initializer)),
+                              keras.initializers.serialize(keras.initializers.get(bias_initializer)))
+
+    def build(self, input_shape):
+        _, frames, height, width, channels = input_shape
+        self.conv.build((None, frames, height * width, channels))
+
+    def call(self, x):
+        _, frames, height, width, channels = x.shape
+        y = self.conv(tf.reshape(x, [-1, frames, height * width, channels]))
+        return tf.reshape(y, [-1, frames, height, width, self.filters])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_initializer": self._initializers[0],
+                "bias_initializer": self._initializers[1]}
+
+
+def _frames2d_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames: int) -> list:
+    """Frames-as-channels denoiser: 3×3 `Conv2D`s on ``[B, H, W, T + 1]`` (every filter sees all frames),
+    the last to ``T`` channels, zero-initialised."""
+    layers = []
+    for i in range(conv_layers - 1):
+        layers += [keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv{i}"),
+                   keras.layers.ReLU(name=f"{name}_relu{i}")]
+    layers.append(keras.layers.Conv2D(num_frames, 3, padding="same", kernel_initializer="zeros",
+                                      name=f"{name}_conv{conv_layers - 1}"))
+    return layers
+
+
+def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames: int = 0) -> list:
+    """The denoiser's layers: ``conv_layers`` convolutions (last one to 1 channel, zero-initialised so
+    every stage starts as the identity)."""
+    layers = []
+    for i in range(conv_layers):
+        last = i == conv_layers - 1
+        out = 1 if last else filters
+        init = {"kernel_initializer": "zeros", "bias_initializer": "zeros"} if last else {}
+        if conv == "3d":
+            layers.append(keras.layers.Conv3D(out, 3, padding="same", name=f"{name}_conv{i}", **init))
+        else:  # as 2-D convolutions (much faster than Conv3D on CPUs): per frame, then along time per pixel
+            layers.append(keras.layers.TimeDistributed(keras.layers.Conv2D(filters, 3, padding="same"),
+                                                       name=f"{name}_conv{i}_space"))
+            layers.append(keras.layers.ReLU(name=f"{name}_relu{i}_space"))
+            layers.append(TemporalConv(out, name=f"{name}_conv{i}_time", **init))
+        if not last:
+            layers.append(keras.layers.ReLU(name=f"{name}_relu{i}"))
+    return layers
+
+
+def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, stages: int = 8, filters: int = 32,
+                                 conv_layers: int = 3, conv: str = "frames2d",
+                                 share_weights: bool = False) -> keras.Model:
+    """The deep-unfolding (GAP + learned denoiser) reconstructor; see the module docstring.
+
+    Args:
+      num_frames, height, width: scene size ``T, H, W`` (positive ints).
+      stages: ``S``, GAP step + denoiser pairs (>= 1).
+      filters: channels inside each denoiser (>= 1).
+      conv_layers: convolutions per denoiser (>= 2).
+      conv: ``"3d"``, ``"2plus1d"`` or ``"frames2d"``.
+      share_weights: one denoiser for all stages (else one per stage).
+
+    Returns:
+      A `keras.Model` named ``cup_unfolded_reconstructor`` with inputs ``"sensed_image"``
+      ``[B, H + T − 1, W, 1]`` float32 (sensed units) and ``"mask"`` ``[B, H, W]`` float32 (normally
+      binary; any finite values work), output ``"scene"`` ``[B, T, H, W, 1]`` float32 in ``[0, 1]``.
+
+    Raises:
+      ConfigError: a size or setting out of range (naming the field).
+    """
+    from tfvidgan.models.reconstructor import SCENE_OUTPUT_NAME, SENSED_INPUT_NAME
+
+    for field, value, minimum in (("num_frames", num_frames, 1), ("height", height, 1), ("width", width, 1),
+                                  ("unfolded_stages", stages, 1), ("unfolded_filters", filters, 1),
+                                  ("unfolded_conv_layers", conv_layers, 2)):
+        if int(value) < minimum:
+            raise ConfigError(f"{field} must be >= {minimum}, got {value}")
+    if conv not in CONV_KINDS:
+        raise ConfigError(f"unfolded_conv must be one of {', '.join(CONV_KINDS)}, got {conv!r}")
+    num_frames, height, width = int(num_frames), int(height), int(width)
+    sensed = keras.Input((height + num_frames - 1, width, 1), name=SENSED_INPUT_NAME)
+    mask = keras.Input((height, width), name=MASK_INPUT_NAME)
+    mask_channel = MaskChannel(num_frames, name="mask_channel")(mask)
+    x = GapInit(num_frames, name="back_projection")([sensed, mask])
+    make = _frames2d_stack if conv == "frames2d" else _conv_stack
+    shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
+    mask_image = keras.layers.Reshape((height, width, 1), name="mask_image")(mask)
+    for s in range(int(stages)):
+        x = GapStep(name=f"gap{s}")([x, sensed, mask])
+        layers = shared or make(filters, conv_layers, conv, f"denoiser{s}", num_frames)
+        if conv == "frames2d":  # frames as channels: [B, H, W, T + 1]
+            frames = keras.layers.Permute((2, 3, 1), name=f"stage{s}_frames_last")(
+                keras.layers.Reshape((num_frames, height, width), name=f"stage{s}_drop_channel")(x))
+            h = keras.layers.Concatenate(name=f"stage{s}_input")([frames, mask_image])
+        else:
+            h = keras.layers.Concatenate(name=f"stage{s}_input")([x, mask_channel])
+        for layer in layers:
+            h = layer(h)
+        if conv == "frames2d":
+            h = keras.layers.Reshape((num_frames, height, width, 1), name=f"stage{s}_as_scene")(
+                keras.layers.Permute((3, 1, 2), name=f"stage{s}_frames_first")(h))
+        x = keras.layers.Add(name=f"stage{s}_residual")([x, h])
+    scene = StraightThroughClip(name=SCENE_OUTPUT_NAME)(x)
+    return keras.Model([sensed, mask], scene, name="cup_unfolded_reconstructor")
