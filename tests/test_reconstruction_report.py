@@ -155,3 +155,25 @@ def test_cli_writes_the_json_report(setup, tmp_path):
     np.testing.assert_allclose(report["network"]["psnr_db_per_frame"], expected, rtol=1e-5)
     assert report["settings"]["num_samples"] == 2 and report["gap_tv"]["iterations"] == 2
     assert picture.is_file()
+
+
+def test_an_unfolded_export_is_given_the_datas_own_mask(setup):
+    """Another camera: the unfolded net's `with_mask` signature gets the DATA's mask (not its training mask)."""
+    from tfvidgan.models.unfolded import build_unfolded_reconstructor
+
+    root, _, _ = setup
+    other = _make_pairs(root / "pairs_camera7", T, mask_seed=7)
+    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4)
+    for w in model.trainable_weights:
+        w.assign(tf.random.stateless_normal(w.shape, seed=[2, len(w.path)], stddev=0.1))
+    export_dir = str(root / "unfolded_export")
+    export_version(export_dir, lambda d: export_reconstructor(model, d, default_mask=make_mask(H, W, seed=0)))
+    reconstruct, _, matches = rr.load_reconstructor_signature(export_dir, other)
+    assert matches is False and reconstruct.uses_data_mask
+    assert reconstruct.parameters == model.count_params()
+    sensed, _ = _first_pairs(str(root / "pairs_camera7"), 3)
+    masks = tf.constant(np.broadcast_to(other.mask, (3, H, W)).astype(np.float32))
+    expected = model({"sensed_image": tf.constant(sensed), "mask": masks}).numpy()
+    np.testing.assert_allclose(reconstruct(sensed), expected, atol=1e-5)
+    default_only, _, _ = rr.load_reconstructor_signature(export_dir, other, use_data_mask=False)
+    assert not default_only.uses_data_mask and np.abs(default_only(sensed) - expected).max() > 1e-3

@@ -41,6 +41,9 @@ from tfvidgan.export import latest_version_dir
 from tfvidgan.metrics.image_quality import psnr_per_frame, ssim_per_frame, ssim_window
 from tfvidgan.metrics.plotting import image_grid
 from tfvidgan.models.reconstructor import SCENE_OUTPUT_NAME, SENSED_INPUT_NAME
+from tfvidgan.models.unfolded import MASK_INPUT_NAME
+
+WITH_MASK_SIGNATURE = "with_mask"
 
 __all__ = ["ReconstructionEvalConfig", "evaluate_reconstruction", "load_reconstructor_signature",
            "read_pairs", "method_scores", "timed_reconstruction", "save_reconstruction_picture",
@@ -132,13 +135,17 @@ def read_pairs(data: str, num_samples: int) -> tuple[np.ndarray, np.ndarray, Cup
     return np.concatenate(sensed)[:num_samples], np.concatenate(scenes)[:num_samples], metadata
 
 
-def load_reconstructor_signature(export_dir: str, metadata: CupMetadata, data: str = "") -> tuple[Callable, str, bool]:
+def load_reconstructor_signature(export_dir: str, metadata: CupMetadata, data: str = "",
+                                 use_data_mask: bool = True) -> tuple[Callable, str, bool]:
     """Loads the export's `serving_default` and checks it against the data.
 
     Returns:
       `(reconstruct, version_dir, mask_matches)` where `reconstruct(sensed [B, H+T−1, W, 1] float32)
-      → [B, T, H, W, 1] float32 numpy`, and `mask_matches` says whether the export's coding mask equals
-      the data's (`None` if the export holds no recognisable mask variable).
+      → [B, T, H, W, 1] float32 numpy`, and `mask_matches` says whether the export's (default) coding
+      mask equals the data's (`None` if the export holds no recognisable mask variable). An export with
+      a ``with_mask`` signature (the unfolded reconstructor) is called through it with the DATA's mask
+      when `use_data_mask` (so it serves another camera); `reconstruct.uses_data_mask` says which, and
+      `reconstruct.parameters` is the export's trainable parameter count.
 
     Raises:
       ConfigError: no `serving_default`, or its input/output shapes differ from the data's (naming
@@ -167,11 +174,19 @@ def load_reconstructor_signature(export_dir: str, metadata: CupMetadata, data: s
     masks = [v for v in loaded.variables if v.name.split("/")[-1].startswith("mask")
              and tuple(v.shape) == (metadata.height, metadata.width)]
     mask_matches = bool(np.array_equal(masks[0].numpy(), metadata.mask)) if masks else None
+    with_mask = loaded.signatures.get(WITH_MASK_SIGNATURE) if use_data_mask else None
+    data_mask = tf.constant(np.asarray(metadata.mask, np.float32))
 
     def reconstruct(sensed):
-        return signature(**{SENSED_INPUT_NAME: tf.constant(sensed, tf.float32)})[SCENE_OUTPUT_NAME].numpy()
+        sensed = tf.constant(sensed, tf.float32)
+        if with_mask is not None:  # the unfolded net: give it the data's own mask (any camera)
+            masks = tf.tile(data_mask[None], [tf.shape(sensed)[0], 1, 1])
+            return with_mask(**{SENSED_INPUT_NAME: sensed, MASK_INPUT_NAME: masks})[SCENE_OUTPUT_NAME].numpy()
+        return signature(**{SENSED_INPUT_NAME: sensed})[SCENE_OUTPUT_NAME].numpy()
 
     reconstruct.loaded = loaded  # keeps the SavedModel's variables alive as long as the function
+    reconstruct.uses_data_mask = with_mask is not None
+    reconstruct.parameters = int(sum(np.prod(v.shape) for v in loaded.trainable_variables))
     return reconstruct, path, mask_matches
 
 
@@ -294,7 +309,7 @@ def evaluate_reconstruction(config: ReconstructionEvalConfig) -> dict:
     """
     sensed, scenes, metadata = read_pairs(config.data, config.num_samples)
     network, version_dir, mask_matches = load_reconstructor_signature(config.export_dir, metadata, config.data)
-    if mask_matches is False:
+    if mask_matches is False and not network.uses_data_mask:
         logging.warning("The coding mask of --export_dir=%s differs from the mask of --data=%s: the network was "
                         "trained for another camera; its numbers will be poor.", config.export_dir, config.data)
     operator = metadata.operator()
@@ -325,6 +340,8 @@ def evaluate_reconstruction(config: ReconstructionEvalConfig) -> dict:
         **dataclasses.asdict(config),
         "export_version_dir": version_dir,
         "export_mask_matches_data": mask_matches,
+        "network_given_data_mask": network.uses_data_mask,
+        "network_parameters": network.parameters,
         "num_frames": metadata.num_frames, "height": metadata.height, "width": metadata.width,
         "ssim_window": list(ssim_window(metadata.height, metadata.width)),
         "photons": metadata.photons, "read_noise": metadata.read_noise, "noise_seed": metadata.noise_seed,
