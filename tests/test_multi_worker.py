@@ -161,3 +161,81 @@ def test_only_the_chief_leaves_files(two_workers):
         "checkpoint", f"ckpt-{STEPS}.data-00000-of-00001", f"ckpt-{STEPS}.index"]  # no worker scratch dir
     assert os.listdir(os.path.join(model_dir, "export")) == [str(STEPS)]
     assert len(os.listdir(os.path.join(model_dir, "summaries"))) == 1
+
+
+# --- A peer that dies mid-run or never starts: the survivor fails (no hang), naming the missing task ----
+
+LOST_FLAGS = ["--num_discriminators=2", "--discriminator_filters=4", "--generator_filters=8", "--latent_dim=8",
+              "--num_sample_images=4", "--batch_size=8", "--train_steps=100000", "--checkpoint_every=5",
+              "--log_every=1", "--sample_every=100000", "--collective_timeout=20"]
+
+
+def _start_worker(cluster, index, data, model_dir, log_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO,
+           "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "tfvidgan.train_frames", f"--data={data}",
+                                 f"--model_dir={model_dir}", *LOST_FLAGS], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def lost_peers(tmp_path_factory):
+    """Two workers, worker 1 SIGKILLed after step 6; and, alongside, a worker whose peer never starts."""
+    import time
+    from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
+    root = tmp_path_factory.mktemp("lost_peer")
+    data = str(root / "data")
+    generate_dataset(BouncingBallsConfig(num_scenes=16, num_frames=8, size=32, shards=2, seed=1), data,
+                     workers=1, show_progress=False)
+    ports = _free_ports(4)
+    pair = {"worker": [f"localhost:{p}" for p in ports[:2]]}
+    alone = {"worker": [f"localhost:{p}" for p in ports[2:]]}
+    logs = [root / "w0.log", root / "w1.log", root / "alone.log"]
+    procs = [_start_worker(pair, 0, data, str(root / "run"), logs[0]),
+             _start_worker(pair, 1, data, str(root / "run"), logs[1]),
+             _start_worker(alone, 0, data, str(root / "alone"), logs[2])]
+    info = {"root": root}
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "step 6/" not in logs[0].read_text():
+            assert procs[0].poll() is None and procs[1].poll() is None, logs[0].read_text()[-3000:]
+            assert time.monotonic() < deadline, "the workers never reached step 6"
+            time.sleep(0.1)
+        procs[1].kill()
+        procs[1].wait()
+        killed_at = time.monotonic()
+        info["survivor_code"] = procs[0].wait(timeout=TIMEOUT)
+        info["survivor_seconds"] = time.monotonic() - killed_at
+        info["alone_code"] = procs[2].wait(timeout=TIMEOUT)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    info["survivor_log"], info["alone_log"] = logs[0].read_text(), logs[2].read_text()
+    return info
+
+
+@pytest.mark.slow
+def test_a_worker_whose_peer_dies_fails_naming_it_instead_of_hanging(lost_peers):
+    code, log = lost_peers["survivor_code"], lost_peers["survivor_log"]
+    assert code == 1, log[-3000:]
+    assert lost_peers["survivor_seconds"] < 120, lost_peers["survivor_seconds"]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("tfvidgan.errors.ClusterError: lost contact with /job:worker/task:1 "
+                           "(this is /job:worker/task:0)"), log[-3000:]
+    assert "Restart ALL workers with the same command" in last
+    checkpoints = os.path.join(lost_peers["root"], "run", "checkpoints")
+    assert int(tf.train.latest_checkpoint(checkpoints).rsplit("-", 1)[1]) >= 5  # what the restart resumes from
+
+
+@pytest.mark.slow
+def test_a_worker_whose_peer_never_starts_fails_after_the_timeout(lost_peers):
+    code, log = lost_peers["alone_code"], lost_peers["alone_log"]
+    assert code != 0, log[-3000:]  # killed by its watchdog (TF waits inside a call that holds the GIL)
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("tfvidgan.errors.ClusterError: the cluster did not form within "
+                           "--collective_timeout=20 s (this is /job:worker/task:0); not reachable: "
+                           "/job:worker/task:1 (localhost:"), log[-3000:]
+    assert not os.path.exists(os.path.join(lost_peers["root"], "alone", "checkpoints"))

@@ -41,13 +41,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvidgan.errors import ConfigError, TrainingDivergedError, TrainingPreempted
+from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
 from tfvidgan.export import export_version
 from tfvidgan.training import summaries
 from tfvidgan.training.checkpointing import CheckpointKeeper
 from tfvidgan.training.preemption import SigtermWatcher
 from tfvidgan.training.run_lock import check_run_config, lock_run_dir
-from tfvidgan.training.strategy import is_chief
+from tfvidgan.training.strategy import describe_cluster_error, is_chief
 
 
 class Task(Protocol):
@@ -238,6 +238,11 @@ def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Stra
     lock = lock_run_dir(config.model_dir) if is_chief(strategy) else None
     try:
         return _run_locked(task, dataset_fn, strategy, config)
+    except tf.errors.OpError as e:
+        message = describe_cluster_error(e, strategy)
+        if message is None:
+            raise
+        raise ClusterError(message) from e
     finally:
         if lock is not None:
             lock.release()

@@ -74,6 +74,51 @@ def _configure_coordination(timeout_seconds: float) -> None:
         shutdown_barrier_timeout_in_ms=int(timeout_seconds * 1000), coordinated_jobs=jobs)
 
 
+_WATCHDOG = r"""
+import os, signal, socket, sys
+timeout, parent, me, peers = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+import select
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit(0)                                   # the parent formed the cluster (or died): nothing to do
+def reachable(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        return True
+    except (OSError, ValueError):
+        return False
+missing = [p for p in peers if not reachable(p.split("=", 1)[1])]
+sys.stderr.write("tfvidgan.errors.ClusterError: the cluster did not form within --collective_timeout=%g s (this is "
+                 "%s); not reachable: %s. Start every task of TF_CONFIG with the same command.\n"
+                 % (timeout, me, ", ".join(m.replace("=", " (") + ")" for m in missing)
+                    or "none (a task is up but not joining)"))
+sys.stderr.flush()
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+def _startup_watchdog(timeout_seconds: float):
+    """Kills this process (one line on stderr naming the unreachable tasks) if the cluster has not formed
+    within `timeout_seconds`: TF 2.21 waits for missing tasks at start-up without a deadline here, inside
+    a call that holds the GIL, so the watchdog is a tiny separate process. Returns a function to call
+    once the strategy exists."""
+    import subprocess
+    import sys
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec().as_dict()
+    me = (resolver.task_type, resolver.task_id)
+    peers = [f"/job:{job}/task:{i}={address}" for job in ("chief", "worker")
+             for i, address in enumerate(spec.get(job, [])) if (job, i) != me]
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(timeout_seconds), str(os.getpid()),
+                                 f"/job:{me[0]}/task:{me[1]}", *peers], stdin=subprocess.PIPE)
+
+    def started():
+        watchdog.stdin.close()  # EOF: the watchdog exits
+        watchdog.wait()
+    return started
+
+
 def make_strategy(kind: str = "auto", devices: list[str] | None = None,
                   collective_timeout: float = DEFAULT_COLLECTIVE_TIMEOUT) -> tf.distribute.Strategy:
     """Returns the strategy for `kind` (one of STRATEGY_KINDS); create it before building any model.
@@ -89,7 +134,11 @@ def make_strategy(kind: str = "auto", devices: list[str] | None = None,
             raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable")
         _configure_coordination(collective_timeout)
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        started = _startup_watchdog(collective_timeout)
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        finally:
+            started()
     if kind == "one_device":
         return tf.distribute.OneDeviceStrategy((devices or ["/cpu:0"])[0])
     if devices is None:
@@ -116,3 +165,40 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
     if resolver is None or resolver.task_id is None:
         return 0
     return int(resolver.task_id)
+
+
+def peer_tasks(strategy: tf.distribute.Strategy) -> list[str]:
+    """The other tasks of this worker's cluster, e.g. ["/job:worker/task:1"] ([] on one machine)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return []
+    spec = resolver.cluster_spec().as_dict()
+    me = (resolver.task_type, resolver.task_id)
+    return [f"/job:{job}/task:{i}" for job in ("chief", "worker") for i in range(len(spec.get(job, [])))
+            if (job, i) != me]
+
+
+def describe_cluster_error(error: Exception, strategy: tf.distribute.Strategy) -> str | None:
+    """A one-line explanation naming the missing task, if `error` is a multi-worker communication failure
+    (peer died, never started, timed out); None for other errors or single-machine strategies."""
+    import re
+    peers = peer_tasks(strategy)
+    if not peers or not isinstance(error, tf.errors.OpError):
+        return None
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                              tf.errors.AbortedError, tf.errors.InternalError, tf.errors.CancelledError,
+                              tf.errors.FailedPreconditionError, tf.errors.UnknownError)):
+        return None
+    text = str(error)
+    resolver = strategy.cluster_resolver
+    me = f"/job:{resolver.task_type}/task:{resolver.task_id}"
+    named = sorted({f"/job:{m.group(1)}/task:{m.group(2)}"
+                    for m in re.finditer(r"/job:(\w+)/replica:\d+/task:(\d+)", text)} - {me})
+    missing = ", ".join(named or peers)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("File ", "Detected at node", "Graph execution"))
+              and any(k in line.lower() for k in ("connection", "timed out", "deadline", "heartbeat",
+                                                   "unavailable", "task:", "peer"))]
+    first_line = (useful or lines[-1:] or [type(error).__name__])[0][:300]
+    return (f"lost contact with {missing} (this is {me}): {type(error).__name__}: {first_line}. "
+            f"Restart ALL workers with the same command; they resume from the last checkpoint.")
