@@ -25,7 +25,8 @@ def _values(**overrides):
                 discriminator_steps=1, sequence_optimizer="rmsprop", sequence_lr=2e-4, sequence_beta1=0.5,
                 discriminator_optimizer="rmsprop", discriminator_lr=2e-4, discriminator_beta1=0.5,
                 generator_optimizer="rmsprop", generator_lr=2e-4, generator_beta1=0.5, image_size=0,
-                latent_dim=8, generator_filters=8, generator_normalization="batch", num_sample_images=4)
+                latent_dim=8, generator_filters=8, generator_normalization="batch", num_sample_images=4,
+                ema_beta=0.999, trajectory="absolute", max_step=1.0, discriminator_joint_batch=False)
     base.update(overrides)
     return _Flags(base)
 

@@ -65,3 +65,42 @@ def test_missing_flags_are_named():
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode != 0 and "--export_dir is required" in result.stderr
+
+
+def test_collapsed_row_wins_counts_but_fails_frechet_and_vs_real_is_the_difference(setup):
+    _, _, report = setup
+    collapsed, real = report["collapsed"], report["real"]
+    assert collapsed["fraction_expected_count"] in (0.0, 1.0)   # one frame repeated: all or nothing
+    assert collapsed["blob_area_std"] <= real["blob_area_std"]  # one frame's balls: no size spread to speak of
+    assert collapsed["frechet_distance"] > 2 * real["frechet_distance"]
+    for row in ("generated", "untrained_generator", "collapsed"):
+        for key, value in report[row]["vs_real"].items():
+            assert value == pytest.approx(abs(report[row][key] - real[key]), nan_ok=True)
+    assert report["generator_weights"] == "raw" and "generated_raw_weights" not in report
+
+
+def test_ema_export_is_reported_beside_its_raw_weights(setup, tmp_path):
+    import dataclasses
+    root, config, _ = setup
+    keras.utils.set_random_seed(5)
+    ema = build_frames_generator(32, 1, 6, base_filters=8)
+    raw = build_frames_generator(32, 1, 6, base_filters=8)
+    export_frames_generator(ema, describe(FramesGanConfig(latent_dim=6)), str(tmp_path / "export" / "1"),
+                            raw_generator=raw)
+    report = evaluate_frames(dataclasses.replace(config, export_dir=str(tmp_path / "export")))
+    assert report["generator_weights"] == "ema"
+    assert report["generated"] != report["generated_raw_weights"]
+
+
+def test_encoder_cache_name_changes_with_every_scene_setting(setup):
+    import dataclasses
+    from tfvidgan.data.metadata import read_metadata
+    from tfvidgan.metrics.frames_report import frame_encoder_name
+    _, config, _ = setup
+    metadata = read_metadata(config.data)
+    base = frame_encoder_name(metadata, 20, 10)
+    for change in ({"radius": metadata.radius + 0.5}, {"num_frames": metadata.num_frames + 1},
+                   {"channels": 3}, {"generator": {"config": {**metadata.generator["config"], "max_speed": 9.0}}}):
+        assert frame_encoder_name(dataclasses.replace(metadata, **change), 20, 10) != base, change
+    scene_independent = {"generator": {"config": {**metadata.generator["config"], "shards": 99}}}
+    assert frame_encoder_name(dataclasses.replace(metadata, **scene_independent), 20, 10) == base

@@ -143,3 +143,50 @@ def test_bad_noise_arguments():
         sg.sample_sequence_noise(2, 0, 1, 4, 2)
     with pytest.raises(ConfigError, match="seed"):
         sg.sample_sequence_noise(2, 3, [1, 2, 3], 4, 2)
+
+
+def test_residual_trajectory_steps_are_bounded_and_start_at_the_code_latent():
+    import keras
+    import numpy as np
+    from tfvidgan.models.sequence_generator import ResidualTrajectory, build_sequence_generator
+    keras.utils.set_random_seed(0)
+    model = build_sequence_generator(8, noise_dim=4, step_noise_dim=2, hidden_units=16, num_layers=1,
+                                     latent_constraint="none", trajectory="residual", max_step=0.3)
+    inputs = {"noise": np.random.default_rng(0).normal(size=(5, 4)).astype("float32") * 10,
+              "step_noise": np.random.default_rng(1).normal(size=(5, 40, 2)).astype("float32") * 10}
+    latents = model(inputs).numpy()
+    steps = np.linalg.norm(np.diff(latents, axis=1), axis=-1)
+    assert latents.shape == (5, 40, 8)
+    assert steps.max() < 0.3 and steps.min() > 0             # bounded, yet moving
+    start = model.get_layer("to_start_latent")(model.get_layer("code_dense1")(
+        model.get_layer("code_dense0")(inputs["noise"]))).numpy()
+    np.testing.assert_allclose(latents[:, 0], start, atol=1e-5)   # z_0 is the code's latent
+    # The layer itself: z_t = z0 + sum of the clipped steps 1..t (step 0 is ignored).
+    z0, u = np.zeros((1, 3), "float32"), np.array([[[9, 9, 9], [3, 0, 0], [0, 0.01, 0]]], "float32")
+    out = ResidualTrajectory(max_step=2.0)([z0, u]).numpy()[0]
+    np.testing.assert_allclose(out[0], 0)
+    np.testing.assert_allclose(out[1], [2 * np.tanh(3.0), 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(out[2] - out[1], [0, 2 * np.tanh(0.01), 0], rtol=1e-4)
+
+
+def test_causal_residual_model_rolls_out_any_length_and_prefixes_agree():
+    import keras
+    import numpy as np
+    from tfvidgan.models.sequence_generator import build_sequence_generator
+    keras.utils.set_random_seed(0)
+    model = build_sequence_generator(8, noise_dim=4, step_noise_dim=2, hidden_units=16, num_layers=1,
+                                     bidirectional=False, trajectory="residual", max_step=0.5)
+    rng = np.random.default_rng(2)
+    noise, step_noise = rng.normal(size=(2, 4)).astype("float32"), rng.normal(size=(2, 120, 2)).astype("float32")
+    long = model({"noise": noise, "step_noise": step_noise}).numpy()
+    short = model({"noise": noise, "step_noise": step_noise[:, :30]}).numpy()
+    assert long.shape == (2, 120, 8)
+    np.testing.assert_allclose(long[:, :30], short, atol=1e-5)   # causal: the future never changes the past
+
+
+def test_unknown_trajectory_is_named():
+    import pytest
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.models.sequence_generator import build_sequence_generator
+    with pytest.raises(ConfigError, match="--trajectory"):
+        build_sequence_generator(8, trajectory="spline")

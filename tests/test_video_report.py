@@ -25,7 +25,7 @@ from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import FrechetEncoder, frechet_distance
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import linear_interpolation, trajectory_statistics
-from tfvidgan.metrics.video_report import ROWS, VideoEvalConfig, evaluate_video, load_renderer
+from tfvidgan.metrics.video_report import PHYSICS_COLUMNS, ROWS, VideoEvalConfig, evaluate_video, load_renderer
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import loop
 from tfvidgan.training.frames_task import (FramesGanConfig, FramesGanTask, describe, export_frames_generator,
@@ -272,6 +272,12 @@ def test_cli_writes_the_report(setup):
             # The retrained encoder's features (hence Fréchet distances) move by up to ~0.5 %.
             rel = 2e-2 if key.endswith("frechet_distance") else 1e-4
             assert got[key] == pytest.approx(value, rel=rel, abs=1e-6), key
+        elif isinstance(value, list) and all(isinstance(v, float) or v is None for v in value):
+            def missing(v):  # NaN in memory is None in the JSON
+                return v is None or math.isnan(v)
+            assert [missing(v) for v in got[key]] == [missing(v) for v in value], key
+            assert [v for v in got[key] if not missing(v)] == pytest.approx(
+                [v for v in value if not missing(v)], rel=1e-4, abs=1e-6), key
         else:
             assert got[key] == value, key
 
@@ -283,3 +289,50 @@ def _flatten(tree, prefix=""):
     for key, value in tree.items():
         flat.update(_flatten(value, f"{prefix}/{key}"))
     return flat
+
+
+def test_static_and_collapsed_rows_fail_what_they_should(setup):
+    report = setup["report"]
+    real, static, collapsed = report["real"], report["static"], report["collapsed"]
+    # A frozen video wins the columns that reward not moving ...
+    assert static["consecutive_binarized_mse"] == 0.0 < real["consecutive_binarized_mse"]
+    assert static["mean_count_changes"] == 0.0
+    # ... and fails the speed columns: nothing moves, no step is in the real speed band.
+    assert static["mean_speed"] == 0.0 or math.isnan(static["mean_speed"])
+    assert static["fraction_steps_in_speed_band"] == 0.0 < real["fraction_steps_in_speed_band"]
+    assert static["vs_real"]["fraction_steps_in_speed_band"] == pytest.approx(real["fraction_steps_in_speed_band"])
+    # One real clip for every sample has real physics but fails the Fréchet distance.
+    assert collapsed["frechet_distance"] > 2 * real["frechet_distance"]
+    for row in ROWS:
+        if row != "real":
+            assert set(report[row]["vs_real"]) == set(PHYSICS_COLUMNS)
+
+
+def test_speed_band_metric_fails_frozen_and_stuttering_real_clips(setup):
+    """On real bouncing-balls clips: a frozen copy and a stuttering copy (every frame shown twice) score
+    far below the real clips on the in-band fraction, though both win the binarised MSE."""
+    from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
+    from tfvidgan.metrics.real_data import real_clips
+    clips, _ = real_clips(setup["data"], 20, T, seed=0)
+    real = clip_physics(clips, 3)
+    band = real["speed_band"]
+    frozen = clip_physics(np.repeat(clips[:, :1], T, axis=1), 3, speed_band=band)
+    stutter_clips = np.repeat(clips[:, : T // 2], 2, axis=1)
+    stutter = clip_physics(stutter_clips, 3, speed_band=band)
+    assert 0 < band[0] < band[1]
+    assert frozen["fraction_steps_in_speed_band"] == 0.0
+    assert stutter["fraction_steps_in_speed_band"] < 0.6 * real["fraction_steps_in_speed_band"]
+    assert consecutive_binarized_mse(stutter_clips) < consecutive_binarized_mse(clips)
+
+
+def test_long_video_and_fg_swap_sections(setup):
+    other = _untrained_frames_export(setup["root"] / "swap_fg", LATENT, seed=11)
+    report = evaluate_video(dataclasses.replace(setup["config"], frames_generator=other, plot="",
+                                                long_frames=2 * T, swap_expected_balls=1))
+    long = report["long_video"]
+    assert long["num_frames"] == 2 * T and long["window"] == T
+    assert set(long["relative_change"]) == set(PHYSICS_COLUMNS)
+    swap = report["fg_swap"]
+    assert swap["expected_balls"] == 1 and 0.0 <= swap["fraction_expected_count_frames"] <= 1.0
+    with pytest.raises(ConfigError, match="--long_frames"):
+        dataclasses.replace(setup["config"], long_frames=T + 1)

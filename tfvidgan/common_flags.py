@@ -54,6 +54,9 @@ def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_
     flags.DEFINE_integer("eval_every", 0, "Every N steps (and at the end), measure sample quality on a fixed-seed "
                          "sample against held-out real data: TensorBoard eval/* and <model_dir>/metrics.jsonl. "
                          "0 = off.")
+    flags.DEFINE_integer("eval_samples", 500, "Generated and real samples per --eval_every evaluation.")
+    flags.DEFINE_string("encoder_cache", "eval_cache", "Directory of the cached Fréchet encoders (shared with "
+                        "`python -m tfvidgan.evaluate`).")
     flags.DEFINE_integer("max_checkpoints", 3, "How many recent checkpoints to keep.")
     flags.DEFINE_enum("strategy", "auto", list(STRATEGY_KINDS),
                       "tf.distribute strategy: auto = MultiWorkerMirrored if TF_CONFIG names a cluster, "
@@ -102,6 +105,9 @@ def define_adversarial_flags(num_discriminators: int) -> None:
     flags.DEFINE_bool("hypervolume_normalize", False, "Divide the hypervolume weights by their sum (as the "
                       "authors' code does), so the step size does not grow with K.")
     flags.DEFINE_integer("discriminator_steps", 1, "Discriminator updates per generator update.")
+    flags.DEFINE_bool("discriminator_joint_batch", AdversarialConfig.joint_batch,
+                      "Pass real and fake frames through the discriminators as one batch (shared "
+                      "normalisation statistics) instead of two.")
     flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).")
     _require_finite("gman_alpha", 0.0)
     _require_finite("hypervolume_delta")
@@ -138,7 +144,8 @@ def adversarial_config(values) -> AdversarialConfig:
     return AdversarialConfig(loss=values.loss, combiner=values.combiner, gman_alpha=values.gman_alpha,
                              hypervolume_delta=values.hypervolume_delta,
                              hypervolume_normalize=values.hypervolume_normalize,
-                             discriminator_steps=values.discriminator_steps)
+                             discriminator_steps=values.discriminator_steps,
+                             joint_batch=values.discriminator_joint_batch)
 
 
 def check_global_batch(batch_size: int, num_replicas: int) -> int:

@@ -26,6 +26,10 @@ flags.DEFINE_integer("encoder_steps", 300, "Training steps of the Fréchet encod
 flags.DEFINE_string("encoder_cache", "eval_cache", "Directory where trained Fréchet encoders are cached.")
 flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
 flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
+flags.DEFINE_integer("long_frames", 0, "video: also sample clips this long (e.g. 120) and compare the physics of "
+                     "their first and last --num_frames frames (drift); 0 = off.")
+flags.DEFINE_integer("swap_expected_balls", 1, "video, with --frames_generator: balls the swapped FG draws "
+                     "(the FG-swap section counts frames with exactly this many).")
 flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot of latent trajectories.")
 flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
 flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
@@ -54,7 +58,8 @@ def main(argv):
             export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
             num_frames=FLAGS.num_frames, frames_generator=FLAGS.frames_generator, plot=FLAGS.plot,
             encoder_samples=FLAGS.encoder_samples, encoder_steps=FLAGS.encoder_steps,
-            encoder_cache=FLAGS.encoder_cache, seed=FLAGS.seed))
+            encoder_cache=FLAGS.encoder_cache, seed=FLAGS.seed, long_frames=FLAGS.long_frames,
+            swap_expected_balls=FLAGS.swap_expected_balls))
     else:
         from tfvidgan.metrics.reconstruction_report import ReconstructionEvalConfig, evaluate_reconstruction
         report = evaluate_reconstruction(ReconstructionEvalConfig(

@@ -80,7 +80,12 @@ def main(argv):
         return readers.random_frames_dataset(data, run.per_replica_batch, seed=FLAGS.data_seed + start_step,
                                              skip_bad_records=FLAGS.skip_bad_records, input_context=context)
 
-    task = FramesGanTask(config)
+    probe = None
+    if FLAGS.eval_every:
+        from tfvidgan.metrics.quality_probe import FramesQualityProbe, ProbeConfig
+        probe = FramesQualityProbe(ProbeConfig(data=data, num_samples=FLAGS.eval_samples,
+                                               cache_dir=FLAGS.encoder_cache), config.latent_dim)
+    task = FramesGanTask(config, quality_probe=probe)
     result = run_training(task, dataset_fn, run.strategy, run.loop)
     if not is_chief(run.strategy):
         return

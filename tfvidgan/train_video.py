@@ -43,6 +43,10 @@ def define_flags() -> None:
     flags.DEFINE_bool("bidirectional", True, "Bidirectional RNN layers.")
     flags.DEFINE_enum("latent_constraint", "standardize", ["standardize", "tanh", "none"],
                       "Keeps emitted latents in the FG prior's range: standardize for N(0, I).")
+    flags.DEFINE_enum("trajectory", VideoGanConfig.trajectory, ["absolute", "residual"],
+                      "Latent trajectory: 'absolute' (a latent per step) or 'residual' (z_t = z_{t-1} + Δ_t with "
+                      "|Δ_t| < --max_step: no jumps).")
+    flags.DEFINE_float("max_step", VideoGanConfig.max_step, "Bound on each residual latent step's norm.")
     flags.DEFINE_integer("discriminator_filters", 8, "Filters of each video discriminator's first Conv3D.")
     flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
                       "Normalization inside each video discriminator.")
@@ -76,6 +80,7 @@ def video_config(values, metadata) -> VideoGanConfig:
         sample_length=values.sample_length, noise_dim=values.noise_dim, step_noise_dim=values.step_noise_dim,
         hidden_units=values.hidden_units, num_layers=values.num_layers, cell=values.cell,
         bidirectional=values.bidirectional, latent_constraint=values.latent_constraint,
+        trajectory=values.trajectory, max_step=values.max_step,
         num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
         discriminator_normalization=values.discriminator_normalization,
         projection_seed=values.projection_seed, noise_seed=values.noise_seed,
@@ -103,7 +108,12 @@ def main(argv):
                                      seed=FLAGS.data_seed + start_step, skip_bad_records=FLAGS.skip_bad_records,
                                      input_context=context)
 
-    task = VideoGanTask(config)
+    probe = None
+    if FLAGS.eval_every:
+        from tfvidgan.metrics.quality_probe import ProbeConfig, VideoQualityProbe
+        probe = VideoQualityProbe(ProbeConfig(data=data, num_samples=FLAGS.eval_samples,
+                                              cache_dir=FLAGS.encoder_cache), config.sample_length)
+    task = VideoGanTask(config, quality_probe=probe)
     result = run_training(task, dataset_fn, run.strategy, run.loop)
     if not is_chief(run.strategy):
         return

@@ -276,6 +276,7 @@ def clip_physics(
     wall_margin: float = 1.5,
     ball_margin: float = 3.0,
     max_match_distance: float | None = None,
+    speed_band: tuple[float, float] | None = None,
 ) -> dict:
     """Clip-level physics statistics: stable ball count, straight free flight, speed.
 
@@ -298,6 +299,8 @@ def clip_physics(
       ball_margin: extra pixels beyond `r_i + r_j` between two centres for both to count as free. Set it
         >= twice the largest speed (the largest approach speed of two balls); default 3.0.
       max_match_distance: if set, matches farther apart than this (pixels/frame) break the track.
+      speed_band: `(low, high)` pixels/frame, the band of plausible speeds (use the real clips'
+        `speed_band`, their 5th and 95th percentile of free-step speeds); None = this set's own band.
 
     Returns:
       A dict of plain Python numbers:
@@ -312,6 +315,12 @@ def clip_physics(
         "mean_speed": mean `|p_{t+1} - p_t|` (pixels/frame) over tracked steps free at both ends
           (NaN when none); "speed_std": the spread of those step lengths.
         "num_free_triples", "num_free_steps": how many terms the means above average over.
+        "speed_band": `[5th, 95th]` percentile of this set's free-step speeds (NaN when none).
+        "fraction_steps_in_speed_band": free steps whose speed lies in `speed_band`, divided by ALL
+          potential steps `B · (T − 1) · expected_balls`. A frozen clip (speed 0), a stuttering one
+          (alternating 0 and 2×), a ball that vanishes or is lost by the tracker all lower it, so
+          unlike the second difference and the binarised MSE it cannot be passed by not moving. Real
+          clips score below 1 (steps near walls or other balls are not free); compare with the real row.
     """
     if int(expected_balls) < 0:
         raise ConfigError(f"expected_balls must be >= 0, got {expected_balls!r}")
@@ -348,6 +357,13 @@ def clip_physics(
     def _mean(values):
         return float(np.mean(values)) if values else float("nan")
 
+    own_band = ([float(np.percentile(step_lengths, 5)), float(np.percentile(step_lengths, 95))]
+                if step_lengths else [float("nan"), float("nan")])
+    low, high = speed_band if speed_band is not None else own_band
+    speeds = np.asarray(step_lengths, dtype=np.float64)
+    in_band = int(np.sum((speeds >= low) & (speeds <= high))) if speeds.size and np.isfinite(low) else 0
+    potential = b * (t - 1) * max(int(expected_balls), 1)
+
     return {
         "num_clips": int(b),
         "fraction_expected_count_frames": float(np.mean(counts == expected_balls)),
@@ -360,6 +376,8 @@ def clip_physics(
         "speed_std": float(np.std(step_lengths)) if step_lengths else float("nan"),
         "num_free_triples": len(second_diffs),
         "num_free_steps": len(step_lengths),
+        "speed_band": own_band,
+        "fraction_steps_in_speed_band": in_band / potential if potential else float("nan"),
     }
 
 

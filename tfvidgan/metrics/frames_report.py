@@ -1,9 +1,17 @@
 """`python -m tfvidgan.evaluate frames`: how ball-like are a frames generator's samples?
 
-Rows: the trained generator, the same architecture UNTRAINED (fresh initialisation: the ceiling),
-and held-out real frames (the floor). Each row: fraction of frames with exactly the expected number of
-balls, blob area mean/spread, and the Fréchet distance to real frames in the feature space of a small
-encoder trained on real frames (`tfvidgan.metrics.frechet`).
+Rows:
+* "generated": the trained generator as exported (the EMA weights when the run used EMA);
+* "generated_raw_weights": the same run's non-averaged generator (only when the export has one);
+* "untrained_generator": the same architecture with fresh weights (the ceiling);
+* "real": held-out real frames (the floor);
+* "collapsed": ONE real frame repeated for every sample — a mode-collapsed generator of perfect frames.
+  It scores at least as well as real data on the ball counts and areas and must FAIL the Fréchet
+  distance: read the count/area columns only beside the Fréchet distance.
+Each row: fraction of frames with exactly the expected number of balls, blob area mean/spread, and the
+Fréchet distance to real frames in the feature space of a small encoder trained on real frames
+(`tfvidgan.metrics.frechet`); every row but "real" also has "vs_real" (|row − real| of `FRAME_COLUMNS`)
+and "area_spread_ratio" (its blob-area spread over the real one).
 """
 from __future__ import annotations
 
@@ -17,8 +25,17 @@ from tfvidgan.data.metadata import read_metadata
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frechet import (ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder,
                                       train_frame_encoder)
-from tfvidgan.metrics.real_data import real_frames
+from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
 from tfvidgan.training.frames_task import load_frames_generator
+
+
+FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std")
+
+
+def frame_encoder_name(metadata, encoder_samples: int, encoder_steps: int) -> str:
+    """Cache file stem of the frame encoder: every dataset setting that changes the frames is in it."""
+    return (f"frame_encoder_s{metadata.size}_c{metadata.channels}_b{metadata.num_balls}_seed{metadata.seed}_"
+            f"{dataset_fingerprint(metadata)}_n{encoder_samples}_steps{encoder_steps}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +62,7 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     train_frames, train_positions = real_frames(config.data, config.encoder_samples, ENCODER_SEED)
     reference, _ = real_frames(config.data, n, config.seed + 1, first_scene=config.encoder_samples)
     held_out, _ = real_frames(config.data, n, config.seed + 2, first_scene=config.encoder_samples + n)
-    name = (f"frame_encoder_s{metadata.size}_b{metadata.num_balls}_seed{metadata.seed}_"
-            f"n{config.encoder_samples}_steps{config.encoder_steps}")
+    name = frame_encoder_name(metadata, config.encoder_samples, config.encoder_steps)
     encoder = load_or_train_encoder(config.encoder_cache, name, lambda: train_frame_encoder(
         train_frames, train_positions, steps=config.encoder_steps, seed=ENCODER_SEED))
 
@@ -54,13 +70,22 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     z = tf.random.stateless_normal([n, description["latent_dim"]], seed=[config.seed, 77]).numpy()
     keras.utils.set_random_seed(config.seed)
     untrained = keras.models.clone_model(generator)  # same architecture, fresh initial weights
-    rows = {"generated": _generate(generator, z), "untrained_generator": _generate(untrained, z),
-            "real": held_out}
+    rows = {"generated": _generate(generator, z)}
+    if description.get("weights") == "ema":
+        raw, _ = load_frames_generator(config.export_dir, weights="raw")
+        rows["generated_raw_weights"] = _generate(raw, z)
+    rows.update(untrained_generator=_generate(untrained, z), real=held_out,
+                collapsed=np.repeat(held_out[:1], n, axis=0))
     report = {}
     for row, frames in rows.items():
         stats = frame_statistics(frames, metadata.num_balls)
         stats["frechet_distance"] = encoder_frechet_distance(encoder, reference, frames)
         report[row] = stats
+    for row, stats in report.items():
+        if row != "real":
+            stats["vs_real"] = {k: float(abs(stats[k] - report["real"][k])) for k in FRAME_COLUMNS}
+            stats["area_spread_ratio"] = float(stats["blob_area_std"] / report["real"]["blob_area_std"])
+    report["generator_weights"] = description.get("weights", "raw")
     report["settings"] = {**dataclasses.asdict(config), "expected_balls": metadata.num_balls,
                           "encoder": name}
     return report

@@ -1,6 +1,10 @@
 """Real frames and clips (with ground-truth ball positions) drawn reproducibly for evaluation."""
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Mapping
+
 import numpy as np
 
 from tfvidgan.data import readers
@@ -55,3 +59,23 @@ def real_clips(pattern: str, count: int, clip_length: int, seed: int,
         raise DatasetError(f"{pattern}: needs {first_scene + count} scenes for this evaluation, "
                            f"found {first_scene + len(clips)}; lower --num_samples")
     return np.stack(clips), np.stack(positions)
+
+
+# Generator settings that do not change any scene's content (scene i depends only on the rest).
+_SCENE_INDEPENDENT_FIELDS = ("num_scenes", "shards", "workers", "overwrite", "output_dir")
+
+
+def dataset_fingerprint(metadata) -> str:
+    """8 hex digits identifying the CONTENT of a dataset's scenes (for Fréchet-encoder cache names).
+
+    Hashes every generator setting recorded in `metadata.generator["config"]` (radius, speeds, scene
+    length, channels, ...) except those that do not change any scene, plus the metadata's size, channels,
+    balls, radius, seed and frames per scene. Two datasets share a fingerprint iff their scenes agree.
+    """
+    generator = metadata.generator if isinstance(metadata.generator, Mapping) else {}
+    settings = dict(generator.get("config", {}) or {})
+    for key in _SCENE_INDEPENDENT_FIELDS:
+        settings.pop(key, None)
+    settings.update(size=metadata.size, channels=metadata.channels, num_balls=metadata.num_balls,
+                    radius=metadata.radius, seed=metadata.seed, scene_frames=metadata.num_frames)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]

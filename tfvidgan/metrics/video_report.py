@@ -17,7 +17,26 @@ clip encoder trained on REAL clips:
 * "generated": the model's videos (rendered by `config.frames_generator` if given: the FG swap);
 * "real": held-out real clips (the floor every other row is compared with);
 * "latent_interpolation": the straight-line latent interpolations between the generated end points;
-* "independent_latents": every frame from its own independent N(0, I) latent (no temporal coherence).
+* "independent_latents": every frame from its own independent N(0, I) latent (no temporal coherence);
+* "static": every held-out real clip's FIRST frame repeated T times — a frozen video of perfect frames.
+  It scores perfectly on the binarised MSE, count changes and second difference, and must FAIL the
+  speed columns ("mean_speed", "fraction_steps_in_speed_band");
+* "collapsed": the first held-out real clip for every sample — perfect physics, no diversity. It must
+  FAIL the Fréchet distance.
+Read the columns together: count stability, second difference and binarised MSE are only meaningful
+beside a speed within the real band, and physics only beside a Fréchet distance near the real row's.
+Every row except "real" also carries "vs_real": |row − real| of each physics column
+(`PHYSICS_COLUMNS`). "fraction_steps_in_speed_band" uses the REAL clips' speed band (5th–95th
+percentile of their free-step speeds) for every row.
+
+`long_frames` > 0 also samples trajectories that long (e.g. 120 frames from a model trained on 30-frame
+clips) and reports the physics of the first and the last `num_frames` frames ("long_video"): a model
+that drifts (balls fade, merge or stop late in the clip) shows different numbers.
+
+With `frames_generator` (the FG swap), "fg_swap" reports the generated clips' physics counted with
+`swap_expected_balls` (e.g. 1 for an FG trained on one ball): fraction of frames with exactly that many
+balls and their speed.
+
 All latent rows are rendered by the same frames generator (the export's `render` signature, or the
 swapped FG's `generate` signature), and carry the `trajectory_statistics` of their latents.
 
@@ -38,11 +57,8 @@ Determinism: the same config (and the same cached encoder) gives the same number
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-from typing import Mapping
-
 import numpy as np
 import tensorflow as tf
 
@@ -52,20 +68,21 @@ from tfvidgan.export import latest_version_dir
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
-from tfvidgan.metrics.real_data import real_clips
+from tfvidgan.metrics.real_data import dataset_fingerprint, real_clips
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
 from tfvidgan.video_sampling import load_renderer, sample_latents
 
 __all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
            "ISOMAP_TRAJECTORIES", "ROWS"]
 
-ROWS = ("generated", "real", "latent_interpolation", "independent_latents")
+ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
+# Physics columns compared with the real row (|row − real| in "vs_real").
+PHYSICS_COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
+                   "mean_speed", "fraction_steps_in_speed_band", "consecutive_binarized_mse")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
 _VIDEO_DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
-# Generator settings that do not change any scene's content (scene i depends only on the rest).
-_SCENE_INDEPENDENT_FIELDS = ("num_scenes", "shards")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +111,15 @@ class VideoEvalConfig:
     encoder_steps: int = 300
     encoder_cache: str = "eval_cache"
     seed: int = 0
+    long_frames: int = 0
+    swap_expected_balls: int = 1
 
     def __post_init__(self):
+        if self.long_frames and self.long_frames < 2 * self.num_frames:
+            raise ConfigError(f"--long_frames={self.long_frames} must be 0 (off) or >= 2 * --num_frames "
+                              f"({2 * self.num_frames}): its first and last --num_frames frames are compared")
         for name, minimum in (("num_samples", 2), ("num_frames", 2), ("encoder_samples", 2),
-                              ("encoder_steps", 1)):
+                              ("encoder_steps", 1), ("swap_expected_balls", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")
@@ -109,18 +131,11 @@ class VideoEvalConfig:
 def clip_encoder_name(metadata: DatasetMetadata, num_frames: int, encoder_samples: int, encoder_steps: int) -> str:
     """Cache file stem of the clip encoder for this dataset, clip length and encoder settings.
 
-    E.g. `clip_encoder_s32_c1_b3_seed0_1a2b3c4d_T16_n1000_steps300`; the 8 hex digits hash the dataset
-    generator's settings (radius, speeds, scene length, ...) except those that do not change scenes.
+    E.g. `clip_encoder_s32_c1_b3_seed0_1a2b3c4d_T16_n1000_steps300`; the 8 hex digits are
+    `dataset_fingerprint(metadata)` (every generator setting that changes scenes).
     """
-    generator = metadata.generator if isinstance(metadata.generator, Mapping) else {}
-    settings = dict(generator.get("config", {}) or {})
-    for key in _SCENE_INDEPENDENT_FIELDS:
-        settings.pop(key, None)
-    settings.update(size=metadata.size, channels=metadata.channels, num_balls=metadata.num_balls,
-                    radius=metadata.radius, seed=metadata.seed, scene_frames=metadata.num_frames)
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return (f"clip_encoder_s{metadata.size}_c{metadata.channels}_b{metadata.num_balls}_seed{metadata.seed}_"
-            f"{digest}_T{num_frames}_n{encoder_samples}_steps{encoder_steps}")
+            f"{dataset_fingerprint(metadata)}_T{num_frames}_n{encoder_samples}_steps{encoder_steps}")
 
 
 def _read_video_description(export_dir: str) -> dict:
@@ -156,11 +171,18 @@ def _check_data(config: VideoEvalConfig, metadata: DatasetMetadata) -> None:
                           f"--num_samples or --encoder_samples")
 
 
-def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray) -> dict:
-    stats = clip_physics(clips, expected_balls)
+def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
+         speed_band=None) -> dict:
+    stats = clip_physics(clips, expected_balls, speed_band=speed_band)
     stats["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
-    stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
+    if encoder is not None:
+        stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
     return stats
+
+
+def vs_real(row: dict, real: dict) -> dict:
+    """|row − real| of every `PHYSICS_COLUMNS` entry (NaN where either is undefined)."""
+    return {k: float(abs(row[k] - real[k])) for k in PHYSICS_COLUMNS}
 
 
 def evaluate_video(config: VideoEvalConfig) -> dict:
@@ -231,14 +253,42 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     held_out, _ = real_clips(config.data, n, t, config.seed + 2, first_scene=first_held_out)
     reference_features = encoder.features(reference)
 
-    report = {}
+    report = {"real": _row(held_out, metadata.num_balls, encoder, reference_features)}
+    band = report["real"]["speed_band"]
+    generated_clips = None
     for row in ROWS:
         if row == "real":
-            report[row] = _row(held_out, metadata.num_balls, encoder, reference_features)
             continue
-        latents = latent_rows[row]
-        report[row] = _row(render(latents), metadata.num_balls, encoder, reference_features)
-        report[row]["trajectory"] = trajectory_statistics(latents)
+        if row == "static":
+            clips = np.repeat(held_out[:, :1], t, axis=1)
+        elif row == "collapsed":
+            clips = np.repeat(held_out[:1], n, axis=0)
+        else:
+            clips = render(latent_rows[row])
+        report[row] = _row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        if row in latent_rows:
+            report[row]["trajectory"] = trajectory_statistics(latent_rows[row])
+        if row == "generated":
+            generated_clips = clips
+        report[row]["vs_real"] = vs_real(report[row], report["real"])
+    report = {row: report[row] for row in ROWS}  # fixed row order in the JSON
+    if config.frames_generator:
+        swap = clip_physics(generated_clips, config.swap_expected_balls)
+        report["fg_swap"] = {"frames_generator": config.frames_generator,
+                             "expected_balls": config.swap_expected_balls,
+                             "fraction_expected_count_frames": swap["fraction_expected_count_frames"],
+                             "mean_count_changes": swap["mean_count_changes"],
+                             "mean_speed": swap["mean_speed"],
+                             "free_flight_second_difference": swap["free_flight_second_difference"]}
+    if config.long_frames:
+        long_latents = sample_latents(config.export_dir, n, config.long_frames, config.seed)
+        long_clips = render(long_latents)
+        first = _row(long_clips[:, :t], metadata.num_balls, None, None, speed_band=band)
+        last = _row(long_clips[:, -t:], metadata.num_balls, None, None, speed_band=band)
+        report["long_video"] = {
+            "num_frames": config.long_frames, "window": t, "first": first, "last": last,
+            "relative_change": {k: float(abs(last[k] - first[k]) / max(abs(first[k]), 1e-9))
+                                for k in PHYSICS_COLUMNS}}
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
                         "num_points": int(num_points)}
     report["settings"] = {

@@ -7,6 +7,16 @@ Architecture (per sample; nothing ever mixes the batch):
     -> num_layers (bi)directional LSTM/GRU layers (return_sequences) -> Dense(Z) per step
     -> latent constraint -> latents [B, T, Z]
 
+Trajectory parameterisation:
+  * "absolute" (default of the paper): the per-step Dense output IS the latent z_t.
+  * "residual": a bounded step per time step, z_t = z_{t-1} + Δ_t, in the spirit of MoCoGAN-HD's
+    residual motion codes. z_0 comes from the clip code (Dense → latent); Δ_t = m · tanh(|u_t|) · u_t / |u_t|
+    with u_t the per-step Dense output, so |Δ_t| < m = `max_step` (in latent-norm units; the prior's
+    typical radius is sqrt(Z)). z_t = z_0 + Σ_{s<=t, s>=1} Δ_s, then the latent constraint. Paths cannot
+    jump: consecutive latents differ by at most `max_step` before the constraint (which can only shrink
+    that difference by a bounded factor near the typical set). With `bidirectional=False` the model is
+    causal and rolls out any length.
+
 T is a dynamic dimension: the same weights produce trajectories of any length (train on 16 or 40
 steps, sample 30 or more). The number of steps is taken from `step_noise`.
 
@@ -32,10 +42,40 @@ __all__ = [
     "sequence_generator_dims",
     "BroadcastOverTime",
     "StandardizeLatent",
+    "ResidualTrajectory",
+    "TRAJECTORIES",
 ]
 
 _CELLS = ("lstm", "gru")
 _CONSTRAINTS = ("standardize", "tanh", "none")
+TRAJECTORIES = ("absolute", "residual")
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class ResidualTrajectory(keras.layers.Layer):
+    """`[z0 [B, Z], u [B, T, Z]] -> [B, T, Z]`: z_t = z0 + Σ_{1<=s<=t} Δ_s, Δ_s = m·tanh(|u_s|)·u_s/|u_s|.
+
+    Every step has norm < m = `max_step`; u_0 is ignored (z_0 = z0). Float32, no trainable weights.
+    """
+
+    def __init__(self, max_step: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not max_step > 0:
+            raise ConfigError(f"max_step must be > 0, got {max_step!r} (flag --max_step)")
+        self.max_step = float(max_step)
+
+    def call(self, inputs):
+        z0, u = inputs
+        norm = ops.sqrt(ops.sum(ops.square(u), axis=-1, keepdims=True) + 1e-12)
+        steps = self.max_step * ops.tanh(norm) * u / norm
+        steps = ops.concatenate([ops.zeros_like(steps[:, :1]), steps[:, 1:]], axis=1)
+        return ops.expand_dims(z0, 1) + ops.cumsum(steps, axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+    def get_config(self):
+        return {**super().get_config(), "max_step": self.max_step}
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -88,6 +128,8 @@ def build_sequence_generator(
     cell: str = "lstm",
     bidirectional: bool = True,
     latent_constraint: str = "standardize",
+    trajectory: str = "absolute",
+    max_step: float = 1.0,
     name: str = "sequence_generator",
 ) -> keras.Model:
     """Builds the recurrent generator of latent trajectories.
@@ -101,6 +143,8 @@ def build_sequence_generator(
       cell: "lstm" or "gru".
       bidirectional: whether each RNN layer also runs backwards in time (outputs concatenated).
       latent_constraint: "standardize" (prior N(0, I)), "tanh" (uniform prior on [-1, 1]) or "none".
+      trajectory: "absolute" or "residual" (bounded steps z_t = z_{t-1} + Δ_t; see the module docstring).
+      max_step: bound m on every step's norm for "residual" (latent units), > 0.
       name: Keras model name.
 
     Returns:
@@ -124,6 +168,8 @@ def build_sequence_generator(
         raise ConfigError(f"cell must be one of {_CELLS}, got {cell!r}")
     if latent_constraint not in _CONSTRAINTS:
         raise ConfigError(f"latent_constraint must be one of {_CONSTRAINTS}, got {latent_constraint!r}")
+    if trajectory not in TRAJECTORIES:
+        raise ConfigError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r} (flag --trajectory)")
     if latent_constraint == "standardize" and latent_dim < 2:
         raise ConfigError(f"latent_constraint 'standardize' needs latent_dim >= 2, got {latent_dim!r}")
 
@@ -141,6 +187,9 @@ def build_sequence_generator(
             rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}{i}")
         h = rnn(h)
     latents = keras.layers.Dense(latent_dim, name="to_latent")(h)  # applied per step, per sample
+    if trajectory == "residual":
+        start = keras.layers.Dense(latent_dim, name="to_start_latent")(code)  # z_0 from the clip code
+        latents = ResidualTrajectory(max_step, name="residual_trajectory")([start, latents])
     if latent_constraint == "standardize":
         latents = StandardizeLatent(name="standardize")(latents)
     elif latent_constraint == "tanh":

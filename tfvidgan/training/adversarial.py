@@ -28,6 +28,9 @@ class AdversarialConfig:
     hypervolume_delta: float = 1.5
     hypervolume_normalize: bool = False
     discriminator_steps: int = 1
+    # Real and fake through the discriminators as ONE batch (normalisation statistics over both), in
+    # the discriminator and in the generator update; False: separate real and fake batches.
+    joint_batch: bool = False
 
     def __post_init__(self):
         if self.loss not in losses.LOSS_KINDS:
@@ -61,6 +64,14 @@ def _flat(logits):
     return tf.reshape(logits, [tf.shape(logits)[0], -1]) if logits.shape.rank != 2 else logits
 
 
+def _real_and_fake_logits(discriminator, real, fake, joint: bool):
+    """`([b, K], [b, K])` float32 logits of the real and the fake batch (one call when `joint`)."""
+    if not joint:
+        return _flat(discriminator(real, training=True)), _flat(discriminator(fake, training=True))
+    both = _flat(discriminator(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True))
+    return both[:real.shape[0]], both[real.shape[0]:]
+
+
 def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Model,
                d_optimizer: keras.optimizers.Optimizer,
                generator_updates: Sequence[tuple],
@@ -91,8 +102,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         fake, _ = generate(2 + i)
         fake = tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
-            real_logits = _flat(discriminator(real, training=True))
-            fake_logits = _flat(discriminator(fake, training=True))
+            real_logits, fake_logits = _real_and_fake_logits(discriminator, real, fake, config.joint_batch)
             per_example = losses.discriminator_loss(real_logits, fake_logits, kind=config.loss)
             d_per_disc = tf.reduce_sum(per_example, axis=0) / global_batch      # [K]
             d_loss = tf.reduce_sum(d_per_disc)
@@ -101,7 +111,10 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     g_vars = [v for _, variables in generator_updates for v in variables]
     with tf.GradientTape() as tape:
         fake, regularizer = generate(0)
-        fake_logits = _flat(discriminator(fake, training=True))
+        if config.joint_batch:
+            _, fake_logits = _real_and_fake_logits(discriminator, real, fake, True)
+        else:
+            fake_logits = _flat(discriminator(fake, training=True))
         g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
         g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
         weights = losses.generator_loss_weights(

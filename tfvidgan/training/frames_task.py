@@ -53,10 +53,16 @@ def describe(config: FramesGanConfig) -> dict:
 
 
 class FramesGanTask:
-    """Frames GAN task for `tfvidgan.training.loop.run_training`; batches are `[b, H, W, C]` in [-1, 1]."""
+    """Frames GAN task for `tfvidgan.training.loop.run_training`; batches are `[b, H, W, C]` in [-1, 1].
 
-    def __init__(self, config: FramesGanConfig):
+    `quality_probe`, if given, is a callable `probe(generator) -> {name: float}` (e.g.
+    `tfvidgan.metrics.quality_probe.FramesQualityProbe`) that the loop runs every `eval_every` steps on
+    the sampling generator.
+    """
+
+    def __init__(self, config: FramesGanConfig, quality_probe=None):
         self.config = config
+        self.quality_probe = quality_probe
 
     def build(self) -> None:
         c = self.config
@@ -113,6 +119,10 @@ class FramesGanTask:
         if self.ema is not None:
             raw = self.generator(self.sample_latents(), training=False)
             summaries.write_image_grid("samples/frames_raw_weights", raw.numpy(), step)
+
+    def evaluate(self, step: int) -> dict:
+        """Quality of the sampling generator (empty without a probe)."""
+        return self.quality_probe(self.sampling_generator) if self.quality_probe is not None else {}
 
     def export(self, directory: str) -> None:
         export_frames_generator(self.sampling_generator, describe(self.config), directory,

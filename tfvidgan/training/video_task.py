@@ -12,6 +12,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
@@ -43,6 +44,8 @@ class VideoGanConfig:
     cell: str = "lstm"
     bidirectional: bool = True
     latent_constraint: str = "standardize"
+    trajectory: str = "absolute"
+    max_step: float = 1.0
     num_discriminators: int = 16
     discriminator_filters: int = 8
     discriminator_normalization: str = "batch"
@@ -86,10 +89,16 @@ def temporal_smoothness(sequence: tf.Tensor) -> tf.Tensor:
 
 
 class VideoGanTask:
-    """Video GAN task for `run_training`; batches are clips `[b, clip_length, H, W, C]` in [-1, 1]."""
+    """Video GAN task for `run_training`; batches are clips `[b, clip_length, H, W, C]` in [-1, 1].
 
-    def __init__(self, config: VideoGanConfig):
+    `quality_probe`, if given, is a callable `probe(sample_clips) -> {name: float}` (e.g.
+    `tfvidgan.metrics.quality_probe.VideoQualityProbe`), where `sample_clips(n, t, seed)` returns this
+    task's fixed-seed clips `[n, t, H, W, C]`; the loop runs it every `eval_every` steps.
+    """
+
+    def __init__(self, config: VideoGanConfig, quality_probe=None):
         self.config = config
+        self.quality_probe = quality_probe
 
     def build(self) -> None:
         c = self.config
@@ -101,7 +110,8 @@ class VideoGanTask:
         self.sequence_generator = build_sequence_generator(
             self.latent_dim, noise_dim=c.noise_dim, step_noise_dim=c.step_noise_dim,
             hidden_units=c.hidden_units, num_layers=c.num_layers, cell=c.cell,
-            bidirectional=c.bidirectional, latent_constraint=c.latent_constraint)
+            bidirectional=c.bidirectional, latent_constraint=c.latent_constraint,
+            trajectory=c.trajectory, max_step=c.max_step)
         self.discriminators = build_video_discriminators(
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
             seed=c.projection_seed, normalization=c.discriminator_normalization)
@@ -168,13 +178,23 @@ class VideoGanTask:
         summaries.write_image_grid("samples/strips", clips.reshape(-1, *clips.shape[2:]), step,
                                    rows=len(clips))
 
+    def evaluate(self, step: int) -> dict:
+        """Quality of fixed-seed samples (empty without a probe)."""
+        if self.quality_probe is None:
+            return {}
+
+        def sample_clips(n, t, seed):
+            return np.concatenate([self.sample(min(64, n - i), t, seed + i)[0].numpy() for i in range(0, n, 64)])
+        return self.quality_probe(sample_clips)
+
     def description(self) -> dict:
         c = self.config
         return {"kind": "video_generator", "latent_dim": self.latent_dim, "noise_dim": c.noise_dim,
                 "step_noise_dim": c.step_noise_dim, "image_size": self.frame_shape[0],
                 "channels": self.frame_shape[2], "clip_length": c.clip_length,
                 "sample_length": c.sample_length, "frames_generator": c.frames_generator,
-                "frames_generator_finetuned": c.finetune_frames_generator}
+                "frames_generator_finetuned": c.finetune_frames_generator,
+                "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional}
 
     def export(self, directory: str) -> None:
         export_video_generator(self.sequence_generator, self.frames_generator, self.description(), directory)
