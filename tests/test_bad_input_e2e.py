@@ -1,7 +1,8 @@
 """Bad input end to end: every case fails with a message naming the file or flag, and nothing is lost.
 
 Command-line cases run the real entry points (`python -m tfvidgan.train_frames`, `python -m
-tfvidgan.sample`) as subprocesses; absl prints the exception on stderr and the exit code is non-zero.
+tfvidgan.sample`) as subprocesses; `tfvidgan.cli` prints a user error as one line on stderr (the traceback only
+with `--verbose`) and exits with code 1; flag-parsing errors are absl's one line.
 They are started together (each spends ~5 s importing TensorFlow) after one short training run that
 provides checkpoints and an export.
 
@@ -83,6 +84,8 @@ def setup(tmp_path_factory):
     model_dir = str(root / "run")
     run_flags = [f"--data={run_data}", f"--model_dir={model_dir}", "--train_steps=2", *TINY]
     fresh = lambda name: f"--model_dir={root / name}"  # noqa: E731
+    a_file = root / "a_file"
+    a_file.write_text("not a directory")
     # The bad command lines that need no earlier run go alongside the training run.
     results = _run_all({
         "train": _module_cmd("tfvidgan.train_frames", *run_flags),
@@ -93,6 +96,12 @@ def setup(tmp_path_factory):
         "missing_flagfile": _module_cmd("tfvidgan.train_frames", "--flagfile=/nonexistent.cfg", fresh("run_ff")),
         "sample_missing": _module_cmd("tfvidgan.sample", "frames", f"--export_dir={root / 'no_such_export'}",
                                       f"--output={root / 'missing.png'}"),
+        "sample_images_zero": _module_cmd("tfvidgan.train_frames", f"--data={data}", fresh("run_imgs"),
+                                          "--num_sample_images=0"),
+        "gman_nan": _module_cmd("tfvidgan.train_frames", f"--data={data}", fresh("run_gman"), "--gman_alpha=nan"),
+        "model_dir_file": _module_cmd("tfvidgan.train_frames", f"--data={data}", f"--model_dir={a_file}"),
+        "missing_data_verbose": _module_cmd("tfvidgan.train_frames", f"--data={root / 'no_such_data'}",
+                                            fresh("run_nodata_v"), "--verbose"),
     })
     code, out = results.pop("train")
     assert code == 0, out[-3000:]
@@ -148,12 +157,36 @@ def test_shard_corrupted_between_runs_names_the_shard_and_keeps_the_checkpoints(
     assert code != 0
     error = _last_line(out)
     assert error.startswith("tfvidgan.errors.DatasetError:"), out[-3000:]
+    assert "Traceback" not in out  # one line, not a traceback
     assert failures["shard"] in error
     assert "--skip_bad_records" in error
     assert "Resumed from" in out  # it got as far as restoring, then refused to train on bad data
     assert "step 3/4" not in out
     assert failures["before"]["checkpoints"] and failures["after"] == failures["before"]
     assert tf.train.latest_checkpoint(os.path.join(setup["model_dir"], "checkpoints")).endswith("ckpt-2")
+
+
+def test_invalid_numbers_are_rejected_at_flag_parsing_naming_the_flag(failures, setup):
+    for name, flag in (("sample_images_zero", "--num_sample_images=0"), ("gman_nan", "--gman_alpha=nan")):
+        code, out = failures["results"][name]
+        assert code != 0
+        assert f"FATAL Flags parsing error: flag {flag}:" in out, out[-3000:]
+    assert not os.path.exists(setup["root"] / "run_imgs") and not os.path.exists(setup["root"] / "run_gman")
+
+
+def test_model_dir_that_is_a_file_is_one_line_naming_the_flag(failures, setup):
+    code, out = failures["results"]["model_dir_file"]
+    assert code == 1 and "Traceback" not in out
+    assert _last_line(out) == (f"tfvidgan.errors.ConfigError: --model_dir={str(setup['root'] / 'a_file')!r} is a "
+                               f"file, not a directory: pick a directory for the run")
+
+
+def test_missing_data_names_the_flag_and_the_path_and_verbose_adds_the_traceback(failures, setup):
+    expected = f"tfvidgan.errors.ConfigError: --data={str(setup['root'] / 'no_such_data')!r} does not exist"
+    code, out = failures["results"]["missing_data_verbose"]
+    assert code == 1 and "Traceback (most recent call last)" in out  # without --verbose: see the test above
+    assert _last_line(out) == expected
+    assert not os.path.exists(setup["root"] / "run_nodata_v")
 
 
 def test_image_size_not_matching_the_dataset_names_the_flag_before_training(failures, setup):

@@ -3,8 +3,10 @@
 * A run SIGKILLed after its second checkpoint, restarted with the same flags, resumes from the last
   saved step (log line and TensorBoard steps), and a run SIGKILLed while exporting leaves no partial
   `export/<version>/`; the final checkpoint is step 40 and the export is complete.
-* A diverging run (huge generator learning rate) stops with a clear message and a non-zero exit code,
-  keeping the last good checkpoint.
+* A diverging run (huge generator learning rate) stops with one line and exit code 1; the exploded weights
+  are caught after the update, so no checkpoint or export holds them.
+* (slow) A second run on a busy --model_dir is refused naming the holder; SIGTERM saves a checkpoint at the
+  step reached and exits 143; a resume with another --latent_dim lists the flag; the same command resumes.
 
 The trainers are real processes (about 5–8 s each just to import TensorFlow); the divergence run
 overlaps the first training run to save wall time.
@@ -187,17 +189,21 @@ def test_kill_during_export_leaves_no_scratch_directory(crashed_runs):
     assert os.listdir(crashed_runs["export_dir"]) == [str(STEPS)]
 
 
-def test_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(crashed_runs):
+def test_diverging_run_stops_with_one_line_and_never_saves_the_exploded_weights(crashed_runs):
     code, log = crashed_runs["nan_code"], crashed_runs["nan_log"]
-    assert code != 0
-    match = re.search(r"TrainingDivergedError: loss '(\w+)' became (nan|inf|-inf) at step (\d+); stopping\. "
-                      r"The last good checkpoint is kept: (\S+)\. Lower the learning rate", log)
+    assert code == 1
+    assert "Traceback" not in log
+    last = log.strip().splitlines()[-1]
+    # RMSprop at 1e30: step 1's losses are fine (computed before the update) but the weights after it are
+    # not; the check after the update stops the run before checkpoint 1 (which used to hold them) is written.
+    match = re.fullmatch(r"tfvidgan\.errors\.TrainingDivergedError: weight '(\S+)' reached \|w\| = (\S+) after "
+                         r"the update of step 1, beyond --divergence_threshold=1e\+06; stopping\. The last good "
+                         r"checkpoint is kept: none yet\. Lower the learning rate, check the data, or raise "
+                         r"--divergence_threshold \(0 = off\)\.", last)
     assert match, log[-3000:]
-    step = int(match.group(3))
-    assert step >= 2  # the first step's losses are computed before the huge generator update
+    assert float(match.group(2)) > 1e6
     checkpoints = os.path.join(crashed_runs["nan_dir"], "checkpoints")
-    assert match.group(4) == os.path.join(checkpoints, f"ckpt-{step - 1}")
-    assert tf.train.latest_checkpoint(checkpoints) == match.group(4)
+    assert tf.train.latest_checkpoint(checkpoints) is None
     assert not os.path.exists(os.path.join(crashed_runs["nan_dir"], "export"))
 
 
@@ -228,3 +234,77 @@ def test_resuming_with_a_lower_learning_rate_uses_it(tmp_path):
     resumed = train(lower, 2)
     assert float(resumed.g_optimizer.learning_rate) == pytest.approx(1e-5)
     assert float(resumed.d_optimizer.learning_rate) == pytest.approx(1e-5)
+
+
+@pytest.fixture(scope="module")
+def preempted_run(dataset, tmp_path_factory):
+    """A long run; a second run started on its --model_dir meanwhile; SIGTERM to the first; a resume with
+    another --latent_dim; then a resume with the same flags."""
+    root = tmp_path_factory.mktemp("sigterm")
+    model_dir = str(root / "run")
+    flags = [f"--data={dataset}", f"--model_dir={model_dir}", "--checkpoint_every=1000", *MODEL_FLAGS]
+    first = _start([*flags, "--train_steps=100000"], root / "first.log")
+    info = {"model_dir": model_dir, "first_pid": first.pid}
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not re.search(r"step 5/100000", open(root / "first.log").read()):
+            assert first.poll() is None and time.monotonic() < deadline, open(root / "first.log").read()[-3000:]
+            time.sleep(0.05)
+        info["second_code"], info["second_log"] = _finish(_start([*flags, "--train_steps=100000"], root / "second.log"),
+                                                          root / "second.log")
+        assert first.poll() is None, "the first run must still be training while the second one is refused"
+        first.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        info["first_code"], info["first_log"] = _finish(first, root / "first.log")
+        info["sigterm_seconds"] = time.monotonic() - t0
+        info["checkpoint_after_sigterm"] = _checkpoint_step(os.path.join(model_dir, "checkpoints"))
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    step = int(re.search(r"stopped at step (\d+)", info["first_log"]).group(1))
+    info["step"] = step
+    info["other_model_code"], info["other_model_log"] = _finish(_start(
+        [*[f for f in flags if not f.startswith("--latent_dim")], "--latent_dim=16", f"--train_steps={step + 2}"],
+        root / "other.log"), root / "other.log")
+    info["resume_code"], info["resume_log"] = _finish(_start([*flags, f"--train_steps={step + 2}"], root / "resume.log"),
+                                                      root / "resume.log")
+    return info
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_model_dir_is_refused_naming_the_holder(preempted_run):
+    assert preempted_run["second_code"] == 1
+    last = preempted_run["second_log"].strip().splitlines()[-1]
+    assert last.startswith(f"tfvidgan.errors.RunLockedError: --model_dir={preempted_run['model_dir']!r} is in use by "
+                           f"another run (pid {preempted_run['first_pid']} on host "), preempted_run["second_log"][-3000:]
+    assert "Traceback" not in preempted_run["second_log"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_143(preempted_run):
+    code, log, step = preempted_run["first_code"], preempted_run["first_log"], preempted_run["step"]
+    assert code == 143, log[-3000:]
+    assert preempted_run["sigterm_seconds"] < 30
+    checkpoints = os.path.join(preempted_run["model_dir"], "checkpoints")
+    last = log.strip().splitlines()[-1]
+    assert last == (f"tfvidgan.errors.TrainingPreempted: SIGTERM: stopped at step {step} and saved "
+                    f"{os.path.join(checkpoints, f'ckpt-{step}')}; run the same command to resume from it")
+    assert step >= 5 and preempted_run["checkpoint_after_sigterm"] == step  # not a multiple of --checkpoint_every
+
+
+@pytest.mark.slow
+def test_resuming_with_another_architecture_lists_the_flag(preempted_run):
+    assert preempted_run["other_model_code"] == 1
+    last = preempted_run["other_model_log"].strip().splitlines()[-1]
+    assert last.startswith("tfvidgan.errors.ConfigError: --model_dir=") and "holds checkpoints of another model" in last
+    assert "--latent_dim: checkpoint 8, now 16" in last, preempted_run["other_model_log"][-3000:]
+
+
+@pytest.mark.slow
+def test_the_preempted_run_resumes_at_the_saved_step(preempted_run):
+    step, log = preempted_run["step"], preempted_run["resume_log"]
+    assert preempted_run["resume_code"] == 0, log[-3000:]
+    checkpoints = os.path.join(preempted_run["model_dir"], "checkpoints")
+    assert f"Resumed from {os.path.join(checkpoints, f'ckpt-{step}')} at step {step}" in log
+    assert re.findall(r"step (\d+)/", log)[0] == str(step + 1)

@@ -117,7 +117,7 @@ def run_flags(values) -> dict:
     """{name: value} of the flags defined by tfvidgan and by the entry point (written to TensorBoard)."""
     return {flag.name: flag.value
             for module, module_flags in values.flags_by_module_dict().items()
-            if module == "__main__" or module.startswith("tfvidgan")
+            if module == "__main__" or "tfvidgan" in module.replace("/", ".")  # `python -m`: the file path
             for flag in module_flags}
 
 
