@@ -1,132 +1,201 @@
-"""Seconds per sample: the reconstructor network vs GAP-TV, on the same inputs in the same run.
+r"""The CUP results table: back-projection, GAP-TV and trained reconstructors on held-out pairs.
 
-    python benchmarks/reconstruction.py --size=32 --num_frames=8 --num_samples=32 --output=bench.json
+    python benchmarks/reconstruction.py --val=data/cup_val \
+        --test=noisy=data/cup_test,noisy_camera1=data/cup_test_mask1 \
+        --exports=unet=runs/cup_unet/export,unfolded=runs/cup_unfolded/export \
+        --output=docs/cup_results.json --markdown=docs/cup_results.md
 
-Inputs are CUP-sensed scenes: by default synthetic moving discs (noiseless, mask seed 0), or with
-``--pairs=DIR`` the first ``--num_samples`` pairs of a CUP pairs dataset (its mask and ``T``).
-Both methods get the same sensed batches; the first (compiling) call of each is excluded and the
-median over ``--repeats`` passes is reported. The network is untrained unless ``--model_path``
-points to a saved ``.keras`` reconstructor, so its PSNR/SSIM are only meaningful with
-``--model_path``; GAP-TV's and the back-projection's always are. Prints (and with ``--output``
-writes) a JSON report including ``gap_tv_over_network``: how many times slower GAP-TV is per sample.
+For every test set (``name=directory`` of CUP pairs, `data_tools.make_cup_pairs`; the first
+``--num_samples`` pairs, unshuffled) and every method, it reports PSNR and SSIM (dB / [0, 1], means over
+samples and frames, `tfvidgan.metrics.reconstruction_report.method_scores`), parameters, and seconds per
+sample at each ``--batch_sizes`` (first call per batch shape excluded; host → TF → numpy included;
+all methods one after the other in one process, so times compare with each other, not across machines).
+
+* ``back_projection``: ``clip(Aᵀ (y ⊘ A Aᵀ 1), 0, 1)`` with the test set's own operator.
+* ``gap_tv``: `gap_tv_reconstruct` with the test set's operator (XLA); its TV weight is picked from
+  ``--tv_weights`` by mean PSNR on the first ``--val_samples`` pairs of ``--val`` (a validation split of
+  other scenes; never the test pairs).
+* each export (``name=base dir``): an unfolded reconstructor (it has a ``with_mask`` signature) is given
+  the test set's mask; a U-Net can only use the mask it was trained with (`serving_default`). So a test
+  set from another camera (mask seed 1) shows how each copes with a mask it was not trained on.
+
+Writes JSON (``--output``) and a Markdown table (``--markdown``).
 """
-
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
-import statistics
 import time
 
 import numpy as np
 from absl import app, flags
 
+from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 
-flags.DEFINE_integer("size", 32, "Frame side H = W (synthetic scenes).")
-flags.DEFINE_integer("num_frames", 8, "T (synthetic scenes).")
-flags.DEFINE_integer("num_samples", 32, "Samples per timed pass.")
-flags.DEFINE_integer("batch_size", 8, "Samples per call, for both methods.")
-flags.DEFINE_integer("repeats", 3, "Timed passes (median reported).")
-flags.DEFINE_integer("gap_iterations", 100, "GAP-TV iterations.")
-flags.DEFINE_float("tv_weight", 0.3, "GAP-TV TV weight.")
-flags.DEFINE_bool("gap_jit", True, "Compile GAP-TV with XLA.")
-flags.DEFINE_integer("base_filters", 32, "Reconstructor base filters (ignored with --model_path).")
-flags.DEFINE_integer("depth", 3, "Reconstructor U-Net depth (ignored with --model_path).")
-flags.DEFINE_string("model_path", None, "Optional trained .keras reconstructor.")
-flags.DEFINE_string("pairs", None, "Optional CUP pairs dataset directory to take inputs from.")
-flags.DEFINE_string("output", None, "Write the JSON report here too.")
+flags.DEFINE_string("val", None, "CUP pairs used to tune GAP-TV's TV weight (validation split, not the test).")
+flags.DEFINE_string("test", None, "Comma-separated name=directory CUP pairs test sets.")
+flags.DEFINE_string("exports", "", "Comma-separated name=export_dir reconstructors.")
+flags.DEFINE_integer("num_samples", 100, "Test pairs per test set (the first ones).")
+flags.DEFINE_integer("val_samples", 32, "Validation pairs for the TV weight search.")
+flags.DEFINE_string("tv_weights", "0.03,0.1,0.3,1,3", "TV weights tried on --val.")
+flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
+flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
+flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
+flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
+                    "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
+                    "cup_test_mask1_clean (see make_results_data).")
+flags.DEFINE_string("output", "", "Write the JSON report here.")
+flags.DEFINE_string("markdown", "", "Write the Markdown table here.")
 FLAGS = flags.FLAGS
 
 
-def timed_passes(fn, batches, repeats: int) -> tuple[float, np.ndarray]:
-    """Median seconds for one pass over ``batches`` (after one warm-up pass) and the outputs."""
-    outputs = [np.asarray(fn(b)) for b in batches]  # warm-up: tracing / XLA compilation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for b in batches:
-            np.asarray(fn(b))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), np.concatenate(outputs)
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """Parsed flags (see the flag help)."""
+    val: str
+    tests: tuple
+    exports: tuple
+    num_samples: int
+    val_samples: int
+    tv_weights: tuple
+    gap_tv_iterations: int
+    batch_sizes: tuple
+    timing_samples_batch1: int
+
+
+def _pairs_list(value: str, flag: str) -> tuple:
+    out = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--{flag}: {item!r} is not name=path")
+        out.append((name, path))
+    return tuple(out)
+
+
+def config_from_flags(values) -> BenchmarkConfig:
+    if not values.val or not values.test:
+        raise ConfigError("--val and --test are required")
+    try:
+        tv_weights = tuple(float(v) for v in values.tv_weights.split(","))
+        batch_sizes = tuple(sorted(int(v) for v in values.batch_sizes.split(",")))
+    except ValueError as e:
+        raise ConfigError(f"--tv_weights / --batch_sizes must be comma-separated numbers ({e})") from e
+    return BenchmarkConfig(val=values.val, tests=_pairs_list(values.test, "test"),
+                           exports=_pairs_list(values.exports, "exports"), num_samples=values.num_samples,
+                           val_samples=values.val_samples, tv_weights=tv_weights,
+                           gap_tv_iterations=values.gap_tv_iterations, batch_sizes=batch_sizes,
+                           timing_samples_batch1=values.timing_samples_batch1)
+
+
+def make_results_data(root: str) -> None:
+    """The datasets of the README's results table, under ``root`` (existing ones are kept).
+
+    Bouncing-balls scenes (8 frames, 32×32, 3 balls; the embedded default's generator): 1,500 training
+    (seed 0), 100 test (seed 1), 100 validation (seed 2). CUP pairs (T = 8, one clip per scene):
+    ``cup_train`` (mask seed 0, 2000 photons + 0.01 read noise, noise seed 0), ``cup_val`` (mask 0, noise
+    seed 2), ``cup_test`` / ``cup_test_mask1`` (mask 0 / 1, noise seed 1) and the noiseless
+    ``cup_test_clean`` / ``cup_test_mask1_clean``.
+    """
+    from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
+    from tfvidgan.data.default_dataset import ensure_dataset
+
+    balls = {split: ensure_dataset("", os.path.join(root, f"balls_{split}"), num_scenes=n, num_frames=8, seed=seed)
+             for split, n, seed in (("train", 1500, 0), ("test", 100, 1), ("val", 100, 2))}
+    for name, split, mask_seed, noise_seed, photons, read_noise in (
+            ("cup_train", "train", 0, 0, 2000.0, 0.01), ("cup_val", "val", 0, 2, 2000.0, 0.01),
+            ("cup_test", "test", 0, 1, 2000.0, 0.01), ("cup_test_mask1", "test", 1, 1, 2000.0, 0.01),
+            ("cup_test_clean", "test", 0, 1, 0.0, 0.0), ("cup_test_mask1_clean", "test", 1, 1, 0.0, 0.0)):
+        out = os.path.join(root, name)
+        if not os.path.exists(os.path.join(out, "metadata.json")):
+            generate_cup_pairs(CupPairsConfig(scenes=balls[split], num_frames=8, mask_seed=mask_seed, photons=photons,
+                                              read_noise=read_noise, noise_seed=noise_seed, shards=2), out)
+
+
+def run(config: BenchmarkConfig) -> dict:
+    import tensorflow as tf
+
+    from tfvidgan.cup.gap_tv import gap_tv_reconstruct
+    from tfvidgan.metrics.reconstruction_report import (load_reconstructor_signature, method_scores, read_pairs,
+                                                        timed_reconstruction)
+
+    def gap_tv_fn(operator, weight):
+        return lambda batch: gap_tv_reconstruct(batch, operator, iterations=config.gap_tv_iterations,
+                                                tv_weight=weight, jit_compile=True).numpy()
+
+    # 1. GAP-TV's TV weight, tuned on the validation split.
+    val_sensed, val_scenes, val_meta = read_pairs(config.val, config.val_samples)
+    tuning = {}
+    for weight in config.tv_weights:
+        out, _ = timed_reconstruction(gap_tv_fn(val_meta.operator(), weight), val_sensed, 64)
+        tuning[str(weight)] = method_scores(out, val_scenes)["psnr_db"]
+    tv_weight = float(max(tuning, key=tuning.get))
+
+    report = {"gap_tv_tuning": {"val": config.val, "val_samples": len(val_sensed), "psnr_db_by_tv_weight": tuning,
+                                "chosen_tv_weight": tv_weight}, "tests": {}}
+    largest = max(config.batch_sizes)
+    for test_name, test_dir in config.tests:
+        sensed, scenes, metadata = read_pairs(test_dir, config.num_samples)
+        operator = metadata.operator()
+        bp = tf.function(lambda b: tf.clip_by_value(operator.normalized_back_projection(b), 0.0, 1.0),
+                         reduce_retracing=True)
+        methods = [("back_projection", lambda b: bp(tf.constant(b, tf.float32)).numpy(), {"parameters": 0}),
+                   ("gap_tv", gap_tv_fn(operator, tv_weight),
+                    {"parameters": 0, "tv_weight": tv_weight, "iterations": config.gap_tv_iterations})]
+        for name, export_dir in config.exports:
+            fn, version_dir, mask_matches = load_reconstructor_signature(export_dir, metadata, test_dir)
+            methods.append((name, fn, {"parameters": fn.parameters, "export": version_dir,
+                                       "given_test_mask": fn.uses_data_mask,
+                                       "trained_mask_matches_test": mask_matches}))
+        rows = {}
+        for name, fn, info in methods:
+            row = dict(info)
+            for batch in config.batch_sizes:
+                inputs = sensed if batch == largest else sensed[:config.timing_samples_batch1]
+                out, seconds = timed_reconstruction(fn, inputs, batch)
+                row[f"seconds_per_sample_batch{batch}"] = seconds
+                if batch == largest:
+                    row.update({k: v for k, v in method_scores(out, scenes).items() if not k.endswith("per_frame")})
+            rows[name] = row
+        gap = rows["gap_tv"][f"seconds_per_sample_batch{largest}"]
+        for name, _ in config.exports:
+            rows[name][f"speedup_vs_gap_tv_batch{largest}"] = gap / rows[name][f"seconds_per_sample_batch{largest}"]
+        report["tests"][test_name] = {
+            "data": test_dir, "num_samples": len(sensed), "num_frames": metadata.num_frames,
+            "height": metadata.height, "width": metadata.width, "mask_seed": metadata.mask_seed,
+            "photons": metadata.photons, "read_noise": metadata.read_noise, "methods": rows}
+    report["settings"] = dataclasses.asdict(config)
+    report["machine"] = {"tensorflow": tf.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                         "devices": [d.device_type for d in tf.config.list_logical_devices()],
+                         "load_average_at_end": os.getloadavg(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The README table: one row per (test set, method)."""
+    batches = report["settings"]["batch_sizes"]
+    head = ("| test set | method | PSNR (dB) | SSIM | parameters | "
+            + " | ".join(f"s / sample, batch {b}" for b in batches) + " |")
+    lines = [head, "|" + " --- |" * 2 + " ---: |" * (3 + len(batches))]
+    for test_name, test in report["tests"].items():
+        for name, row in test["methods"].items():
+            times = " | ".join(f"{row[f'seconds_per_sample_batch{b}']:.2g}" for b in batches)
+            lines.append(f"| {test_name} | {name} | {row['psnr_db']:.2f} | {row['ssim']:.3f} | "
+                         f"{row['parameters']:,} | {times} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv):
     del argv
-    import keras
-    import tensorflow as tf
-
-    from tfvidgan.cup.gap_tv import gap_tv_reconstruct
-    from tfvidgan.cup.operator import CupOperator, make_mask
-    from tfvidgan.cup.synthetic import moving_discs
-    from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
-    from tfvidgan.metrics.image_quality import mean_psnr, mean_ssim
-    from tfvidgan.models.reconstructor import build_reconstructor
-
-    if FLAGS.pairs:
-        metadata = read_cup_metadata(FLAGS.pairs)
-        operator = metadata.operator()
-        sensed, scenes = [], []
-        for s, x in cup_pairs_dataset(FLAGS.pairs, FLAGS.num_samples, shuffle=False, repeat=False).take(1):
-            sensed, scenes = s.numpy(), x.numpy()
-        source = f"pairs:{FLAGS.pairs}"
-    else:
-        operator = CupOperator(make_mask(FLAGS.size, FLAGS.size, seed=0), FLAGS.num_frames)
-        scenes = moving_discs(FLAGS.num_samples, FLAGS.num_frames, FLAGS.size, FLAGS.size, seed=0)
-        sensed = operator.forward(tf.constant(scenes)).numpy()
-        source = "synthetic moving discs (noiseless)"
-    num_samples = len(sensed)
-    batches = [tf.constant(sensed[i : i + FLAGS.batch_size]) for i in range(0, num_samples, FLAGS.batch_size)]
-
-    if FLAGS.model_path:
-        model = keras.models.load_model(FLAGS.model_path)
-    else:
-        model = build_reconstructor(operator.num_frames, operator.height, operator.width, operator.mask_np,
-                                    base_filters=FLAGS.base_filters, depth=FLAGS.depth)
-    network = tf.function(lambda x: model(x, training=False))
-    net_seconds, net_out = timed_passes(network, batches, FLAGS.repeats)
-
-    def gap(x):
-        return gap_tv_reconstruct(x, operator, iterations=FLAGS.gap_iterations, tv_weight=FLAGS.tv_weight,
-                                  jit_compile=FLAGS.gap_jit)
-
-    gap_seconds, gap_out = timed_passes(gap, batches, FLAGS.repeats)
-    back_projection = np.clip(operator.normalized_back_projection(tf.constant(sensed)).numpy(), 0.0, 1.0)
-
-    def quality(x):
-        return {"psnr_db": round(float(mean_psnr(x, scenes)), 3), "ssim": round(float(mean_ssim(x, scenes)), 4)}
-
-    report = {
-        "source": source,
-        "num_frames": operator.num_frames,
-        "height": operator.height,
-        "width": operator.width,
-        "num_samples": num_samples,
-        "batch_size": FLAGS.batch_size,
-        "repeats": FLAGS.repeats,
-        "reconstructor": {
-            "seconds_per_sample": net_seconds / num_samples,
-            "trained": bool(FLAGS.model_path),
-            "parameters": int(model.count_params()),
-            **quality(net_out),
-        },
-        "gap_tv": {
-            "seconds_per_sample": gap_seconds / num_samples,
-            "iterations": FLAGS.gap_iterations,
-            "tv_weight": FLAGS.tv_weight,
-            "xla": FLAGS.gap_jit,
-            **quality(gap_out),
-        },
-        "back_projection": quality(back_projection),
-        "gap_tv_over_network": (gap_seconds / net_seconds) if net_seconds > 0 else None,
-        "machine": {
-            "tensorflow": tf.__version__,
-            "devices": [d.device_type for d in tf.config.list_logical_devices()],
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-    }
-    emit(report, FLAGS.output)
+    if FLAGS.make_data:
+        make_results_data(FLAGS.make_data)
+    report = run(config_from_flags(FLAGS))
+    if FLAGS.markdown:
+        with open(FLAGS.markdown, "w") as f:
+            f.write(markdown(report))
+    emit(report, FLAGS.output or None)
 
 
 if __name__ == "__main__":
