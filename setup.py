@@ -26,6 +26,8 @@ setup(
     ],
     extras_require={
         "and-cuda": ["tensorflow[and-cuda]>=2.21,<2.22"],
-        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3"],
+        # Reading your own video files (`python -m data_tools.make_video_dataset`): PyAV ships FFmpeg in its wheel.
+        "video": ["av>=14,<20"],
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "av>=14,<20"],
     },
 )

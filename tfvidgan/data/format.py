@@ -118,15 +118,16 @@ def encode_pngs(frames: np.ndarray) -> list[bytes]:
 # Records: `tf.train.Example` (TensorFlow's protobuf class).
 
 
-def encode_scene_example(frames_png: Sequence[bytes], shape: Sequence[int], positions: np.ndarray,
-                         radii: np.ndarray, scene_index: int) -> bytes:
+def encode_scene_example(frames_png: Sequence[bytes], shape: Sequence[int], positions: np.ndarray | None,
+                         radii: np.ndarray | None, scene_index: int) -> bytes:
     """Serialises one scene as a `tf.train.Example` (deterministic bytes: map keys sorted).
 
     Args:
       frames_png: T PNG-encoded frames (see `encode_pngs`).
       shape: ``(T, H, W, C)``.
-      positions: ``[T, N, 2]`` ball centres, pixel ``(row, col)``; stored as float32.
-      radii: ``[N]`` ball radii in pixels; stored as float32.
+      positions: ``[T, N, 2]`` ball centres, pixel ``(row, col)``; stored as float32. None: no
+        ``positions`` feature (scenes without balls, N = 0, e.g. `tfvidgan.data.video_ingest`).
+      radii: ``[N]`` ball radii in pixels; stored as float32. None: no ``radii`` feature.
       scene_index: the scene's index in the dataset (≥ 0).
     Returns:
       The serialised Example.
@@ -134,13 +135,17 @@ def encode_scene_example(frames_png: Sequence[bytes], shape: Sequence[int], posi
     import tensorflow as tf
 
     feature = tf.train.Feature
-    example = tf.train.Example(features=tf.train.Features(feature={
+    features = {
         "frames": feature(bytes_list=tf.train.BytesList(value=list(frames_png))),
-        "positions": feature(float_list=tf.train.FloatList(value=np.asarray(positions, np.float32).reshape(-1))),
-        "radii": feature(float_list=tf.train.FloatList(value=np.asarray(radii, np.float32).reshape(-1))),
         "scene_index": feature(int64_list=tf.train.Int64List(value=[int(scene_index)])),
         "shape": feature(int64_list=tf.train.Int64List(value=[int(v) for v in shape])),
-    }))
+    }
+    if positions is not None:
+        features["positions"] = feature(float_list=tf.train.FloatList(
+            value=np.asarray(positions, np.float32).reshape(-1)))
+    if radii is not None:
+        features["radii"] = feature(float_list=tf.train.FloatList(value=np.asarray(radii, np.float32).reshape(-1)))
+    example = tf.train.Example(features=tf.train.Features(feature=features))
     return example.SerializeToString(deterministic=True)
 
 
@@ -184,10 +189,11 @@ def parse_scene_records(serialized, spec: SceneSpec, paths=None) -> dict:
         message += ["in", tf.boolean_mask(paths, bad)]
     message += ["scene_index", tf.boolean_mask(parsed["scene_index"], bad)]
     with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(ok), message)]):
+        # Explicit batch size: with N = 0 (no balls) a -1 could not be inferred from empty values.
         return {
             "frames_png": tf.reshape(parsed["frames"].values, [-1, t]),
-            "positions": tf.reshape(parsed["positions"].values, [-1, t, n, 2]),
-            "radii": tf.reshape(parsed["radii"].values, [-1, n]),
+            "positions": tf.reshape(parsed["positions"].values, tf.stack([count, t, n, 2])),
+            "radii": tf.reshape(parsed["radii"].values, tf.stack([count, n])),
             "scene_index": tf.identity(parsed["scene_index"]),
         }
 

@@ -46,7 +46,8 @@ class DatasetMetadata:
       num_frames: T, frames per scene.
       size: H = W, frame side in pixels (30, 32 or 64 for generated data).
       channels: C, 1 (grayscale) or 3 (RGB).
-      num_balls: N, balls per scene.
+      num_balls: N, balls per scene; 0 for datasets without balls (`tfvidgan.data.video_ingest`:
+        their records have no ``positions``/``radii`` and readers refuse ``with_positions``).
       radius: ball radius in pixels.
       seed: generator seed.
       shards: the shard files in scene order.
@@ -197,7 +198,7 @@ def _from_json_dict(raw: Any, path: str) -> DatasetMetadata:
         num_frames=_require(raw, "num_frames", int, path, minimum=1),
         size=_require(raw, "size", int, path, minimum=1),
         channels=channels,
-        num_balls=_require(raw, "num_balls", int, path, minimum=1),
+        num_balls=_require(raw, "num_balls", int, path, minimum=0),  # 0: no balls (ingested videos)
         radius=float(_require(raw, "radius", (int, float), path, minimum=0)),
         seed=_require(raw, "seed", int, path),
         shards=tuple(shards),

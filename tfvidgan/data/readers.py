@@ -251,12 +251,17 @@ def clips_dataset(file_pattern: str, batch_size: int, *, clip_length: int | None
       (row, col), "radii": [B, N] float32, "offset": [B] int32 (first frame's index in its scene),
       "scene_index": [B] int64}``.
     Raises:
-      ConfigError: clip_length outside [1, T]. DatasetError: as `random_frames_dataset`.
+      ConfigError: clip_length outside [1, T]. DatasetError: as `random_frames_dataset`, or
+        ``with_positions`` on a dataset without balls (``num_balls`` = 0).
     """
     batch_size = records.check_positive("batch_size", batch_size)
     shuffle_buffer = records.check_positive("shuffle_buffer", shuffle_buffer)
     report = _checked_report(file_pattern, skip_bad_records)
     spec = report.metadata.scene_spec
+    if with_positions and spec.num_balls == 0:
+        raise DatasetError(f"{os.fspath(file_pattern)}: with_positions needs ball positions, but this dataset has "
+                           "none (num_balls = 0 in its metadata.json: scenes made from videos by "
+                           "data_tools.make_video_dataset); use with_positions=False")
     length = spec.num_frames if clip_length is None else records.check_positive("clip_length", clip_length)
     if length > spec.num_frames:
         raise ConfigError(f"clip_length={length} is longer than the scenes of {os.fspath(file_pattern)} "
@@ -291,7 +296,8 @@ def scenes_dataset(file_pattern: str, *, skip_bad_records: bool = False) -> tf.d
       skip_bad_records: skip (and log) bad records instead of raising `DatasetError`.
     Returns:
       Dataset of dicts ``{"frames": [T, H, W, C] float32 in [-1, 1], "positions": [T, N, 2]
-      float32 pixel (row, col), "radii": [N] float32}``.
+      float32 pixel (row, col), "radii": [N] float32}`` (N = 0: empty positions/radii for datasets
+      without balls).
     Raises:
       DatasetError: as `random_frames_dataset`.
     """
