@@ -307,7 +307,21 @@ def test_a_few_frames_gan_steps_on_an_ingested_colour_dataset(ingested, tmp_path
         task, lambda context, start: readers.random_frames_dataset(data, 4, seed=start, input_context=context),
         tf.distribute.MirroredStrategy(["/cpu:0"]),
         loop.LoopConfig(model_dir=str(tmp_path / "run"), train_steps=3, log_every=1, sample_every=3,
-                        checkpoint_every=3, export=False))
+                        checkpoint_every=3))
     assert result.final_step == 3
     samples = task.sampling_generator(task.sample_latents(), training=False).numpy()
     assert samples.shape == (4, 64, 64, 3) and np.all(np.isfinite(samples))
+
+    # `evaluate frames`: the Fréchet distance works without positions; the ball columns say why they are absent.
+    from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
+    from tfvidgan.metrics.quality_probe import FramesQualityProbe, ProbeConfig
+
+    report = evaluate_frames(FramesEvalConfig(export_dir=str(tmp_path / "run" / "export"), data=data, num_samples=2,
+                                              encoder_samples=2, encoder_steps=2,
+                                              encoder_cache=str(tmp_path / "cache")))
+    assert "num_balls = 0" in report["unavailable"]
+    for row in ("generated", "untrained_generator", "real", "collapsed"):
+        assert set(report[row]) == {"frechet_distance"} and np.isfinite(report[row]["frechet_distance"]), row
+    probe = FramesQualityProbe(ProbeConfig(data=data, num_samples=2, encoder_samples=2), latent_dim=8)
+    with pytest.raises(ConfigError, match=r"--eval_every: the quality probe counts balls.*num_balls = 0"):
+        probe(task.sampling_generator)

@@ -30,6 +30,9 @@ from tfvidgan.training.frames_task import load_frames_generator
 
 
 FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std")
+NO_BALLS = ("ball statistics (counts, blob areas, vs_real) need ball positions, but this dataset has none "
+            "(num_balls = 0: scenes made from videos); only the Fréchet distance is reported, its encoder "
+            "trained on the frame layout alone")
 
 
 def frame_encoder_name(metadata, encoder_samples: int, encoder_steps: int) -> str:
@@ -56,6 +59,7 @@ def _generate(generator: keras.Model, z: np.ndarray, batch: int = 256) -> np.nda
 def evaluate_frames(config: FramesEvalConfig) -> dict:
     """Returns `{"generated": {...}, "untrained_generator": {...}, "real": {...}, "settings": {...}}`."""
     metadata = read_metadata(config.data)
+    balls = metadata.num_balls > 0
     n = config.num_samples
     # Disjoint scenes: encoder training | real reference | held-out real row.
     # The encoder depends only on the data and its settings (fixed seed), so its cache name determines it.
@@ -64,7 +68,7 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     held_out, _ = real_frames(config.data, n, config.seed + 2, first_scene=config.encoder_samples + n)
     name = frame_encoder_name(metadata, config.encoder_samples, config.encoder_steps)
     encoder = load_or_train_encoder(config.encoder_cache, name, lambda: train_frame_encoder(
-        train_frames, train_positions, steps=config.encoder_steps, seed=ENCODER_SEED))
+        train_frames, train_positions if balls else None, steps=config.encoder_steps, seed=ENCODER_SEED))
 
     generator, description = load_frames_generator(config.export_dir)
     z = tf.random.stateless_normal([n, description["latent_dim"]], seed=[config.seed, 77]).numpy()
@@ -78,14 +82,16 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
                 collapsed=np.repeat(held_out[:1], n, axis=0))
     report = {}
     for row, frames in rows.items():
-        stats = frame_statistics(frames, metadata.num_balls)
+        stats = frame_statistics(frames, metadata.num_balls) if balls else {}
         stats["frechet_distance"] = encoder_frechet_distance(encoder, reference, frames)
         report[row] = stats
     for row, stats in report.items():
-        if row != "real":
+        if row != "real" and balls:
             stats["vs_real"] = {k: float(abs(stats[k] - report["real"][k])) for k in FRAME_COLUMNS}
             stats["area_spread_ratio"] = float(stats["blob_area_std"] / report["real"]["blob_area_std"])
     report["generator_weights"] = description.get("weights", "raw")
+    if not balls:
+        report["unavailable"] = NO_BALLS
     report["settings"] = {**dataclasses.asdict(config), "expected_balls": metadata.num_balls,
                           "encoder": name}
     return report

@@ -47,6 +47,12 @@ class ProbeConfig:
             raise ConfigError(f"--eval_samples must be >= 2 (got {self.num_samples}); encoder settings "
                               f"must be positive")
 
+    def check_balls(self, num_balls: int) -> None:
+        if num_balls == 0:
+            raise ConfigError(f"--eval_every: the quality probe counts balls, but --data={self.data!r} has no balls "
+                              "(num_balls = 0: scenes made from videos); train with --eval_every=0 and use "
+                              "`python -m tfvidgan.evaluate` for the Fréchet distance")
+
     def check_scenes(self, num_scenes: int) -> None:
         needed = self.encoder_samples + 2 * self.num_samples
         if num_scenes < needed:
@@ -71,6 +77,7 @@ class FramesQualityProbe:
     def _prepare(self):
         c = self.config
         metadata = read_metadata(c.data)
+        c.check_balls(metadata.num_balls)
         c.check_scenes(metadata.num_scenes)
         self.expected_balls = metadata.num_balls
         train, positions = real_frames(c.data, c.encoder_samples, ENCODER_SEED)
@@ -119,6 +126,7 @@ class VideoQualityProbe:
     def _prepare(self):
         c, t = self.config, self.num_frames
         metadata = read_metadata(c.data)
+        c.check_balls(metadata.num_balls)
         c.check_scenes(metadata.num_scenes)
         self.expected_balls = metadata.num_balls
         name = clip_encoder_name(metadata, t, c.encoder_samples, c.encoder_steps)

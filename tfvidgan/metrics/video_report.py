@@ -171,9 +171,15 @@ def _check_data(config: VideoEvalConfig, metadata: DatasetMetadata) -> None:
                           f"--num_samples or --encoder_samples")
 
 
+NO_BALLS = ("physics columns (ball counts, speeds, free flight, speed band, vs_real, long-video relative "
+            "change) need ball positions, but this dataset has none (num_balls = 0: scenes made from videos); "
+            "reported: the Fréchet distance (encoder trained on frame layout and frame differences alone) and "
+            "consecutive_binarized_mse")
+
+
 def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
          speed_band=None) -> dict:
-    stats = clip_physics(clips, expected_balls, speed_band=speed_band)
+    stats = clip_physics(clips, expected_balls, speed_band=speed_band) if expected_balls else {}
     stats["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
     if encoder is not None:
         stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
@@ -209,6 +215,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
       DatasetError: unreadable real data.
     """
     metadata = read_metadata(config.data)
+    balls = metadata.num_balls > 0
     _check_data(config, metadata)
     description = _read_video_description(config.export_dir)
     latent_dim = int(description["latent_dim"])
@@ -246,7 +253,8 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
 
     def train():
         clips, positions = real_clips(config.data, config.encoder_samples, t, ENCODER_SEED)
-        return train_clip_encoder(clips, positions, steps=config.encoder_steps, seed=ENCODER_SEED)
+        return train_clip_encoder(clips, positions if balls else None, steps=config.encoder_steps,
+                                  seed=ENCODER_SEED)
 
     encoder = load_or_train_encoder(config.encoder_cache, name, train)
     reference, _ = real_clips(config.data, n, t, config.seed + 1, first_scene=first_reference)
@@ -254,7 +262,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     reference_features = encoder.features(reference)
 
     report = {"real": _row(held_out, metadata.num_balls, encoder, reference_features)}
-    band = report["real"]["speed_band"]
+    band = report["real"].get("speed_band")
     generated_clips = None
     for row in ROWS:
         if row == "real":
@@ -270,7 +278,8 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
             report[row]["trajectory"] = trajectory_statistics(latent_rows[row])
         if row == "generated":
             generated_clips = clips
-        report[row]["vs_real"] = vs_real(report[row], report["real"])
+        if balls:
+            report[row]["vs_real"] = vs_real(report[row], report["real"])
     report = {row: report[row] for row in ROWS}  # fixed row order in the JSON
     if config.frames_generator:
         swap = clip_physics(generated_clips, config.swap_expected_balls)
@@ -288,7 +297,9 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         report["long_video"] = {
             "num_frames": config.long_frames, "window": t, "first": first, "last": last,
             "relative_change": {k: float(abs(last[k] - first[k]) / max(abs(first[k]), 1e-9))
-                                for k in PHYSICS_COLUMNS}}
+                                for k in PHYSICS_COLUMNS if k in first}}
+    if not balls:
+        report["unavailable"] = NO_BALLS
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
                         "num_points": int(num_points)}
     report["settings"] = {
