@@ -128,3 +128,213 @@ def test_fit_ends_at_the_loops_weights(tmp_path, devices):
     weights = [logs[f"g_weight_{k:03d}"][0] for k in range(3)]
     assert abs(sum(weights) - 1.0) < 1e-5  # GMAN weights of the GLOBAL losses sum to 1 (not 1/replicas)
     assert np.isfinite(logs["d_loss"][0])
+
+
+class _WithWeights:
+    """Wraps a task for the loop: after `build`, its models get the given weights (those of the fit model)."""
+
+    def __init__(self, task, initial: dict):
+        self.task, self.initial = task, initial
+
+    def build(self):
+        self.task.build()
+        for attribute, values in self.initial.items():
+            for v, value in zip(getattr(self.task, attribute).weights, values, strict=True):
+                v.assign(value)
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+
+def _snapshot(task, attributes):
+    return {a: [v.numpy() for v in getattr(task, a).weights] for a in attributes}
+
+
+def _frames_export(tmp_path):
+    """A tiny frames-generator export (untrained) for the video GAN."""
+    from tfvidgan.export import export_version
+    config = dataclasses.replace(FRAMES, ema_beta=0.0)
+    task = FramesGanTask(config)
+    task.build()
+    export_version(str(tmp_path / "frames_export"), task.export)
+    return str(tmp_path / "frames_export")
+
+
+def test_video_fit_matches_the_loop_on_two_replicas(tmp_path):
+    from tfvidgan.keras_models import VideoGAN
+    from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
+    config = VideoGanConfig(frames_generator=_frames_export(tmp_path), clip_length=4, sample_length=5,
+                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
+                            discriminator_filters=2, discriminator_normalization="none", smoothness_weight=0.5,
+                            num_sample_videos=1)
+    clips = np.random.default_rng(3).uniform(-1, 1, size=(8, 4, 32, 32, 1)).astype(np.float32)
+    strategy = _strategy(("/cpu:0", "/cpu:1"))
+    with strategy.scope():
+        gan = VideoGAN(config)
+        gan.compile(loss="hinge")
+    attributes = ("sequence_generator", "discriminators")
+    initial = _snapshot(gan.task, attributes)
+    history = gan.fit(tf.data.Dataset.from_tensor_slices(clips).batch(4, drop_remainder=True), verbose=0)
+    assert set(history.history) >= {"d_loss", "g_loss", "g_regularizer", "d_loss_001", "g_weight_000"}
+
+    task = _WithWeights(VideoGanTask(dataclasses.replace(config, adversarial=AdversarialConfig(loss="hinge"))),
+                        initial)
+    loop.run_training(task, lambda context, start: tf.data.Dataset.from_tensor_slices(clips).batch(2, drop_remainder=True),
+                      strategy, loop.LoopConfig(model_dir=str(tmp_path / "loop"), train_steps=2, export=False))
+    fit_weights = [w for ws in _snapshot(gan.task, attributes).values() for w in ws]
+    loop_weights = [w for ws in _snapshot(task.task, attributes).values() for w in ws]
+    difference = _max_difference(fit_weights, loop_weights)
+    moved = _max_difference(fit_weights, [w for ws in initial.values() for w in ws])
+    print(f"\n[video, 2 replicas] fit vs loop: max |Δw| = {difference:.3g} (moved {moved:.3g})")
+    assert moved > 1e-4 and difference <= TOLERANCE
+    clips_out = gan.sample(2, 6, seed=1)
+    assert clips_out.shape == (2, 6, 32, 32, 1) and np.all(np.abs(clips_out) <= 1.0)
+    assert [d.index for d in gan.discriminators] == [0, 1]
+
+
+def test_reconstruction_fit_matches_the_loop(tmp_path):
+    from tfvidgan.cup.operator import CupOperator, make_mask
+    from tfvidgan.keras_models import ReconstructionGAN
+    from tfvidgan.training.reconstruction_task import ReconstructionConfig, ReconstructionTask
+    t, h, w = 4, 16, 16
+    mask = make_mask(h, w, seed=0)
+    scenes = np.random.default_rng(4).uniform(0, 1, size=(8, t, h, w, 1)).astype(np.float32)
+    sensed = CupOperator(mask, t).forward(scenes).numpy()
+    config = ReconstructionConfig(num_frames=t, height=h, width=w, mask=mask, base_filters=4, depth=1,
+                                  adversarial_weight=0.1, critic_filters=2)
+    gan = ReconstructionGAN(config)
+    gan.compile(combiner="hypervolume")
+    attributes = ("reconstructor", "critic")
+    initial = _snapshot(gan.task, attributes)
+    history = gan.fit((sensed, scenes), batch_size=4, shuffle=False, verbose=0)
+    assert sorted(history.history) == ["adversarial_loss", "critic_loss", "mse"]
+    assert gan.discriminators == [gan.critic]
+
+    task = _WithWeights(ReconstructionTask(dataclasses.replace(
+        config, adversarial=AdversarialConfig(combiner="hypervolume"))), initial)
+    loop.run_training(task, lambda context, start: tf.data.Dataset.from_tensor_slices((sensed, scenes)).batch(4, drop_remainder=True),
+                      _strategy(("/cpu:0",)), loop.LoopConfig(model_dir=str(tmp_path / "loop"), train_steps=2,
+                                                              export=False))
+    difference = _max_difference([w for ws in _snapshot(gan.task, attributes).values() for w in ws],
+                                 [w for ws in _snapshot(task.task, attributes).values() for w in ws])
+    print(f"\n[reconstruction, one device] fit vs loop: max |Δw| = {difference:.3g}")
+    assert difference <= TOLERANCE
+    prediction = gan(sensed[:2])
+    assert prediction.shape == (2, t, h, w, 1)
+
+
+def test_compile_maps_onto_the_task_and_names_bad_arguments():
+    from tfvidgan.training.optimizers import OptimizerConfig
+    gan = FramesGAN(FRAMES)
+    gan.compile(generator_optimizer=OptimizerConfig(name="adam", learning_rate=1e-3), discriminator_optimizer="sgd",
+                loss="hinge", combiner="hypervolume", discriminator_steps=2)
+    c = gan.task.config
+    assert (c.adversarial.loss, c.adversarial.combiner, c.adversarial.discriminator_steps) == ("hinge", "hypervolume", 2)
+    assert c.generator_optimizer.name == "adam" and isinstance(gan.task.g_optimizer, keras.optimizers.Adam)
+    assert isinstance(gan.task.d_optimizer, keras.optimizers.SGD) and gan.discriminator_optimizer is gan.task.d_optimizer
+    assert gan.task.g_optimizer.built
+    for kwargs, match in [({"loss": "wasserstein"}, r"compile\(loss='wasserstein'\)"),
+                          ({"combiner": "max"}, r"compile\(combiner='max'\)"),
+                          ({"generator_optimizer": 3}, r"compile\(generator_optimizer=...\)"),
+                          ({"discriminator_optimizer": "nonesuch"}, r"compile\(discriminator_optimizer='nonesuch'\)"),
+                          ({"gman_alphas": 1.0}, r"unknown argument\(s\) \['gman_alphas'\]"),
+                          ({"discriminator_steps": 0}, r"compile\(\): --discriminator_steps must be >= 1"),
+                          ({"steps_per_execution": 0}, r"steps_per_execution")]:
+        with pytest.raises(ConfigError, match=match):
+            gan.compile(**kwargs)
+    with pytest.raises(ConfigError, match="`config` must be a FramesGanConfig"):
+        FramesGAN({"image_size": 32})
+    with pytest.raises(ConfigError, match=r"call FramesGAN.compile\(\) before fit"):
+        FramesGAN(FRAMES).fit(_frames(8), batch_size=8)
+    with _strategy(("/cpu:0", "/cpu:1")).scope():
+        mirrored = FramesGAN(FRAMES)
+    with pytest.raises(ConfigError, match="inside the same strategy.scope"):
+        mirrored.compile(generator_optimizer=keras.optimizers.SGD(0.1))  # created outside the scope
+    with pytest.raises(ConfigError, match="jit_compile=True.*one replica"):
+        mirrored.compile(jit_compile=True)
+
+
+def test_fit_names_bad_batches():
+    gan = FramesGAN(FRAMES)
+    gan.compile()
+    with pytest.raises(ConfigError, match=r"fit\(x=...\): frame batches must be \[batch, 32, 32, 1\]"):
+        gan.fit(np.zeros((8, 16, 16, 1), np.float32), batch_size=4, verbose=0)
+    with pytest.raises(ConfigError, match="static batch size.*drop_remainder=True"):
+        gan.fit(tf.data.Dataset.from_tensor_slices(_frames(8)).batch(4), verbose=0)
+    with pytest.raises(ConfigError, match="fewer than batch_size=16"):
+        gan.fit(_frames(8), batch_size=16)
+    with pytest.raises(ConfigError, match="a GAN has no targets"):
+        gan.fit(_frames(8), np.zeros(8), batch_size=4)
+    history = gan.fit(_frames(9), batch_size=4, verbose=0)  # numpy: 2 full batches, the remainder dropped
+    assert int(gan.step.numpy()) == 2 and np.isfinite(history.history["g_loss"][0])
+
+
+def test_discriminator_views_share_the_ensembles_weights():
+    gan = FramesGAN(FRAMES)
+    views = gan.discriminators
+    assert len(views) == 3 and all(isinstance(v, DiscriminatorView) for v in views)
+    x = _frames(4)
+    full = gan.ensemble(x).numpy()
+    standalone = views[1].to_model()
+    np.testing.assert_allclose(views[1](x).numpy()[:, 0], full[:, 1], atol=1e-6)
+    np.testing.assert_allclose(standalone(x).numpy()[:, 0], full[:, 1], atol=1e-5)
+    for mine, copied in zip(views[1].get_weights(), standalone.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, copied)
+    # A view is live: writing discriminator 1's weights changes column 1 only.
+    views[1].set_weights([2.0 * w for w in views[1].get_weights()])
+    after = gan.ensemble(x).numpy()
+    np.testing.assert_array_equal(after[:, [0, 2]], full[:, [0, 2]])
+    assert np.max(np.abs(after[:, 1] - full[:, 1])) > 1e-4
+    np.testing.assert_array_equal(gan.discriminators[1](x).numpy()[:, 0], after[:, 1])
+    with pytest.raises(ConfigError, match=r"index must be in \[0, 3\)"):
+        DiscriminatorView(gan.ensemble, 3)
+
+
+def test_save_and_load(tmp_path):
+    gan = FramesGAN(FRAMES)
+    gan.compile(combiner="gman")
+    gan.fit(_frames(8), batch_size=4, verbose=0)
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, FramesGAN) and loaded.task.config == gan.task.config
+    assert int(loaded.step.numpy()) == 2 and int(loaded.task.g_optimizer.iterations.numpy()) == 2
+    for a, b in zip(gan.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(gan.task.d_optimizer.variables, loaded.task.d_optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(loaded.sample(3, seed=1), gan.sample(3, seed=1))
+    # Weights only, into a model built from the same config.
+    gan.save_weights(str(tmp_path / "gan.weights.h5"))
+    other = FramesGAN(FRAMES)
+    other.load_weights(str(tmp_path / "gan.weights.h5"))
+    np.testing.assert_array_equal(other.sample(3, seed=1), gan.sample(3, seed=1))
+    # The loaded model trains on (compile again: optimizers are kept, their state included).
+    loaded.compile()
+    loaded.fit(_frames(8), batch_size=4, verbose=0)
+    assert int(loaded.step.numpy()) == 4
+
+
+def test_fit_under_multi_worker_strategy_points_at_the_cli():
+    code = textwrap.dedent("""
+        import tensorflow as tf
+        from tfvidgan.errors import ConfigError
+        from tfvidgan.keras_models import FramesGAN
+        from tfvidgan.training.frames_task import FramesGanConfig
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with strategy.scope():
+            gan = FramesGAN(FramesGanConfig(image_size=32, latent_dim=4, generator_filters=4, num_discriminators=2,
+                                            discriminator_filters=2, ema_beta=0.0))
+            gan.compile()
+        try:
+            gan.fit(tf.zeros([4, 32, 32, 1]), batch_size=2)
+        except ConfigError as e:
+            print("CONFIG_ERROR:", e)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(l for l in out.stdout.splitlines() if l.startswith("CONFIG_ERROR:"))
+    assert "MultiWorkerMirroredStrategy" in line and "keras#20585" in line
+    assert "python -m tfvidgan.train_frames" in line and "run_training" in line
