@@ -338,3 +338,52 @@ def test_fit_under_multi_worker_strategy_points_at_the_cli():
     line = next(l for l in out.stdout.splitlines() if l.startswith("CONFIG_ERROR:"))
     assert "MultiWorkerMirroredStrategy" in line and "keras#20585" in line
     assert "python -m tfvidgan.train_frames" in line and "run_training" in line
+
+
+def _event_tags(directory):
+    tags = {}
+    for event_file in tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, set()).add(event.step)
+    return tags
+
+
+def test_callbacks_call_the_tasks_actions(tmp_path):
+    from tfvidgan.keras_callbacks import Evaluation, PeriodicExport, SampleSummaries
+    probed = []
+
+    def probe(generator):  # a stand-in quality probe: mean pixel of fixed-seed samples
+        probed.append(generator)
+        return {"mean_pixel": float(np.mean(generator(tf.zeros([2, FRAMES.latent_dim])).numpy()))}
+
+    gan = FramesGAN(FRAMES, quality_probe=probe)
+    gan.compile()
+    evaluation = Evaluation(str(tmp_path), every_n_steps=2)
+    gan.fit(_frames(16), batch_size=4, verbose=0, callbacks=[
+        SampleSummaries(str(tmp_path), every_n_steps=2), PeriodicExport(str(tmp_path), every_n_steps=3), evaluation])
+    assert int(gan.step.numpy()) == 4
+    tags = _event_tags(str(tmp_path / "summaries"))
+    assert tags["samples/frames"] == {2, 4} and tags["samples/frames_raw_weights"] == {2, 4}
+    assert tags["eval/mean_pixel"] == {2, 4}
+    # The task's own export, versioned by step: at step 3 and at the end (step 4).
+    assert sorted(os.listdir(tmp_path / "export")) == ["3", "4"]
+    loaded = tf.saved_model.load(str(tmp_path / "export" / "4"))
+    exported = loaded.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant(7))["frames"].numpy()
+    np.testing.assert_allclose(exported, gan.sample(3, seed=7), atol=1e-5)  # the EMA generator, as in the loop
+    assert all(g is gan.task.ema.shadow for g in probed)
+    with open(tmp_path / "metrics.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records] == [2, 4] and [s for s, _ in evaluation.results] == [2, 4]
+    assert records[-1]["mean_pixel"] == pytest.approx(evaluation.results[-1][1]["mean_pixel"])
+
+
+def test_callbacks_reject_bad_arguments():
+    from tfvidgan.keras_callbacks import Evaluation, SampleSummaries
+    with pytest.raises(ConfigError, match="`every_n_steps` must be a positive int"):
+        SampleSummaries("runs/x", every_n_steps=0)
+    with pytest.raises(ConfigError, match="`model_dir` must be a non-empty path"):
+        SampleSummaries("", every_n_steps=1)
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="needs a tfvidgan.keras_models model"):
+        Evaluation("runs/x", every_n_steps=1).set_model(plain)

@@ -1,0 +1,128 @@
+"""Keras callbacks for `fit()` of the models in `tfvidgan.keras_models`: what the trainers do around the steps.
+
+Each callback calls the SAME task method the custom loop (`tfvidgan.training.loop.run_training`) calls, and
+writes to the same layout under `model_dir`, so there is one way to do each thing:
+
+| callback | task method | writes (as the loop) |
+| --- | --- | --- |
+| `SampleSummaries` | `task.write_samples(step)` | `<model_dir>/summaries/`: sample grids, video GIFs |
+| `PeriodicExport` | `task.export(dir)` via `tfvidgan.export.export_version` | `<model_dir>/export/<step>/` SavedModel |
+| `Evaluation` | `task.evaluate(step)` (the loop's evaluation helper) | `eval/*` scalars, `<model_dir>/metrics.jsonl` |
+
+Generator EMA needs no callback: it is part of the frames task's `train_step` (`ema_beta > 0`), which `fit`
+runs, exactly as the loop does. Loss scalars: use `keras.callbacks.TensorBoard` (the trackers are global
+means). All actions run every `every_n_steps` training steps (counted by the model's `step` variable, so a
+resumed model continues its schedule) and once more at the end of `fit` if the last step was not one.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import export_version
+from tfvidgan.training import loop
+
+
+class _EveryNSteps(keras.callbacks.Callback):
+    def __init__(self, model_dir: str, every_n_steps: int):
+        super().__init__()
+        if not isinstance(model_dir, (str, os.PathLike)) or not str(model_dir):
+            raise ConfigError(f"{type(self).__name__}: `model_dir` must be a non-empty path, got {model_dir!r}")
+        if not isinstance(every_n_steps, int) or every_n_steps < 1:
+            raise ConfigError(f"{type(self).__name__}: `every_n_steps` must be a positive int, got {every_n_steps!r}")
+        self.model_dir = str(model_dir)
+        self.every_n_steps = every_n_steps
+        self._last = None
+
+    def set_model(self, model):
+        if not (hasattr(model, "task") and hasattr(model, "step")):
+            raise ConfigError(f"{type(self).__name__} needs a tfvidgan.keras_models model (FramesGAN, VideoGAN, "
+                              f"ReconstructionGAN), got {type(model).__name__}")
+        super().set_model(model)
+        self._check_task(model.task)
+
+    def _check_task(self, task):
+        pass
+
+    def _step(self) -> int:
+        return int(self.model.step.numpy())
+
+    def on_train_begin(self, logs=None):
+        self._last = self._step()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        # With steps_per_execution > 1 the step can jump past a multiple: act once when one is crossed.
+        if step // self.every_n_steps > self._last // self.every_n_steps:
+            self._act(step)
+            self._done = step
+        self._last = step
+
+    def on_train_end(self, logs=None):
+        step = self._step()
+        if getattr(self, "_done", None) != step:
+            self._act(step)
+            self._done = step
+
+    def _act(self, step: int) -> None:
+        raise NotImplementedError
+
+
+def _writer(model_dir: str):
+    return tf.summary.create_file_writer(os.path.join(model_dir, "summaries"))
+
+
+class SampleSummaries(_EveryNSteps):
+    """`task.write_samples(step)` into `<model_dir>/summaries` (frames: sample grids of the EMA and raw
+    generators; video: GIFs and strips; reconstruction: truth vs reconstruction of its preview batch)."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._summary_writer = _writer(self.model_dir)
+
+    def _act(self, step):
+        with self._summary_writer.as_default():
+            self.model.task.write_samples(step)
+        self._summary_writer.flush()
+
+
+class PeriodicExport(_EveryNSteps):
+    """`export_version(<model_dir>/export, task.export, version=step)`: an atomic, versioned SavedModel
+    (the loop's export; an existing version is kept, not overwritten)."""
+
+    def _act(self, step):
+        base = os.path.join(self.model_dir, "export")
+        if tf.io.gfile.exists(os.path.join(base, str(step))):
+            logging.info("Export %s/%d already exists; not re-exporting", base, step)
+            return
+        path = export_version(base, self.model.task.export, version=step)
+        logging.info("Exported SavedModel to %s", path)
+
+
+class Evaluation(_EveryNSteps):
+    """`task.evaluate(step)` (the quality probe given to the model), written as `eval/<name>` scalars to
+    `<model_dir>/summaries` and appended as a JSON line to `<model_dir>/metrics.jsonl` by the loop's own
+    evaluation helper. `results` keeps `(step, {name: float})` of every evaluation."""
+
+    def __init__(self, model_dir: str, every_n_steps: int):
+        super().__init__(model_dir, every_n_steps)
+        self.results = []
+
+    def _check_task(self, task):
+        if not hasattr(task, "evaluate"):
+            raise ConfigError(f"Evaluation: {type(task).__name__} has no evaluate()")
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        os.makedirs(self.model_dir, exist_ok=True)
+        self._summary_writer = _writer(self.model_dir)
+        self._loop_config = loop.LoopConfig(model_dir=self.model_dir, train_steps=1)
+
+    def _act(self, step):
+        values = loop._run_evaluation(self.model.task, step, self._loop_config, self._summary_writer)
+        self.results.append((step, values))
+        self._summary_writer.flush()
