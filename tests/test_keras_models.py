@@ -387,3 +387,17 @@ def test_callbacks_reject_bad_arguments():
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ConfigError, match="needs a tfvidgan.keras_models model"):
         Evaluation("runs/x", every_n_steps=1).set_model(plain)
+
+
+def test_readme_use_it_from_python_script_runs(tmp_path):
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("## Use it from Python"):]
+    script = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 10 <= len(script.strip().splitlines()) <= 22  # a short script
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "(16, 32, 32, 1) (16, 1)"
+    assert os.listdir(tmp_path / "runs" / "py" / "export") == ["8"]
+    assert _event_tags(str(tmp_path / "runs" / "py" / "summaries"))["samples/frames"] == {4, 8}
