@@ -164,7 +164,7 @@ def test_video_fit_matches_the_loop_on_two_replicas(tmp_path):
     from tfvidgan.keras_models import VideoGAN
     from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
     config = VideoGanConfig(frames_generator=_frames_export(tmp_path), clip_length=4, sample_length=5,
-                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
+                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False, num_discriminators=2,
                             discriminator_filters=2, discriminator_normalization="none", smoothness_weight=0.5,
                             num_sample_videos=1)
     clips = np.random.default_rng(3).uniform(-1, 1, size=(8, 4, 32, 32, 1)).astype(np.float32)
@@ -401,3 +401,17 @@ def test_readme_use_it_from_python_script_runs(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "(16, 32, 32, 1) (16, 1)"
     assert os.listdir(tmp_path / "runs" / "py" / "export") == ["8"]
     assert _event_tags(str(tmp_path / "runs" / "py" / "summaries"))["samples/frames"] == {4, 8}
+
+
+def test_the_equivalence_check_catches_a_step_counter_off_by_one(tmp_path):
+    """Mutant: fit hands the task step + 1 (other noise, other EMA ramp); the comparison must fail clearly."""
+    frames = _frames()
+    keras.utils.set_random_seed(5)
+    gan = FramesGAN(FRAMES)
+    gan.compile(generator_optimizer=keras.optimizers.SGD(learning_rate=0.5),
+                discriminator_optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    initial = [v.numpy() for v in gan.generator.weights + gan.ensemble.weights]
+    gan.task.train_step = lambda real, step: FramesGanTask.train_step(gan.task, real, step + 1)
+    gan.fit(tf.data.Dataset.from_tensor_slices(frames).batch(GLOBAL_BATCH, drop_remainder=True), verbose=0)
+    task, _ = _loop_frames(_strategy(("/cpu:0",)), frames, initial, tmp_path / "loop")
+    assert _max_difference(_weights(gan.task), _weights(task)) > 100 * TOLERANCE
