@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.training import loop
@@ -25,7 +26,7 @@ def test_decay_ramp_follows_the_formula():
 
 @pytest.mark.parametrize("devices", [None, ["/cpu:0", "/cpu:1"]])
 def test_update_is_the_ema_formula_on_one_and_two_replicas(devices):
-    strategy = tf.distribute.MirroredStrategy(devices) if devices else tf.distribute.get_strategy()
+    strategy = mirrored_strategy(tuple(devices)) if devices else tf.distribute.get_strategy()
     with strategy.scope():
         model = _model()
         average = WeightAverage(model, beta=0.9)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.keras_models import DiscriminatorView, FramesGAN
@@ -36,10 +37,8 @@ FRAMES = FramesGanConfig(image_size=32, channels=1, latent_dim=6, generator_filt
                          adversarial=AdversarialConfig(combiner="gman"))
 
 
-@functools.lru_cache(maxsize=None)
 def _strategy(devices):
-    # One strategy per device set per process (collective keys of two strategies over the same devices collide).
-    return tf.distribute.MirroredStrategy(list(devices))
+    return mirrored_strategy(tuple(devices))
 
 
 def _frames(n=GLOBAL_BATCH * STEPS, seed=0):

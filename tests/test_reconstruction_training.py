@@ -4,6 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 
 from tfvidgan.cup.operator import CupOperator, make_mask
 from tfvidgan.errors import ConfigError
@@ -13,7 +14,7 @@ from tfvidgan.training.optimizers import OptimizerConfig
 from tfvidgan.training.reconstruction_task import ReconstructionConfig, ReconstructionTask
 
 T, H, W = 4, 16, 16
-STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0"])
+STRATEGY = mirrored_strategy(("/cpu:0",))
 
 
 def _pairs(n, seed):

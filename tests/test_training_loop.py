@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 
 from tfvidgan.errors import TrainingDivergedError
 from tfvidgan.training import loop
@@ -17,7 +18,7 @@ from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask, temporal_
 
 CONFIG = FramesGanConfig(image_size=32, channels=1, latent_dim=6, generator_filters=8, num_discriminators=3,
                          discriminator_filters=4, num_sample_images=4)
-STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0"])
+STRATEGY = mirrored_strategy(("/cpu:0",))
 
 
 def frames_dataset_fn(nan=False):

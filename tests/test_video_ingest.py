@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 from PIL import Image
 
 av = pytest.importorskip("av", reason="PyAV encodes the test videos; it is in the test extra (pip install -e '.[test]')")
@@ -305,7 +306,7 @@ def test_a_few_frames_gan_steps_on_an_ingested_colour_dataset(ingested, tmp_path
     task = FramesGanTask(config)
     result = loop.run_training(
         task, lambda context, start: readers.random_frames_dataset(data, 4, seed=start, input_context=context),
-        tf.distribute.MirroredStrategy(["/cpu:0"]),
+        mirrored_strategy(("/cpu:0",)),
         loop.LoopConfig(model_dir=str(tmp_path / "run"), train_steps=3, log_every=1, sample_every=3,
                         checkpoint_every=3))
     assert result.final_step == 3

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mirrored_strategy
 
 from tfvidgan.cup.operator import CupOperator, make_mask
 from tfvidgan.errors import ConfigError
@@ -12,7 +13,7 @@ from tfvidgan.training import loop
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.reconstruction_task import ReconstructionConfig, ReconstructionTask
 
-ONE = tf.distribute.MirroredStrategy(["/cpu:0"])
+ONE = mirrored_strategy(("/cpu:0",))
 FRAMES = FramesGanConfig(image_size=32, latent_dim=6, generator_filters=8, num_discriminators=2,
                          discriminator_filters=4, num_sample_images=4)
 # Batch norm under XLA computes its batch statistics with a different (fused) kernel; the jit comparison
@@ -84,7 +85,7 @@ def test_mixed_precision_matches_float32_and_uses_bfloat16(tmp_path):
 
 
 def test_jit_compile_refuses_several_replicas(tmp_path):
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = mirrored_strategy(("/cpu:0", "/cpu:1"))
     with pytest.raises(ConfigError, match="--jit_compile supports one replica"):
         loop.run_training(FramesGanTask(FRAMES), _frames_fn, two, loop.LoopConfig(
             model_dir=str(tmp_path), train_steps=1, jit_compile=True))
