@@ -11,7 +11,8 @@ from conftest import mirrored_strategy
 from tfvidgan.errors import ConfigError
 from tfvidgan.training import loop
 from tfvidgan.training.ema import WeightAverage, ema_decay
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask, load_frames_generator
+from tfvidgan.export import load_frames_generator
+from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 
 
 def _model():

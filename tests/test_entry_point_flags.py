@@ -11,7 +11,8 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.train_frames import frames_config
 from tfvidgan.train_video import video_config
-from tfvidgan.training.frames_task import FramesGanConfig, describe, export_frames_generator
+from tfvidgan.export import export_frames_generator
+from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 
 def _values(**overrides):

@@ -12,7 +12,8 @@ from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
 from tfvidgan.metrics.real_data import real_frames
 from tfvidgan.models.frames_generator import build_frames_generator
-from tfvidgan.training.frames_task import FramesGanConfig, describe, export_frames_generator
+from tfvidgan.export import export_frames_generator
+from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 
 @pytest.fixture(scope="module")

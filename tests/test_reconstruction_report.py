@@ -18,11 +18,10 @@ from tfvidgan.cup.operator import make_mask
 from tfvidgan.cup.synthetic import moving_discs
 from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import export_version
+from tfvidgan.export import export_reconstructor, export_version
 from tfvidgan.metrics import reconstruction_report as rr
 from tfvidgan.metrics.image_quality import psnr_per_frame, ssim_per_frame
 from tfvidgan.models.reconstructor import build_reconstructor
-from tfvidgan.training.reconstruction_task import export_reconstructor
 
 T, H, W = 4, 16, 16
 NUM_PAIRS = 12

@@ -11,8 +11,8 @@ from PIL import Image
 
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.models.sequence_generator import build_sequence_generator
-from tfvidgan.training.frames_task import FramesGanConfig, describe, export_frames_generator
-from tfvidgan.training.video_task import export_video_generator
+from tfvidgan.export import export_frames_generator, export_video_generator
+from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 Z = 6
 

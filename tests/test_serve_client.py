@@ -521,7 +521,7 @@ def test_batching_parameters_match_the_warmup_sizes_and_models_config_parses():
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    from tfvidgan.training.reconstruction_task import WARMUP_BATCH_SIZES
+    from tfvidgan.export import WARMUP_BATCH_SIZES
 
     configs = pathlib.Path(__file__).parent.parent / "configs"
     text = (configs / "batching_parameters.txt").read_text()

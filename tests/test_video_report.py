@@ -21,7 +21,7 @@ from scipy.special import gammaln
 
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import load_signature
+from tfvidgan.export import export_frames_generator, load_frames_generator, load_signature
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import FrechetEncoder, frechet_distance
 from tfvidgan.metrics.real_data import real_clips
@@ -29,8 +29,7 @@ from tfvidgan.metrics.trajectories import linear_interpolation, trajectory_stati
 from tfvidgan.metrics.video_report import PHYSICS_COLUMNS, ROWS, VideoEvalConfig, evaluate_video, load_renderer
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import loop
-from tfvidgan.training.frames_task import (FramesGanConfig, FramesGanTask, describe, export_frames_generator,
-                                           load_frames_generator)
+from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask, describe
 from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
 
 SIZE, SCENE_FRAMES, LATENT = 32, 12, 6

@@ -17,6 +17,13 @@ class ConfigError(TfvidganError):
     """A flag or configuration field is unknown, out of range or contradicts another one."""
 
 
+class ExportKindError(ConfigError):
+    """An export directory holds no tfvidgan export, or one of another kind than the flag needs.
+
+    The message names the flag, the path and the kind expected (and the kind found, if any).
+    """
+
+
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 

@@ -42,11 +42,12 @@ import tensorflow as tf
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
 from tfvidgan.models.ensemble_discriminator import unrolled_discriminators
+from tfvidgan.models.frames_generator import render
 from tfvidgan.training import adversarial
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 from tfvidgan.training.reconstruction_task import ReconstructionConfig, ReconstructionTask
-from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask, render
+from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
 
 CLI_HINT = ("train multi-worker runs with the command-line trainers (python -m tfvidgan.train_frames | "
             "train_video | train_reconstructor, or tfvidgan.training.loop.run_training), whose custom loop "

@@ -18,7 +18,7 @@ from tfvidgan.data import readers
 from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
-from tfvidgan.training.frames_task import read_frames_generator_description
+from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
 from tfvidgan.training.video_task import SMOOTHNESS_TARGETS, VideoGanConfig, VideoGanTask
@@ -66,7 +66,7 @@ def video_config(values, metadata) -> VideoGanConfig:
     """Builds the config, checking flags against the dataset and the frames generator."""
     if not values.frames_generator:
         raise ConfigError("--frames_generator is required (the export of `python -m tfvidgan.train_frames`)")
-    _, description = read_frames_generator_description(values.frames_generator)
+    _, description = read_description(values.frames_generator, FRAMES_GENERATOR, "frames_generator")
     if description["image_size"] != metadata.size or description["channels"] != metadata.channels:
         raise ConfigError(
             f"--frames_generator={values.frames_generator!r} makes {description['image_size']}×"

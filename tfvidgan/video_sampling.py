@@ -13,9 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import load_signature
+from tfvidgan.export import FRAMES_GENERATOR, load_signature, read_description
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
-from tfvidgan.training.frames_task import read_frames_generator_description
 
 RENDER_CHUNK = 64  # clips per rendering call (bounds memory)
 
@@ -44,7 +43,7 @@ def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int |
         def render_chunk(latents):
             return signature(latents=tf.constant(latents, tf.float32))["videos"].numpy()
     else:
-        read_frames_generator_description(frames_generator)  # a ConfigError naming the flag if not one
+        read_description(frames_generator, FRAMES_GENERATOR, "frames_generator")  # ExportKindError if not one
         signature = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
         expected = signature.structured_input_signature[1]["z"].shape[-1]
         if latent_dim is not None and expected != latent_dim:

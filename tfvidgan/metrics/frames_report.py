@@ -26,7 +26,7 @@ from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frechet import (ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder,
                                       train_frame_encoder)
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
-from tfvidgan.training.frames_task import load_frames_generator
+from tfvidgan.export import load_frames_generator
 
 
 FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std")
@@ -70,13 +70,13 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     encoder = load_or_train_encoder(config.encoder_cache, name, lambda: train_frame_encoder(
         train_frames, train_positions if balls else None, steps=config.encoder_steps, seed=ENCODER_SEED))
 
-    generator, description = load_frames_generator(config.export_dir)
+    generator, description = load_frames_generator(config.export_dir, flag="export_dir")
     z = tf.random.stateless_normal([n, description["latent_dim"]], seed=[config.seed, 77]).numpy()
     keras.utils.set_random_seed(config.seed)
     untrained = keras.models.clone_model(generator)  # same architecture, fresh initial weights
     rows = {"generated": _generate(generator, z)}
     if description.get("weights") == "ema":
-        raw, _ = load_frames_generator(config.export_dir, weights="raw")
+        raw, _ = load_frames_generator(config.export_dir, weights="raw", flag="export_dir")
         rows["generated_raw_weights"] = _generate(raw, z)
     rows.update(untrained_generator=_generate(untrained, z), real=held_out,
                 collapsed=np.repeat(held_out[:1], n, axis=0))

@@ -37,13 +37,11 @@ from PIL import Image, ImageDraw, ImageFont
 from tfvidgan.cup.gap_tv import gap_tv_reconstruct
 from tfvidgan.data.cup_pairs import CupMetadata, cup_pairs_dataset, read_cup_metadata
 from tfvidgan.errors import ConfigError, DatasetError
-from tfvidgan.export import latest_version_dir
+from tfvidgan.export import WITH_MASK_SIGNATURE, load_reconstructor
 from tfvidgan.metrics.image_quality import psnr_per_frame, ssim_per_frame, ssim_window
 from tfvidgan.metrics.plotting import image_grid
 from tfvidgan.models.reconstructor import SCENE_OUTPUT_NAME, SENSED_INPUT_NAME
 from tfvidgan.models.unfolded import MASK_INPUT_NAME
-
-WITH_MASK_SIGNATURE = "with_mask"
 
 __all__ = ["ReconstructionEvalConfig", "evaluate_reconstruction", "load_reconstructor_signature",
            "read_pairs", "method_scores", "timed_reconstruction", "save_reconstruction_picture",
@@ -151,18 +149,10 @@ def load_reconstructor_signature(export_dir: str, metadata: CupMetadata, data: s
       ConfigError: no `serving_default`, or its input/output shapes differ from the data's (naming
         --export_dir and --data and both shapes).
     """
-    path = latest_version_dir(export_dir)
-    loaded = tf.saved_model.load(path)
-    if "serving_default" not in loaded.signatures:
-        raise ConfigError(f"--export_dir={export_dir!r}: SavedModel {path!r} has no 'serving_default' signature "
-                          f"(it has {sorted(loaded.signatures)}); is it a reconstructor export?")
+    loaded, path = load_reconstructor(export_dir, "export_dir")
     signature = loaded.signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
-    if SENSED_INPUT_NAME not in inputs or SCENE_OUTPUT_NAME not in outputs:
-        raise ConfigError(f"--export_dir={export_dir!r}: serving_default of {path!r} takes {sorted(inputs)} and "
-                          f"returns {sorted(outputs)}, expected {SENSED_INPUT_NAME!r} -> {SCENE_OUTPUT_NAME!r}; "
-                          f"is it a reconstructor export?")
     sensed_shape = tuple(inputs[SENSED_INPUT_NAME].shape[1:])
     scene_shape = tuple(outputs[SCENE_OUTPUT_NAME].shape[1:])
     if sensed_shape != metadata.sensed_shape or scene_shape != metadata.scene_shape:

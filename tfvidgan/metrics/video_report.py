@@ -57,14 +57,12 @@ Determinism: the same config (and the same cached encoder) gives the same number
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import numpy as np
 import tensorflow as tf
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import latest_version_dir
+from tfvidgan.export import VIDEO_GENERATOR, read_description
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
@@ -82,7 +80,6 @@ PHYSICS_COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
-_VIDEO_DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,20 +133,6 @@ def clip_encoder_name(metadata: DatasetMetadata, num_frames: int, encoder_sample
     """
     return (f"clip_encoder_s{metadata.size}_c{metadata.channels}_b{metadata.num_balls}_seed{metadata.seed}_"
             f"{dataset_fingerprint(metadata)}_T{num_frames}_n{encoder_samples}_steps{encoder_steps}")
-
-
-def _read_video_description(export_dir: str) -> dict:
-    directory = latest_version_dir(export_dir)
-    path = os.path.join(directory, _VIDEO_DESCRIPTION_FILE)
-    if not os.path.isfile(path):
-        raise ConfigError(f"--export_dir={export_dir!r}: {directory!r} is not a video-generator export "
-                          f"(missing {_VIDEO_DESCRIPTION_FILE})")
-    with open(path) as f:
-        description = json.load(f)
-    if description.get("kind") != "video_generator":
-        raise ConfigError(f"--export_dir={export_dir!r}: {path} describes a {description.get('kind')!r}, "
-                          f"not a video_generator")
-    return description
 
 
 def _check_frame_shape(flag: str, path: str, shape, metadata: DatasetMetadata, data: str) -> None:
@@ -217,7 +200,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     metadata = read_metadata(config.data)
     balls = metadata.num_balls > 0
     _check_data(config, metadata)
-    description = _read_video_description(config.export_dir)
+    _, description = read_description(config.export_dir, VIDEO_GENERATOR, "export_dir")
     latent_dim = int(description["latent_dim"])
     render, frame_shape = load_renderer(config.export_dir, config.frames_generator, latent_dim)
     flag, path = (("frames_generator", config.frames_generator) if config.frames_generator

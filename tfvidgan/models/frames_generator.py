@@ -19,6 +19,7 @@ from __future__ import annotations
 import numbers
 
 import keras
+import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
 
@@ -104,3 +105,14 @@ def build_frames_generator(
         x = keras.layers.Cropping2D(crop, name="center_crop")(x)
     image = keras.layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(z, image, name="frames_generator")
+
+
+def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
+    """Renders latents `[B, T, Z]` into float32 clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
+
+    The reshape folds time into the batch sample-major and unfolds it the same way, so clip b is made
+    only from latents[b].
+    """
+    batch, steps = tf.shape(latents)[0], tf.shape(latents)[1]
+    frames = tf.cast(frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False), tf.float32)
+    return tf.reshape(frames, tf.concat([[batch, steps], tf.shape(frames)[1:]], axis=0))

@@ -20,10 +20,9 @@ import tensorflow as tf
 
 from tfvidgan.cup.operator import add_noise, forward_with_masks, random_masks
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import check_trailing_shape, write_archive, write_warmup_requests
-from tfvidgan.models.reconstructor import (SCENE_OUTPUT_NAME, SENSED_INPUT_NAME, build_reconstruction_critic,
-                                           build_reconstructor)
-from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, DefaultMask, build_unfolded_reconstructor
+from tfvidgan.export import export_reconstructor
+from tfvidgan.models.reconstructor import SENSED_INPUT_NAME, build_reconstruction_critic, build_reconstructor
+from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, build_unfolded_reconstructor
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
@@ -198,67 +197,3 @@ def build_model(config: ReconstructionConfig):
                                         filters=c.unfolded_filters, conv_layers=c.unfolded_conv_layers,
                                         conv=c.unfolded_conv, share_weights=c.unfolded_share_weights)
 
-
-WITH_MASK_SIGNATURE = "with_mask"
-WARMUP_BATCH_SIZES = (1, 8, 32, 64)  # = allowed_batch_sizes of configs/batching_parameters.txt
-
-
-def export_reconstructor(reconstructor, directory: str, default_mask=None,
-                         warmup_batch_sizes: tuple[int, ...] = WARMUP_BATCH_SIZES) -> None:
-    """TF Serving SavedModel of a reconstructor, with warm-up requests.
-
-    Signatures (all return ``{"scene": [B, T, H, W, 1] float32 in [0, 1]}``):
-
-    * ``serving_default(sensed_image [B, H+T−1, W, 1] float32)``: the U-Net, or the unfolded net with
-      ``default_mask`` (the training camera's ``[H, W]`` mask, stored in the SavedModel as variable ``mask``);
-    * unfolded net only: ``with_mask(sensed_image [B, H+T−1, W, 1], mask [B, H, W] float32)`` — another
-      camera's mask (one per example; repeat it for a batch). TF signatures cannot have optional inputs,
-      hence two signatures.
-
-    Inputs are checked before use (an `InvalidArgumentError` naming the input): ``sensed_image`` of another
-    shape, a ``mask`` not ``[B, H, W]`` for the same ``B``, or a ``mask`` with NaN/inf.
-    ``assets.extra/tf_serving_warmup_requests`` holds one `PredictionLog` per signature and batch size in
-    ``warmup_batch_sizes`` (`tfvidgan.export.write_warmup_requests`), so TF Serving warms up on load.
-    """
-    sensed_shape = tuple(int(d) for d in reconstructor.inputs[0].shape[1:])
-    described = f"[batch, {sensed_shape[0]}, {sensed_shape[1]}, 1] (H + T - 1 rows, W columns) for this model"
-    sensed_spec = tf.TensorSpec([None, *sensed_shape], tf.float32, name=SENSED_INPUT_NAME)
-    zeros = {b: np.zeros((b, *sensed_shape), np.float32) for b in warmup_batch_sizes}
-    if default_mask is None:
-        def serve(sensed_image):
-            sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
-            return {SCENE_OUTPUT_NAME: reconstructor(sensed_image, training=False)}
-
-        write_archive(directory, [reconstructor], {"serving_default": (serve, [sensed_spec])})
-        write_warmup_requests(directory, [("serving_default", {SENSED_INPUT_NAME: z}) for z in zeros.values()])
-        return
-    mask_shape = tuple(int(d) for d in reconstructor.inputs[1].shape[1:])
-    default = DefaultMask(default_mask, name="default_mask")
-    if tuple(default.mask.shape) != mask_shape:
-        raise ConfigError(f"default mask shape {tuple(default.mask.shape)} does not match the model's {mask_shape}")
-
-    def serve(sensed_image):
-        sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
-        return {SCENE_OUTPUT_NAME: reconstructor({SENSED_INPUT_NAME: sensed_image,
-                                                  MASK_INPUT_NAME: default(sensed_image)}, training=False)}
-
-    def serve_with_mask(sensed_image, mask):
-        sensed_image = check_trailing_shape(sensed_image, sensed_shape, SENSED_INPUT_NAME, described)
-        mask = check_trailing_shape(mask, mask_shape, MASK_INPUT_NAME,
-                                    f"[batch, {mask_shape[0]}, {mask_shape[1]}] (H, W) for this model")
-        checks = [tf.debugging.assert_equal(tf.shape(mask)[0], tf.shape(sensed_image)[0],
-                                            message="mask must have the same batch size as sensed_image"),
-                  tf.debugging.assert_all_finite(mask, message="mask must be finite (it has NaN or inf values)")]
-        with tf.control_dependencies(checks):
-            mask = tf.identity(mask)
-        return {SCENE_OUTPUT_NAME: reconstructor({SENSED_INPUT_NAME: sensed_image, MASK_INPUT_NAME: mask},
-                                                 training=False)}
-
-    mask_spec = tf.TensorSpec([None, *mask_shape], tf.float32, name=MASK_INPUT_NAME)
-    write_archive(directory, [reconstructor, default], {"serving_default": (serve, [sensed_spec]),
-                                                        WITH_MASK_SIGNATURE: (serve_with_mask, [sensed_spec, mask_spec])})
-    mask = np.asarray(default_mask, np.float32)
-    requests = [("serving_default", {SENSED_INPUT_NAME: z}) for z in zeros.values()]
-    requests += [(WITH_MASK_SIGNATURE, {SENSED_INPUT_NAME: z, MASK_INPUT_NAME: np.broadcast_to(mask, (b, *mask.shape))})
-                 for b, z in zeros.items()]
-    write_warmup_requests(directory, requests)

@@ -8,27 +8,21 @@ with `finetune_frames_generator` its weights are trained too, at their own learn
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import check_trailing_shape, write_archive
+from tfvidgan.export import VIDEO_GENERATOR, VIDEO_SAMPLE_STREAM, export_video_generator, load_frames_generator
 from tfvidgan.metrics.plotting import gif_bytes
 from tfvidgan.models.ensemble_discriminator import build_video_discriminators
+from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
-from tfvidgan.training.frames_task import load_frames_generator
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 SMOOTHNESS_TARGETS = ("latents", "frames")
-SEQUENCE_GENERATOR_FILE = os.path.join("assets.extra", "sequence_generator.keras")
-DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")
-_SAMPLE_SEED_STREAM = 424_242
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +62,6 @@ class VideoGanConfig:
         for name in ("clip_length", "sample_length"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
-
-
-def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
-    """Renders latents `[B, T, Z]` into float32 clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
-
-    The reshape folds time into the batch sample-major and unfolds it the same way, so clip b is made
-    only from latents[b].
-    """
-    batch, steps = tf.shape(latents)[0], tf.shape(latents)[1]
-    frames = tf.cast(frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False), tf.float32)
-    return tf.reshape(frames, tf.concat([[batch, steps], tf.shape(frames)[1:]], axis=0))
 
 
 def temporal_smoothness(sequence: tf.Tensor) -> tf.Tensor:
@@ -164,7 +147,7 @@ class VideoGanTask:
     def sample(self, num_samples: int, steps: int, seed: int):
         """(clips `[N, steps, H, W, C]`, latents `[N, steps, Z]`) for a fixed seed."""
         c = self.config
-        noise = sample_sequence_noise(num_samples, steps, [seed, _SAMPLE_SEED_STREAM], c.noise_dim,
+        noise = sample_sequence_noise(num_samples, steps, [seed, VIDEO_SAMPLE_STREAM], c.noise_dim,
                                       c.step_noise_dim)
         latents = self.sequence_generator(noise, training=False)
         return render(self.frames_generator, latents), latents
@@ -189,7 +172,7 @@ class VideoGanTask:
 
     def description(self) -> dict:
         c = self.config
-        return {"kind": "video_generator", "latent_dim": self.latent_dim, "noise_dim": c.noise_dim,
+        return {"kind": VIDEO_GENERATOR, "latent_dim": self.latent_dim, "noise_dim": c.noise_dim,
                 "step_noise_dim": c.step_noise_dim, "image_size": self.frame_shape[0],
                 "channels": self.frame_shape[2], "clip_length": c.clip_length,
                 "sample_length": c.sample_length, "frames_generator": c.frames_generator,
@@ -199,55 +182,3 @@ class VideoGanTask:
     def export(self, directory: str) -> None:
         export_video_generator(self.sequence_generator, self.frames_generator, self.description(), directory)
 
-
-def export_video_generator(sequence_generator, frames_generator, description: dict, directory: str) -> None:
-    """SavedModel (self-contained: includes the FG) with signatures
-    `sample(num_samples, num_frames, seed) → {"videos" [N,T,H,W,C] in [-1,1], "latents" [N,T,Z]}`,
-    `sample_latents(num_samples, num_frames, seed) → {"latents"}` (to render with another FG),
-    `render(latents [N, T, Z]) → {"videos"}` (any trajectory, e.g. baselines, through the same FG),
-    and `generate(noise [N, noise_dim], step_noise [N, T, step_noise_dim]) → {"videos", "latents"}`
-    (= serving_default)."""
-    noise_dim, step_noise_dim = description["noise_dim"], description["step_noise_dim"]
-
-    def latents_for(num_samples, num_frames, seed):
-        noise = sample_sequence_noise(num_samples, num_frames,
-                                      tf.stack([tf.cast(seed, tf.int64), _SAMPLE_SEED_STREAM]),
-                                      noise_dim, step_noise_dim)
-        return sequence_generator(noise, training=False)
-
-    def generate(noise, step_noise):
-        noise = check_trailing_shape(noise, (noise_dim,), "noise", f"[batch, {noise_dim}]")
-        with tf.control_dependencies([tf.debugging.assert_equal(
-                tf.shape(step_noise)[2], step_noise_dim,
-                message=f"step_noise must have shape [batch, frames, {step_noise_dim}]")]):
-            step_noise = tf.identity(step_noise)
-        latents = sequence_generator({"noise": noise, "step_noise": step_noise}, training=False)
-        return {"videos": render(frames_generator, latents), "latents": latents}
-
-    def sample(num_samples, num_frames, seed):
-        latents = latents_for(num_samples, num_frames, seed)
-        return {"videos": render(frames_generator, latents), "latents": latents}
-
-    def sample_latents(num_samples, num_frames, seed):
-        return {"latents": latents_for(num_samples, num_frames, seed)}
-
-    def render_latents(latents):
-        with tf.control_dependencies([tf.debugging.assert_equal(
-                tf.shape(latents)[2], description["latent_dim"],
-                message=f"latents must have shape [batch, frames, {description['latent_dim']}]")]):
-            latents = tf.identity(latents)
-        return {"videos": render(frames_generator, latents)}
-
-    scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)  # noqa: E731
-    write_archive(directory, [sequence_generator, frames_generator], {
-        "generate": (generate, [tf.TensorSpec([None, noise_dim], tf.float32, name="noise"),
-                                tf.TensorSpec([None, None, step_noise_dim], tf.float32, name="step_noise")]),
-        "sample": (sample, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
-        "sample_latents": (sample_latents, [scalar("num_samples"), scalar("num_frames"), scalar("seed")]),
-        "render": (render_latents, [tf.TensorSpec([None, None, description["latent_dim"]], tf.float32,
-                                                  name="latents")]),
-    })
-    os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
-    sequence_generator.save(os.path.join(directory, SEQUENCE_GENERATOR_FILE))
-    with open(os.path.join(directory, DESCRIPTION_FILE), "w") as f:
-        json.dump(description, f, indent=2)
