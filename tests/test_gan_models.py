@@ -314,7 +314,7 @@ def test_gradients_exist_and_are_finite_inside_tf_function():
             g_frame = losses.generator_loss(frame_d(fake, training=True), "non_saturating")
             g_video = losses.generator_loss(video_d(fake_clips), "hinge")
             per_disc = tf.reduce_mean(g_frame, axis=0)
-            weights = losses.generator_loss_weights(per_disc, "hypervolume")
+            weights = losses.build_combiner("hypervolume").weights(per_disc)
             g_total = tf.reduce_sum(tf.reduce_mean(g_frame, 0) * weights) + tf.reduce_mean(g_video)
         return (
             tape.gradient(d_frame, frame_d.trainable_variables),

@@ -28,7 +28,8 @@ def _default(cls, name: str):
     return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
 
-def _require_finite(name: str, minimum: float | None = None, strict: bool = False) -> None:
+def _require_finite(name: str, minimum: float | None = None, strict: bool = False,
+                    flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Rejects NaN/inf (and values below `minimum`) for float flag `name` at parse time, naming it."""
     bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
 
@@ -38,7 +39,7 @@ def _require_finite(name: str, minimum: float | None = None, strict: bool = Fals
         if minimum is not None and (value <= minimum if strict else value < minimum):
             return False
         return True
-    flags.register_validator(name, check, message=f"--{name} must be a finite number{bound}")
+    flags.register_validator(name, check, message=f"--{name} must be a finite number{bound}", flag_values=flag_values)
 
 
 def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_every: int = 50,
@@ -91,26 +92,35 @@ def define_optimizer_flags(prefix: str, what: str, learning_rate: float = 2e-4) 
     _require_finite(f"{prefix}_beta1", 0.0)
 
 
-def define_adversarial_flags(num_discriminators: int) -> None:
-    """Defines the ensemble size, GAN loss and how the generator combines the K losses."""
+def define_adversarial_flags(num_discriminators: int, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the ensemble size, GAN loss and how the generator combines the K losses.
+
+    The choices of `--loss` and `--combiner` are the names registered in `tfvidgan.losses` (`LOSSES`,
+    `COMBINERS`) when this is called: register custom parts before defining the flags.
+    """
+    fv = dict(flag_values=flag_values)
     flags.DEFINE_integer("num_discriminators", num_discriminators,
-                         "K: discriminators, each behind its own fixed random projection.")
-    flags.DEFINE_integer("projection_seed", 0, "Seed of the K random projections.")
-    flags.DEFINE_enum("loss", "non_saturating", list(losses.LOSS_KINDS), "GAN loss.")
-    flags.DEFINE_enum("combiner", "mean", list(losses.COMBINE_METHODS),
-                      "How the generator combines the K losses: mean, gman (softmax(alpha*l) weights) or "
-                      "hypervolume (-sum log(eta - l_k), eta = delta * max l_k).")
-    flags.DEFINE_float("gman_alpha", 0.8, "GMAN softmax temperature alpha.")
-    flags.DEFINE_float("hypervolume_delta", 1.5, "Hypervolume slack delta (> 1).")
-    flags.DEFINE_bool("hypervolume_normalize", False, "Divide the hypervolume weights by their sum (as the "
-                      "authors' code does), so the step size does not grow with K.")
-    flags.DEFINE_integer("discriminator_steps", 1, "Discriminator updates per generator update.")
+                         "K: discriminators, each behind its own fixed random projection.", **fv)
+    flags.DEFINE_integer("projection_seed", 0, "Seed of the K random projections.", **fv)
+    flags.DEFINE_enum("loss", AdversarialConfig.loss, list(losses.LOSSES), "GAN loss.", **fv)
+    flags.DEFINE_enum("combiner", AdversarialConfig.combiner, list(losses.COMBINERS),
+                      "How the generator combines the K losses: mean, gman (softmax(alpha*l) weights), "
+                      "hypervolume (-sum log(eta - l_k), eta = delta * max l_k), or one registered with "
+                      "tfvidgan.losses.register_combiner.", **fv)
+    flags.DEFINE_float("gman_alpha", AdversarialConfig.gman_alpha, "GMAN softmax temperature alpha.", **fv)
+    flags.DEFINE_float("hypervolume_delta", AdversarialConfig.hypervolume_delta, "Hypervolume slack delta (> 1).",
+                       **fv)
+    flags.DEFINE_bool("hypervolume_normalize", AdversarialConfig.hypervolume_normalize,
+                      "Divide the hypervolume weights by their sum (as the authors' code does), so the step size "
+                      "does not grow with K.", **fv)
+    flags.DEFINE_integer("discriminator_steps", AdversarialConfig.discriminator_steps,
+                         "Discriminator updates per generator update.", **fv)
     flags.DEFINE_bool("discriminator_joint_batch", AdversarialConfig.joint_batch,
                       "Pass real and fake frames through the discriminators as one batch (shared "
-                      "normalisation statistics) instead of two.")
-    flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).")
-    _require_finite("gman_alpha", 0.0)
-    _require_finite("hypervolume_delta")
+                      "normalisation statistics) instead of two.", **fv)
+    flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).", **fv)
+    _require_finite("gman_alpha", 0.0, flag_values=flag_values)
+    _require_finite("hypervolume_delta", flag_values=flag_values)
 
 
 def run_flags(values) -> dict:

@@ -7,6 +7,8 @@ r"""Evaluation reports, printed as JSON (and written to --output).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from absl import flags
 
 from tfvidgan import cli
@@ -14,7 +16,6 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
-MODES = ("frames", "video", "reconstruction")
 
 flags.DEFINE_string("export_dir", None, "The export to evaluate (base directory or one version).")
 flags.DEFINE_string("data", None, "Real data: bouncing-balls TFRecords (frames, video) or held-out CUP pairs.")
@@ -36,36 +37,74 @@ flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-T
 flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
 
 
+# -- modes, registered by name (as StyleGAN3 registers its metrics) ---------------------------------------
+# A mode is a function `mode(values) -> report dict`, `values` being the parsed flags (`FLAGS`, or any object
+# with the same attributes); its name is the command's first argument.
+
+_MODES: dict[str, Callable] = {}
+
+
+def register_mode(fn: Callable) -> Callable:
+    """Decorator: makes `python -m tfvidgan.evaluate <fn.__name__>` run `fn(values) -> report dict`."""
+    if fn.__name__ in _MODES:
+        raise ConfigError(f"evaluate mode {fn.__name__!r} is already registered")
+    _MODES[fn.__name__] = fn
+    return fn
+
+
+def list_modes() -> list[str]:
+    """Names of the registered modes, in registration order."""
+    return list(_MODES)
+
+
+def run_mode(mode: str, values) -> dict:
+    """The report of `mode` for the parsed flag `values`; a ConfigError listing the known modes if unknown."""
+    if mode not in _MODES:
+        raise ConfigError(f"unknown evaluate mode {mode!r}; known: {list_modes()}")
+    return _MODES[mode](values)
+
+
+@register_mode
+def frames(values) -> dict:
+    """Frames export vs real frames (`tfvidgan.metrics.frames_report`)."""
+    from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
+    return evaluate_frames(FramesEvalConfig(
+        export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
+        encoder_samples=values.encoder_samples, encoder_steps=values.encoder_steps,
+        encoder_cache=values.encoder_cache, seed=values.seed))
+
+
+@register_mode
+def video(values) -> dict:
+    """Video export vs real clips (`tfvidgan.metrics.video_report`)."""
+    from tfvidgan.metrics.video_report import VideoEvalConfig, evaluate_video
+    return evaluate_video(VideoEvalConfig(
+        export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
+        num_frames=values.num_frames, frames_generator=values.frames_generator, plot=values.plot,
+        encoder_samples=values.encoder_samples, encoder_steps=values.encoder_steps,
+        encoder_cache=values.encoder_cache, seed=values.seed, long_frames=values.long_frames,
+        swap_expected_balls=values.swap_expected_balls))
+
+
+@register_mode
+def reconstruction(values) -> dict:
+    """Reconstructor export vs GAP-TV and back-projection on held-out CUP pairs (`metrics.reconstruction_report`)."""
+    from tfvidgan.metrics.reconstruction_report import ReconstructionEvalConfig, evaluate_reconstruction
+    return evaluate_reconstruction(ReconstructionEvalConfig(
+        export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
+        gap_tv_iterations=values.gap_tv_iterations, tv_weight=values.gap_tv_weight, picture=values.picture))
+
+
 def main(argv):
-    if len(argv) != 2 or argv[1] not in MODES:
-        raise ConfigError(f"usage: python -m tfvidgan.evaluate {{{'|'.join(MODES)}}} --export_dir=... --data=... "
-                          f"(got {argv[1:]})")
+    if len(argv) != 2 or argv[1] not in _MODES:
+        raise ConfigError(f"usage: python -m tfvidgan.evaluate {{{'|'.join(list_modes())}}} --export_dir=... "
+                          f"--data=... (got {argv[1:]})")
     for name in ("export_dir", "data"):
         if not FLAGS[name].value:
             raise ConfigError(f"--{name} is required")
     if FLAGS.num_samples < 2:
         raise ConfigError(f"--num_samples must be >= 2, got {FLAGS.num_samples}")
-    mode = argv[1]
-    if mode == "frames":
-        from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
-        report = evaluate_frames(FramesEvalConfig(
-            export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
-            encoder_samples=FLAGS.encoder_samples, encoder_steps=FLAGS.encoder_steps,
-            encoder_cache=FLAGS.encoder_cache, seed=FLAGS.seed))
-    elif mode == "video":
-        from tfvidgan.metrics.video_report import VideoEvalConfig, evaluate_video
-        report = evaluate_video(VideoEvalConfig(
-            export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
-            num_frames=FLAGS.num_frames, frames_generator=FLAGS.frames_generator, plot=FLAGS.plot,
-            encoder_samples=FLAGS.encoder_samples, encoder_steps=FLAGS.encoder_steps,
-            encoder_cache=FLAGS.encoder_cache, seed=FLAGS.seed, long_frames=FLAGS.long_frames,
-            swap_expected_balls=FLAGS.swap_expected_balls))
-    else:
-        from tfvidgan.metrics.reconstruction_report import ReconstructionEvalConfig, evaluate_reconstruction
-        report = evaluate_reconstruction(ReconstructionEvalConfig(
-            export_dir=FLAGS.export_dir, data=FLAGS.data, num_samples=FLAGS.num_samples,
-            gap_tv_iterations=FLAGS.gap_tv_iterations, tv_weight=FLAGS.gap_tv_weight, picture=FLAGS.picture))
-    emit(report, FLAGS.output)
+    emit(run_mode(argv[1], FLAGS), FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -260,8 +260,8 @@ class _TaskGAN(keras.Model):
           generator_optimizer / discriminator_optimizer: `OptimizerConfig`, a `keras.optimizers.Optimizer`
             (created in the model's strategy scope), an optimizer name or config dict, or None (keep the
             ones the task built from its config).
-          loss: GAN loss kind, one of `tfvidgan.losses.LOSS_KINDS`; None keeps the config's.
-          combiner: ensemble combiner, one of `tfvidgan.losses.COMBINE_METHODS`; None keeps the config's.
+          loss: GAN loss kind, a key of `tfvidgan.losses.LOSSES`; None keeps the config's.
+          combiner: ensemble combiner, a key of `tfvidgan.losses.COMBINERS`; None keeps the config's.
           run_eagerly, jit_compile, steps_per_execution: as in `keras.Model.compile` (XLA: one replica only).
           **adversarial_options: other `AdversarialConfig` fields (`gman_alpha`, `discriminator_steps`,
             `joint_batch`, ...); VideoGAN also takes `frames_generator_optimizer`.
@@ -273,10 +273,10 @@ class _TaskGAN(keras.Model):
         if unknown:
             raise ConfigError(f"compile(): unknown argument(s) {unknown}; adversarial options are "
                               f"{list(_ADVERSARIAL_FIELDS)}")
-        if loss is not None and loss not in losses.LOSS_KINDS:
-            raise ConfigError(f"compile(loss={loss!r}): must be one of {losses.LOSS_KINDS}")
-        if combiner is not None and combiner not in losses.COMBINE_METHODS:
-            raise ConfigError(f"compile(combiner={combiner!r}): must be one of {losses.COMBINE_METHODS}")
+        if loss is not None and loss not in losses.LOSSES:
+            raise ConfigError(f"compile(loss={loss!r}): must be one of {tuple(losses.LOSSES)}")
+        if combiner is not None and combiner not in losses.COMBINERS:
+            raise ConfigError(f"compile(combiner={combiner!r}): must be one of {tuple(losses.COMBINERS)}")
         if jit_compile and self.distribute_strategy.num_replicas_in_sync > 1:
             raise ConfigError(f"compile(jit_compile=True) supports one replica, this strategy has "
                               f"{self.distribute_strategy.num_replicas_in_sync}")

@@ -3,8 +3,8 @@
 The discriminator ensemble maps a batch to logits `[b, K]` (any `[b, ...]` output is flattened: each entry,
 e.g. each patch of a fully convolutional critic, counts as one discriminator). Each discriminator is trained on its own loss
 (their sum is minimised; the gradients separate). The generator minimises Σ_k w_k · l_k, where l_k is its
-loss against discriminator k and the weights w come from `tfvidgan.losses.generator_loss_weights`
-(mean, GMAN softmax, or hypervolume), computed from the losses averaged over the GLOBAL batch (an
+loss against discriminator k and the weights w come from the combiner (`tfvidgan.losses.make_combiner`:
+mean, GMAN softmax, hypervolume, or one registered by name), computed from the losses averaged over the GLOBAL batch (an
 all-reduce), so a step on N replicas is the same computation as on one replica with the global batch.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from tfvidgan.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class AdversarialConfig:
-    """Loss kind ("non_saturating" | "hinge"), generator combiner ("mean" | "gman" | "hypervolume")."""
+    """Loss kind (a key of `tfvidgan.losses.LOSSES`: "non_saturating" | "hinge" | registered), generator
+    combiner (a key of `tfvidgan.losses.COMBINERS`: "mean" | "gman" | "hypervolume" | registered)."""
     loss: str = "non_saturating"
     combiner: str = "mean"
     gman_alpha: float = 0.8
@@ -33,10 +34,11 @@ class AdversarialConfig:
     joint_batch: bool = False
 
     def __post_init__(self):
-        if self.loss not in losses.LOSS_KINDS:
-            raise ConfigError(f"--loss={self.loss!r} is not one of {losses.LOSS_KINDS}")
-        if self.combiner not in losses.COMBINE_METHODS:
-            raise ConfigError(f"--combiner={self.combiner!r} is not one of {losses.COMBINE_METHODS}")
+        if self.loss not in losses.LOSSES:
+            raise ConfigError(f"--loss={self.loss!r} is not one of {tuple(losses.LOSSES)}")
+        if self.combiner not in losses.COMBINERS:
+            raise ConfigError(f"--combiner={self.combiner!r} is not one of {tuple(losses.COMBINERS)}")
+        losses.make_combiner(self)  # its parameters are checked now (e.g. hypervolume_delta > 1)
         if self.discriminator_steps < 1:
             raise ConfigError(f"--discriminator_steps must be >= 1, got {self.discriminator_steps}")
 
@@ -97,6 +99,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         raise ConfigError("the training dataset must have a static batch size: batch it with "
                           "drop_remainder=True")
     global_batch = per_replica_batch * _replicas()
+    combiner = losses.make_combiner(config)
     d_vars = discriminator.trainable_variables
     for i in range(config.discriminator_steps):
         fake, _ = generate(2 + i)
@@ -117,9 +120,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
             fake_logits = _flat(discriminator(fake, training=True))
         g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
         g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
-        weights = losses.generator_loss_weights(
-            g_global, method=config.combiner, gman_alpha=config.gman_alpha,
-            hypervolume_delta=config.hypervolume_delta, hypervolume_normalize=config.hypervolume_normalize)
+        weights = combiner.weights(g_global)
         objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc) + regularizer
     gradients = tape.gradient(objective, g_vars)
     offset = 0
@@ -129,9 +130,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         offset += n
 
     replicas = float(_replicas())
-    g_value = losses.combined_generator_loss_value(
-        g_global, method=config.combiner, gman_alpha=config.gman_alpha,
-        hypervolume_delta=config.hypervolume_delta, hypervolume_normalize=config.hypervolume_normalize)
+    g_value = combiner.value(g_global)
     out = {
         "d_loss": d_loss,
         "g_loss": g_value / replicas,
