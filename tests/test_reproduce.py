@@ -1,6 +1,7 @@
 """`python -m tfvidgan.reproduce` on a tiny profile: every stage runs and writes its marker and the report; an
-interrupted training stage resumes from its checkpoint; a second invocation skips every stage; a changed step
-count reruns that stage (resuming) and restarts what depends on it; a missing input stage is named at once.
+interrupted training stage resumes from its checkpoint; a second invocation skips every stage; a changed stage
+reruns (a trainer resumes) and what depends on it follows only if its output changed; a missing input stage is
+named at once.
 
 The pipeline runs in this process (the trainers are subprocesses, about 15-25 s each with TensorFlow's import:
 four trainer runs dominate the time); the profiles of the repository are parsed and planned, not run.
@@ -219,15 +220,25 @@ def test_a_second_invocation_skips_every_stage(pipeline):
         assert _marker(pipeline["workdir"], stage)["id"] == pipeline["markers"][stage]["id"]
 
 
-def test_more_steps_resume_that_stage_and_restart_its_dependants(pipeline):
+def test_a_changed_stage_reruns_and_its_dependants_follow_only_if_its_output_changed(pipeline):
+    workdir = pipeline["workdir"]
     profile = _profile(pipeline["tmp"], steps=FRAMES_STEPS + 20)
-    config = _config(f"--flagfile={profile}", f"--workdir={pipeline['workdir']}", "--dry_run")
-    actions, log = _run(config)
-    assert actions == {"data": "skip", "frames": "resume", "frames_1ball": "skip", "video": "restart",
-                       "evaluate": "run", "figures": "run", "report": "run"}
+    actions, log = _run(_config(f"--flagfile={profile}", f"--workdir={workdir}", "--dry_run"))
+    assert actions == {"data": "skip", "frames": "resume", "frames_1ball": "skip", "video": "pending",
+                       "evaluate": "pending", "figures": "pending", "report": "pending"}
     assert f"--train_steps {FRAMES_STEPS} → {FRAMES_STEPS + 20}" in log
     assert "dry run: nothing done" in log
-    assert _marker(pipeline["workdir"], "frames")["id"] == pipeline["markers"]["frames"]["id"]
+    assert _marker(workdir, "frames")["id"] == pipeline["markers"]["frames"]["id"]
+
+    # A change that does not change the export (logging): video reruns (nothing left to train), and the
+    # stages that use its export stay valid.
+    quiet = ["--video_flag=--log_every=5", f"--flagfile={_profile(pipeline['tmp'])}", f"--workdir={workdir}"]
+    actions, log = _run(_config(*quiet, "--stages=video"))
+    assert actions == {"video": "resume"}, log
+    video = _marker(workdir, "video")
+    assert video["step"] == 2 and video["id"] == pipeline["markers"]["video"]["id"]
+    actions, _ = _run(_config(*quiet, "--dry_run"))
+    assert actions == {stage: "skip" for stage in reproduce.STAGES}
 
 
 def test_a_missing_input_stage_is_named_at_once(tmp_path):

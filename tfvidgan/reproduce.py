@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -52,7 +53,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from typing import Callable
 
 from absl import flags
@@ -358,28 +358,37 @@ class Decision:
 
 
 def decide(config: ReproduceConfig, stage: str, rerunning: set) -> Decision:
-    """Whether `stage` is skipped or (re)run, and why. `rerunning`: input stages that will run before it."""
+    """Whether `stage` is skipped or (re)run, and why.
+
+    A marker's `id` is a digest of the stage's OUTPUT (the datasets' metadata, the export a trainer left, the
+    config and inputs of the in-process stages), so an input stage that reran without changing its output
+    (e.g. a trainer already at its --train_steps, a dataset regenerated from the same config) does not
+    invalidate what depends on it. `rerunning`: input stages that run before this one in this invocation; with
+    any of them the decision is "pending" (taken after they ran, from their new ids; used for the plan shown
+    first)."""
     marker = read_marker(config, stage)
     current = _json_roundtrip(stage_config(config, stage))
     inputs = {name: (read_marker(config, name) or {}).get("id") for name in INPUTS[stage]}
-    changed_inputs = sorted(name for name in INPUTS[stage] if name in rerunning)
     training = stage in TRAINING_STAGES
     started = read_json(os.path.join(config.stage_dir(stage), STARTED)) if training else None
-    recorded = (marker or started or {}).get("inputs")
-    if recorded is not None:
-        changed_inputs = sorted(set(changed_inputs) | {n for n in INPUTS[stage] if recorded.get(n) != inputs[n]})
     if marker is None and started is None:
         if training and _has_checkpoint(config, stage):
             return Decision(stage, "resume", "no marker yet; the trainer resumes from its checkpoint")
         return Decision(stage, "run", "no marker yet")
-    if marker is not None and not changed_inputs and marker.get("config") == current:
+    recorded = (marker or started).get("inputs") or {}
+    changed = sorted(n for n in INPUTS[stage] if recorded.get(n) != inputs[n])
+    pending = sorted(n for n in INPUTS[stage] if n in rerunning and n not in changed)
+    if pending:
+        return Decision(stage, "pending", f"decided after {', '.join(pending)} ran: skipped if their output is "
+                                          f"unchanged, else redone")
+    if changed:
+        reason = f"the output of input stage(s) {', '.join(changed)} changed since"
+        if training and os.path.isdir(config.stage_dir(stage)):
+            return Decision(stage, "restart", reason + "; its directory is moved aside and it starts from step 0")
+        return Decision(stage, "run", reason)
+    if marker is not None and marker.get("config") == current:
         return Decision(stage, "skip", f"done {marker.get('finished', '?')} in "
                                        f"{format_seconds(marker.get('wall_seconds'))}")
-    if changed_inputs:
-        reason = f"input stage(s) {', '.join(changed_inputs)} redone since"
-        if training and os.path.isdir(config.stage_dir(stage)):
-            return Decision(stage, "restart", reason + f"; its directory is moved aside and it starts from step 0")
-        return Decision(stage, "run", reason)
     if marker is not None:
         diff = _differences(marker.get("config"), current)
         reason = "config changed: " + "; ".join(diff[:8]) + (" …" if len(diff) > 8 else "")
@@ -388,6 +397,29 @@ def decide(config: ReproduceConfig, stage: str, rerunning: set) -> Decision:
     if training and _has_checkpoint(config, stage):
         return Decision(stage, "resume", reason + "; the trainer resumes from its checkpoint")
     return Decision(stage, "run", reason)
+
+
+def output_id(config: ReproduceConfig, stage: str, current: dict, inputs: dict, result: dict) -> str:
+    """Digest of what a completed stage produced (see `decide`)."""
+    digest = hashlib.sha256()
+    if stage == "data":
+        for name in ("bb3", "bb1"):
+            with open(os.path.join(getattr(config, name), "metadata.json"), "rb") as f:
+                digest.update(f.read())
+    elif stage in TRAINING_STAGES:
+        version = os.path.join(config.export(stage), str(result["step"]))
+        digest.update(f"{stage} step {result['step']}".encode())
+        for name in ("fingerprint.pb", "saved_model.pb"):  # fingerprint.pb: hashes of the graph and variables
+            path = os.path.join(version, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+                break
+        else:
+            digest.update(str(os.path.getmtime(version)).encode())
+    else:
+        digest.update(json.dumps({"stage": stage, "config": current, "inputs": inputs}, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 def _has_checkpoint(config: ReproduceConfig, stage: str) -> bool:
@@ -476,7 +508,7 @@ def _total_attempt_seconds(config: ReproduceConfig, stage: str) -> float:
 _STEP = re.compile(r"step (\d+)/(\d+)\s.*\(([\d.]+|nan|inf) steps/s\)")
 _RESUMED = re.compile(r"Resumed from (\S+) at step (\d+)")
 _DONE = re.compile(r"Done at step (\d+)")
-_ERROR = re.compile(r"^(tfvidgan\.errors\.\w+|[\w.]*TrainingPreempted|[\w.]*Error):")
+_ERROR = re.compile(r"^(tfvidgan\.errors\.\w+:|[\w.]*TrainingPreempted:|[\w.]*Error:|FATAL )")
 
 
 class _Forwarder:
@@ -524,7 +556,7 @@ def run_trainer(config: ReproduceConfig, stage: str, say: Console, forwarder: _F
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     say(f"{stage}: python -m {TRAINING_STAGES[stage]} … (full command and log: {log_path})")
-    start_step, step, total, rates, last_line = 0, None, None, [], ""
+    start_step, step, total, rates, last_line, error_line = 0, None, None, [], "", ""
     first = None  # (time, step) of the first progress line: tracing and start-up excluded from the ETA
     last_print = -math.inf
     with open(log_path, "a") as log:
@@ -558,6 +590,7 @@ def run_trainer(config: ReproduceConfig, stage: str, say: Console, forwarder: _F
                 elif m := _DONE.search(line):
                     step = int(m.group(1))
                 elif _ERROR.search(line):
+                    error_line = line
                     say(f"{stage}: {line}")
             proc.wait()
         finally:
@@ -573,7 +606,8 @@ def run_trainer(config: ReproduceConfig, stage: str, say: Console, forwarder: _F
         code = proc.returncode if proc.returncode > 0 else 128 - proc.returncode
         what = ("stopped by a signal after saving a checkpoint; run the same command to resume"
                 if code == PREEMPTED_EXIT_CODE else "failed")
-        raise StageFailedError(f"stage {stage!r} {what} (exit code {code}): {last_line} [log: {log_path}]", code)
+        raise StageFailedError(f"stage {stage!r} {what} (exit code {code}): {error_line or last_line} "
+                               f"[log: {log_path}]", code)
     versions = _export_versions(config.export(stage))
     if versions:
         step = versions[-1]
@@ -817,7 +851,7 @@ def _run_stage(config: ReproduceConfig, decision: Decision, say: Console, forwar
                                         "outcome": outcome, "action": decision.action})
         if outcome != "done":
             say(f"{stage}: {outcome} after {format_seconds(seconds)}")
-    marker = {"stage": stage, "id": uuid.uuid4().hex, "finished": _now(), "wall_seconds": seconds,
+    marker = {"stage": stage, "id": output_id(config, stage, current, inputs, result), "finished": _now(), "wall_seconds": seconds,
               "total_wall_seconds": _total_attempt_seconds(config, stage), "config": current, "inputs": inputs,
               **result}
     write_json(marker_path, marker)
@@ -914,5 +948,6 @@ def main(argv):
 
 if __name__ == "__main__":
     from tfvidgan import cli as _cli
-    define_flags()
-    _cli.run(main)
+    from tfvidgan import reproduce as _reproduce  # the importable module: errors read tfvidgan.reproduce.<Error>
+    _reproduce.define_flags()
+    _cli.run(_reproduce.main)
