@@ -129,13 +129,15 @@ def test_a_registered_custom_combiner_and_loss_are_usable_from_the_config_and_th
         generator = tf.Variable([[0.5, -1.0, 2.0]] * 4)
         real = tf.ones([4, 3])
         out = adversarial.train_step(
-            real=real, generate=lambda stream: (generator * 1.0, 0.0), discriminator=critic,
+            real=real, generate=lambda stream: (generator * 1.0, None), discriminator=critic,
             d_optimizer=tf.keras.optimizers.SGD(0.0), generator_updates=[(tf.keras.optimizers.SGD(0.0), [generator])],
             config=config)
         logits_fake = critic(generator).numpy()
-        np.testing.assert_allclose(out["per_discriminator/g_weight"].numpy(), [1.0, 0.0])
-        np.testing.assert_allclose(out["g_loss"].numpy(), -logits_fake[:, 0].mean(), rtol=1e-5)
-        np.testing.assert_allclose(out["d_loss"].numpy(), (logits_fake - critic(real).numpy()).mean(0).sum(), rtol=1e-5)
+        np.testing.assert_allclose(out.g_weight_per_discriminator.numpy(), [1.0, 0.0])
+        np.testing.assert_allclose(out.g_loss.numpy(), -logits_fake[:, 0].mean(), rtol=1e-5)
+        np.testing.assert_allclose(out.d_loss.numpy(), (logits_fake - critic(real).numpy()).mean(0).sum(), rtol=1e-5)
+        assert out.generator_term is None and set(out.as_dict()) == {
+            "d_loss", "g_loss", "per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"}
     finally:
         del losses.COMBINERS["first_only"], losses.LOSSES["linear"]
 

@@ -43,9 +43,42 @@ class AdversarialConfig:
             raise ConfigError(f"--discriminator_steps must be >= 1, got {self.discriminator_steps}")
 
 
-# generate(stream) -> (fake batch [b, ...] float32 in [-1, 1], regulariser: scalar already scaled by the
-# global batch, 0.0 if none). `stream` selects independent noise within a step.
+# generate(stream) -> (fake batch [b, ...] float32 in [-1, 1], generator_term): `generator_term` is a
+# non-adversarial scalar added to the generator's objective, already scaled by 1/global batch (the video
+# GAN's smoothness regulariser, the reconstructor's MSE), or None. `stream` selects independent noise
+# within a step (0: the generator update; 2 + i: discriminator step i).
 GenerateFn = Callable[[int], tuple]
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialStepOutput:
+    """What one `train_step` returns: per-replica float32 tensors whose SUM over replicas is the global value.
+
+    Attributes:
+      d_loss: scalar, the discriminators' loss summed over the K discriminators (last discriminator step).
+      g_loss: scalar, the value of the combiner's objective for the generator (without `adversarial_weight`).
+      d_loss_per_discriminator: `[K]`, each discriminator's loss.
+      g_loss_per_discriminator: `[K]`, the generator's loss against each discriminator.
+      g_weight_per_discriminator: `[K]`, the combiner's weights (divided by the number of replicas).
+      generator_term: scalar, the task's non-adversarial term of the generator's objective (see
+        `GenerateFn`), or None when the task has none. The task names it (`as_dict` does not).
+    """
+    d_loss: tf.Tensor
+    g_loss: tf.Tensor
+    d_loss_per_discriminator: tf.Tensor
+    g_loss_per_discriminator: tf.Tensor
+    g_weight_per_discriminator: tf.Tensor
+    generator_term: tf.Tensor | None = None
+
+    def as_dict(self) -> dict[str, tf.Tensor]:
+        """The adversarial values under their logged names (TensorBoard scalars, `last_metrics` keys)."""
+        return {
+            "d_loss": self.d_loss,
+            "g_loss": self.g_loss,
+            "per_discriminator/d_loss": self.d_loss_per_discriminator,
+            "per_discriminator/g_loss": self.g_loss_per_discriminator,
+            "per_discriminator/g_weight": self.g_weight_per_discriminator,
+        }
 
 
 def _replicas() -> int:
@@ -77,7 +110,7 @@ def _real_and_fake_logits(discriminator, real, fake, joint: bool):
 def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Model,
                d_optimizer: keras.optimizers.Optimizer,
                generator_updates: Sequence[tuple],
-               config: AdversarialConfig, adversarial_weight: float = 1.0) -> dict:
+               config: AdversarialConfig, adversarial_weight: float = 1.0) -> AdversarialStepOutput:
     """Runs `config.discriminator_steps` discriminator updates then one generator update (replica context).
 
     Args:
@@ -88,11 +121,9 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
       generator_updates: [(optimizer, variables), ...]; several optimizers let parts of the generator
         train at their own learning rate (e.g. a fine-tuned frames generator).
       config: losses and combiner.
-      adversarial_weight: the generator minimises `adversarial_weight · Σ_k w_k l_k + regulariser`.
+      adversarial_weight: the generator minimises `adversarial_weight · Σ_k w_k l_k + generator_term`.
     Returns:
-      dict of per-replica values whose sum over replicas is the global value: `d_loss` (summed over the
-      K discriminators), `g_loss` (the combined objective's value), `g_regularizer` (when there is one),
-      and per-discriminator vectors `[K]`.
+      `AdversarialStepOutput` of per-replica values whose sum over replicas is the global value.
     """
     per_replica_batch = real.shape[0]
     if per_replica_batch is None:
@@ -113,7 +144,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
 
     g_vars = [v for _, variables in generator_updates for v in variables]
     with tf.GradientTape() as tape:
-        fake, regularizer = generate(0)
+        fake, generator_term = generate(0)
         if config.joint_batch:
             _, fake_logits = _real_and_fake_logits(discriminator, real, fake, True)
         else:
@@ -121,7 +152,9 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
         g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
         weights = combiner.weights(g_global)
-        objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc) + regularizer
+        objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc)
+        if generator_term is not None:
+            objective += generator_term
     gradients = tape.gradient(objective, g_vars)
     offset = 0
     for optimizer, variables in generator_updates:
@@ -131,13 +164,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
 
     replicas = float(_replicas())
     g_value = combiner.value(g_global)
-    out = {
-        "d_loss": d_loss,
-        "g_loss": g_value / replicas,
-        "per_discriminator/d_loss": d_per_disc,
-        "per_discriminator/g_loss": g_per_disc,
-        "per_discriminator/g_weight": weights / replicas,
-    }
-    if not (isinstance(regularizer, float) and regularizer == 0.0):
-        out["g_regularizer"] = regularizer
-    return out
+    return AdversarialStepOutput(
+        d_loss=d_loss, g_loss=g_value / replicas, d_loss_per_discriminator=d_per_disc,
+        g_loss_per_discriminator=g_per_disc, g_weight_per_discriminator=weights / replicas,
+        generator_term=generator_term)

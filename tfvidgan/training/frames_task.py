@@ -75,7 +75,7 @@ class FramesGanTask:
 
         def generate(stream):
             z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
-            return self.generator(z, training=True), 0.0
+            return self.generator(z, training=True), None
 
         out = adversarial.train_step(
             real=real, generate=generate, discriminator=self.discriminators, d_optimizer=self.d_optimizer,
@@ -83,7 +83,7 @@ class FramesGanTask:
             config=self.config.adversarial)
         if self.ema is not None:
             self.ema.update(step)
-        return out
+        return out.as_dict()
 
     @property
     def sampling_generator(self) -> keras.Model:

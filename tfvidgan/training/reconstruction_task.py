@@ -158,7 +158,8 @@ class ReconstructionTask:
             real=scene, generate=reconstruct, discriminator=self.critic, d_optimizer=self.critic_optimizer,
             generator_updates=[(self.optimizer, self.reconstructor.trainable_variables)],
             config=self.config.adversarial, adversarial_weight=self.config.adversarial_weight)
-        return {"mse": out["g_regularizer"], "critic_loss": out["d_loss"], "adversarial_loss": out["g_loss"]}
+        # The reconstructor's objective is its MSE (the step's generator term) + weight · the critic's loss.
+        return {"mse": out.generator_term, "critic_loss": out.d_loss, "adversarial_loss": out.g_loss}
 
     def checkpoint_objects(self) -> dict:
         objects = {"reconstructor": self.reconstructor, "optimizer": self.optimizer}

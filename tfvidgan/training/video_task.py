@@ -119,16 +119,18 @@ class VideoGanTask:
         def generate(stream):
             latents = self.sequence_generator(self._noise(batch, steps, step, stream), training=True)
             clips = render(self.frames_generator, latents)
-            regularizer = 0.0
-            if self.config.smoothness_weight > 0:
-                target = latents if self.config.smoothness_on == "latents" else clips
-                regularizer = (self.config.smoothness_weight
-                               * tf.reduce_sum(temporal_smoothness(target)) / global_batch)
-            return clips, regularizer
+            if self.config.smoothness_weight == 0:
+                return clips, None
+            target = latents if self.config.smoothness_on == "latents" else clips
+            return clips, self.config.smoothness_weight * tf.reduce_sum(temporal_smoothness(target)) / global_batch
 
-        return adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
-                                      d_optimizer=self.d_optimizer, generator_updates=self.generator_updates,
-                                      config=self.config.adversarial)
+        out = adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
+                                     d_optimizer=self.d_optimizer, generator_updates=self.generator_updates,
+                                     config=self.config.adversarial)
+        metrics = out.as_dict()
+        if out.generator_term is not None:
+            metrics["g_regularizer"] = out.generator_term  # the weighted temporal smoothness
+        return metrics
 
     def checkpoint_objects(self) -> dict:
         objects = {"sequence_generator": self.sequence_generator, "discriminators": self.discriminators,
