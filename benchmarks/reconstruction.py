@@ -28,7 +28,6 @@ import os
 import platform
 import time
 
-import numpy as np
 from absl import app, flags
 
 from tfvidgan.errors import ConfigError
@@ -118,8 +117,12 @@ def run(config: BenchmarkConfig) -> dict:
     import tensorflow as tf
 
     from tfvidgan.cup.gap_tv import gap_tv_reconstruct
-    from tfvidgan.metrics.reconstruction_report import (load_reconstructor_signature, method_scores, read_pairs,
-                                                        timed_reconstruction)
+    from tfvidgan.metrics.reconstruction_report import (
+        load_reconstructor_signature,
+        method_scores,
+        read_pairs,
+        timed_reconstruction,
+    )
 
     def gap_tv_fn(operator, weight):
         return lambda batch: gap_tv_reconstruct(batch, operator, iterations=config.gap_tv_iterations,

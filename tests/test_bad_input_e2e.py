@@ -112,8 +112,8 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def video_export(setup):
     """A video-generator export (untrained, tiny) over the run's frames generator, written in-process."""
-    from tfvidgan.models.sequence_generator import build_sequence_generator
     from tfvidgan.export import export_video_generator, load_frames_generator
+    from tfvidgan.models.sequence_generator import build_sequence_generator
     frames_generator, description = load_frames_generator(os.path.join(setup["model_dir"], "export"))
     sequence_generator = build_sequence_generator(LATENT, noise_dim=4, step_noise_dim=2, hidden_units=8,
                                                   num_layers=1, bidirectional=False)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvidgan.data.cup_simulation import CupPairsConfig, clip_offsets, generate_cup_pairs, scene_to_intensity
 from tfvidgan.cup.operator import make_mask
 from tfvidgan.data.cup_pairs import (
     MASK_FILE,
@@ -17,6 +16,7 @@ from tfvidgan.data.cup_pairs import (
     read_cup_metadata,
     shard_name,
 )
+from tfvidgan.data.cup_simulation import CupPairsConfig, clip_offsets, generate_cup_pairs, scene_to_intensity
 from tfvidgan.errors import ConfigError, DatasetError
 
 LENGTH, HEIGHT, WIDTH = 7, 6, 5

@@ -11,7 +11,6 @@ Uses two logical CPU devices (tests/conftest.py). Also checks that replicas draw
 that their draws together are exactly the single-replica draw.
 """
 import dataclasses
-import functools
 
 import keras
 import numpy as np

@@ -9,9 +9,9 @@ import tensorflow as tf
 from conftest import mirrored_strategy
 
 from tfvidgan.errors import ConfigError
+from tfvidgan.export import load_frames_generator
 from tfvidgan.training import loop
 from tfvidgan.training.ema import WeightAverage, ema_decay
-from tfvidgan.export import load_frames_generator
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 
 

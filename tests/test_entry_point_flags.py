@@ -4,14 +4,14 @@ import types
 import keras
 import pytest
 
-from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan import common_flags
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
+from tfvidgan.export import export_frames_generator
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.train_frames import frames_config
 from tfvidgan.train_video import video_config
-from tfvidgan.export import export_frames_generator
 from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 

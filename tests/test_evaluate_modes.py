@@ -30,3 +30,14 @@ def test_a_registered_mode_runs_with_the_flag_values():
             evaluate.register_mode(echo_samples)
     finally:
         evaluate._MODES.pop("echo_samples")
+
+
+
+def test_evaluate_and_sample_define_no_flags_at_import():
+    """Both tools have --export_dir, --num_samples, --seed, ...: defined only by their `define_flags()`, called
+    under `__main__`, so the two modules import together."""
+    from absl import flags
+
+    from tfvidgan import sample
+    assert callable(evaluate.define_flags) and callable(sample.define_flags)
+    assert "export_dir" not in flags.FLAGS and "num_samples" not in flags.FLAGS

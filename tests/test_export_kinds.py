@@ -4,8 +4,14 @@ import os
 import pytest
 
 from tfvidgan.errors import ConfigError, ExportKindError
-from tfvidgan.export import (DESCRIPTION_FILE, FRAMES_GENERATOR, VIDEO_GENERATOR, load_frames_generator,
-                             read_description, write_description)
+from tfvidgan.export import (
+    DESCRIPTION_FILE,
+    FRAMES_GENERATOR,
+    VIDEO_GENERATOR,
+    load_frames_generator,
+    read_description,
+    write_description,
+)
 
 
 def _fake_export(base, description=None, version=1):

@@ -8,11 +8,11 @@ import keras
 import pytest
 
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
+from tfvidgan.export import export_frames_generator
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
 from tfvidgan.metrics.real_data import real_frames
 from tfvidgan.models.frames_generator import build_frames_generator
-from tfvidgan.export import export_frames_generator
 from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 
@@ -95,6 +95,7 @@ def test_ema_export_is_reported_beside_its_raw_weights(setup, tmp_path):
 
 def test_encoder_cache_name_changes_with_every_scene_setting(setup):
     import dataclasses
+
     from tfvidgan.data.metadata import read_metadata
     from tfvidgan.metrics.frames_report import frame_encoder_name
     _, config, _ = setup

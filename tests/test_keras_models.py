@@ -7,7 +7,6 @@ shadow) after 3 SGD steps (learning rate 0.5, normalization "none": per-replica 
 computation by design). Measured values are printed (run with -s).
 """
 import dataclasses
-import functools
 import json
 import os
 import re

@@ -183,6 +183,7 @@ def _start_worker(cluster, index, data, model_dir, log_path):
 def lost_peers(tmp_path_factory):
     """Two workers, worker 1 SIGKILLed after step 6; and, alongside, a worker whose peer never starts."""
     import time
+
     from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
     root = tmp_path_factory.mktemp("lost_peer")
     data = str(root / "data")

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
 from tfvidgan.cup.operator import make_mask
 from tfvidgan.cup.synthetic import moving_discs
 from tfvidgan.data.cup_pairs import cup_pairs_dataset, read_cup_metadata
+from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import export_reconstructor, export_version
 from tfvidgan.metrics import reconstruction_report as rr

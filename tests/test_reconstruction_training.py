@@ -158,6 +158,7 @@ def test_random_masks_resense_each_example_with_a_fresh_seeded_mask():
 @pytest.fixture(scope="module")
 def unfolded_export(tmp_path_factory):
     import keras
+
     from tfvidgan.export import export_version
     keras.utils.set_random_seed(3)
     task = ReconstructionTask(_unfolded_config())

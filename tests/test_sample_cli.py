@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tfvidgan.export import export_frames_generator, export_video_generator
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.models.sequence_generator import build_sequence_generator
-from tfvidgan.export import export_frames_generator, export_video_generator
 from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 Z = 6

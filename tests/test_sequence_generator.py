@@ -148,6 +148,7 @@ def test_bad_noise_arguments():
 def test_residual_trajectory_steps_are_bounded_and_start_at_the_code_latent():
     import keras
     import numpy as np
+
     from tfvidgan.models.sequence_generator import ResidualTrajectory, build_sequence_generator
     keras.utils.set_random_seed(0)
     model = build_sequence_generator(8, noise_dim=4, step_noise_dim=2, hidden_units=16, num_layers=1,
@@ -172,6 +173,7 @@ def test_residual_trajectory_steps_are_bounded_and_start_at_the_code_latent():
 def test_causal_residual_model_rolls_out_any_length_and_prefixes_agree():
     import keras
     import numpy as np
+
     from tfvidgan.models.sequence_generator import build_sequence_generator
     keras.utils.set_random_seed(0)
     model = build_sequence_generator(8, noise_dim=4, step_noise_dim=2, hidden_units=16, num_layers=1,
@@ -186,6 +188,7 @@ def test_causal_residual_model_rolls_out_any_length_and_prefixes_agree():
 
 def test_unknown_trajectory_is_named():
     import pytest
+
     from tfvidgan.errors import ConfigError
     from tfvidgan.models.sequence_generator import build_sequence_generator
     with pytest.raises(ConfigError, match="--trajectory"):

@@ -214,8 +214,7 @@ from concurrent import futures  # noqa: E402
 
 import grpc  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2, prediction_log_pb2,  # noqa: E402
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from tfvidgan.export import export_version  # noqa: E402
 from tfvidgan.training.reconstruction_task import ReconstructionConfig, ReconstructionTask  # noqa: E402

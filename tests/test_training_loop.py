@@ -205,6 +205,7 @@ def _hold_lock_in_subprocess(model_dir):
 def test_a_second_run_in_the_same_model_dir_fails_at_once_naming_the_holder(tmp_path):
     import signal
     import socket
+
     from tfvidgan.errors import RunLockedError
     holder = _hold_lock_in_subprocess(tmp_path)
     try:
@@ -249,6 +250,7 @@ def test_model_dir_that_is_a_file_or_read_only_is_named(tmp_path):
 
 def test_resuming_with_other_architecture_flags_lists_them(tmp_path):
     import dataclasses
+
     from tfvidgan.errors import ConfigError
     from tfvidgan.training.optimizers import OptimizerConfig
     _train(tmp_path, 1, export=False)
@@ -271,6 +273,7 @@ def test_resuming_with_other_architecture_flags_lists_them(tmp_path):
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_a_config_error_not_a_shape_error(tmp_path):
     import dataclasses
+
     from tfvidgan.errors import ConfigError
     _train(tmp_path, 1, export=False)
     (tmp_path / "run_config.json").unlink()  # e.g. a run from before run_config.json existed
@@ -281,6 +284,7 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_a_config_error_not_a_shape_
 
 def _huge_lr(config=CONFIG, lr=1e30):
     import dataclasses
+
     from tfvidgan.training.optimizers import OptimizerConfig
     return dataclasses.replace(config, generator_optimizer=OptimizerConfig(learning_rate=lr))
 
@@ -317,6 +321,7 @@ def test_divergence_threshold_zero_only_stops_on_non_finite_values(tmp_path):
 def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_stops(tmp_path):
     import signal
     import threading
+
     from tfvidgan.errors import TrainingPreempted
     before = signal.getsignal(signal.SIGTERM)
     timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM))

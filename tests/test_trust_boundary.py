@@ -5,7 +5,6 @@ would create a file. The serving client's readers must refuse it with a `Dataset
 and the payload must not run; and no `np.load` in the package, tools or benchmarks may allow pickles.
 """
 import ast
-import os
 import pathlib
 
 import numpy as np

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvidgan.cup.operator import (CupOperator, aat_diagonal_with_masks, adjoint_with_masks, forward_with_masks,
-                                   gap_step, make_mask, random_masks)
+from tfvidgan.cup.operator import (
+    CupOperator,
+    aat_diagonal_with_masks,
+    adjoint_with_masks,
+    forward_with_masks,
+    gap_step,
+    make_mask,
+    random_masks,
+)
 from tfvidgan.errors import ConfigError
 from tfvidgan.models.unfolded import build_unfolded_reconstructor
 

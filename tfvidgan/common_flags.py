@@ -11,7 +11,6 @@ import math
 import os
 
 import tensorflow as tf
-
 from absl import flags
 
 from tfvidgan import losses

@@ -17,24 +17,28 @@ from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("export_dir", None, "The export to evaluate (base directory or one version).")
-flags.DEFINE_string("data", None, "Real data: bouncing-balls TFRecords (frames, video) or held-out CUP pairs.")
-flags.DEFINE_integer("num_samples", 1000, "Generated (and real) samples per row.")
-flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the real-data picks.")
-flags.DEFINE_string("output", "", "Also write the JSON report to this file.")
-flags.DEFINE_integer("encoder_samples", 1000, "Real samples the Fréchet encoder is trained on.")
-flags.DEFINE_integer("encoder_steps", 300, "Training steps of the Fréchet encoder (cached after the first run).")
-flags.DEFINE_string("encoder_cache", "eval_cache", "Directory where trained Fréchet encoders are cached.")
-flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
-flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
-flags.DEFINE_integer("long_frames", 0, "video: also sample clips this long (e.g. 120) and compare the physics of "
-                     "their first and last --num_frames frames (drift); 0 = off.")
-flags.DEFINE_integer("swap_expected_balls", 1, "video, with --frames_generator: balls the swapped FG draws "
-                     "(the FG-swap section counts frames with exactly this many).")
-flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot of latent trajectories.")
-flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
-flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
-flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
+
+def define_flags() -> None:
+    """Defines this tool's flags (only when run as a program, so importing this module never defines flags,
+    and `tfvidgan.evaluate` and `tfvidgan.sample` can be imported together)."""
+    flags.DEFINE_string("export_dir", None, "The export to evaluate (base directory or one version).")
+    flags.DEFINE_string("data", None, "Real data: bouncing-balls TFRecords (frames, video) or held-out CUP pairs.")
+    flags.DEFINE_integer("num_samples", 1000, "Generated (and real) samples per row.")
+    flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the real-data picks.")
+    flags.DEFINE_string("output", "", "Also write the JSON report to this file.")
+    flags.DEFINE_integer("encoder_samples", 1000, "Real samples the Fréchet encoder is trained on.")
+    flags.DEFINE_integer("encoder_steps", 300, "Training steps of the Fréchet encoder (cached after the first run).")
+    flags.DEFINE_string("encoder_cache", "eval_cache", "Directory where trained Fréchet encoders are cached.")
+    flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
+    flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
+    flags.DEFINE_integer("long_frames", 0, "video: also sample clips this long (e.g. 120) and compare the physics of "
+                         "their first and last --num_frames frames (drift); 0 = off.")
+    flags.DEFINE_integer("swap_expected_balls", 1, "video, with --frames_generator: balls the swapped FG draws "
+                         "(the FG-swap section counts frames with exactly this many).")
+    flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot of latent trajectories.")
+    flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
+    flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
+    flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
 
 
 # -- modes, registered by name (as StyleGAN3 registers its metrics) ---------------------------------------
@@ -108,4 +112,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main)

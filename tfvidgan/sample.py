@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 
-
 import numpy as np
 from absl import flags, logging
 
@@ -24,15 +23,18 @@ from tfvidgan.video_sampling import sample_videos, write_video_samples
 FLAGS = flags.FLAGS
 MODES = ("frames", "video")
 
-flags.DEFINE_string("export_dir", None, "Exported SavedModel (base directory or one version).")
-flags.DEFINE_integer("num_samples", 64, "How many frames (frames mode) or videos (video mode).")
-flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
-flags.DEFINE_string("output", "samples.png", "frames mode: PNG grid to write.")
-flags.DEFINE_integer("rows", 0, "frames mode: grid rows (0 = about square).")
-flags.DEFINE_integer("num_frames", 30, "video mode: frames per video (any length, not only the training one).")
-flags.DEFINE_string("output_dir", "video_samples", "video mode: directory for GIFs, PNG strips, latents.npy.")
-flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories with this frames export "
-                    "instead of the one trained with (same latent size), e.g. an FG trained on 1 ball.")
+def define_flags() -> None:
+    """Defines this tool's flags (only when run as a program, so importing this module never defines flags,
+    and `tfvidgan.evaluate` and `tfvidgan.sample` can be imported together)."""
+    flags.DEFINE_string("export_dir", None, "Exported SavedModel (base directory or one version).")
+    flags.DEFINE_integer("num_samples", 64, "How many frames (frames mode) or videos (video mode).")
+    flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
+    flags.DEFINE_string("output", "samples.png", "frames mode: PNG grid to write.")
+    flags.DEFINE_integer("rows", 0, "frames mode: grid rows (0 = about square).")
+    flags.DEFINE_integer("num_frames", 30, "video mode: frames per video (any length, not only the training one).")
+    flags.DEFINE_string("output_dir", "video_samples", "video mode: directory for GIFs, PNG strips, latents.npy.")
+    flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories with this frames export "
+                        "instead of the one trained with (same latent size), e.g. an FG trained on 1 ball.")
 
 
 def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, rows: int = 0) -> str:
@@ -77,4 +79,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.run(main)

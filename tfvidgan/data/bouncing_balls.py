@@ -42,10 +42,17 @@ import os
 
 import numpy as np
 
-from tfvidgan.data.format import (FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SHARD_GLOB, encode_pngs,
-                                  encode_scene_example, shard_name)
-from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data import swap
+from tfvidgan.data.format import (
+    FORMAT_VERSION,
+    FRAME_ENCODING,
+    METADATA_FILENAME,
+    SHARD_GLOB,
+    encode_pngs,
+    encode_scene_example,
+    shard_name,
+)
+from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data.progress import ProgressBar
 from tfvidgan.errors import ConfigError
 

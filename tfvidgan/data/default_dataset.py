@@ -47,8 +47,8 @@ def ensure_cup_dataset(data: str, model_dir: str, split: str = "train") -> str:
     The train and test splits come from bouncing-balls scenes of different seeds (no shared scene) and
     share the coding mask (seed 0), as one CUP camera would.
     """
-    from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
     from tfvidgan.data.cup_pairs import read_cup_metadata
+    from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
 
     if data:
         return data

@@ -19,8 +19,8 @@ import json
 import os
 from typing import Any, Mapping
 
-from tfvidgan.data.swap import journal_path
 from tfvidgan.data.format import FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, SceneSpec
+from tfvidgan.data.swap import journal_path
 from tfvidgan.errors import DatasetError
 
 __all__ = ["ShardInfo", "DatasetMetadata", "read_metadata", "write_metadata", "metadata_path"]

@@ -72,8 +72,14 @@ import numpy as np
 
 from tfvidgan.data import swap
 from tfvidgan.data.bouncing_balls import _check_output_dir, _dataset_files
-from tfvidgan.data.format import (FORMAT_VERSION, FRAME_ENCODING, METADATA_FILENAME, encode_pngs,
-                                  encode_scene_example, shard_name)
+from tfvidgan.data.format import (
+    FORMAT_VERSION,
+    FRAME_ENCODING,
+    METADATA_FILENAME,
+    encode_pngs,
+    encode_scene_example,
+    shard_name,
+)
 from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data.progress import ProgressBar
 from tfvidgan.errors import ConfigError, DatasetError

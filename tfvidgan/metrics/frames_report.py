@@ -22,12 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.data.metadata import read_metadata
-from tfvidgan.metrics.balls import frame_statistics
-from tfvidgan.metrics.frechet import (ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder,
-                                      train_frame_encoder)
-from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
 from tfvidgan.export import load_frames_generator
-
+from tfvidgan.metrics.balls import frame_statistics
+from tfvidgan.metrics.frechet import ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder, train_frame_encoder
+from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
 
 FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std")
 NO_BALLS = ("ball statistics (counts, blob areas, vs_real) need ball positions, but this dataset has none "

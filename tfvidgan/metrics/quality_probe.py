@@ -23,9 +23,14 @@ import tensorflow as tf
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse, frame_statistics
-from tfvidgan.metrics.frechet import (ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder,
-                                      train_frame_encoder)
 from tfvidgan.metrics.frames_report import frame_encoder_name
+from tfvidgan.metrics.frechet import (
+    ENCODER_SEED,
+    frechet_distance,
+    load_or_train_encoder,
+    train_clip_encoder,
+    train_frame_encoder,
+)
 from tfvidgan.metrics.real_data import real_clips, real_frames
 from tfvidgan.metrics.video_report import clip_encoder_name
 

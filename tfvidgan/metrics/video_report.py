@@ -57,6 +57,7 @@ Determinism: the same config (and the same cached encoder) gives the same number
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import tensorflow as tf
 

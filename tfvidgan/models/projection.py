@@ -117,7 +117,8 @@ class RandomProjection(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         *lead, height, width, _ = input_shape
-        size = lambda s: None if s is None else projected_size(s, self.kernel_size, self.stride, self.padding)
+        def size(s):
+            return None if s is None else projected_size(s, self.kernel_size, self.stride, self.padding)
         return (*lead, size(height), size(width), self.num_projections)
 
     def get_config(self):

@@ -20,7 +20,10 @@ def replica_normal(per_replica_batch: int, dims, seed: int, step, stream: int) -
       dims: shape of one example's noise, e.g. `[Z]` or `[T, Z]`.
       seed: the run's noise seed.
       step: the global step (int tensor); changes the draw every step.
-      stream: which independent stream within the step (e.g. 0 for the D update, 1 for the G update).
+      stream: which independent stream within the step, 0 <= stream < 1024 (the seed's second word is
+        `step * 1024 + stream`). `adversarial.train_step` asks its `generate(stream)` for stream 0 in the
+        generator update and 2 + i in discriminator step i (1 is unused); the video task draws its two
+        noises of `generate(s)` from streams 2·s and 2·s + 1.
     """
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1

@@ -26,7 +26,6 @@ from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, build_unfolded
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
-
 ARCHITECTURES = ("unet", "unfolded")
 
 
