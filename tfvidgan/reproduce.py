@@ -581,12 +581,14 @@ def run_trainer(config: ReproduceConfig, stage: str, say: Console, forwarder: _F
                         first = (now, step)
                     else:
                         rates.append(rate)
-                    measured = (step - first[1]) / (now - first[0]) if step > first[1] else rate
                     if now - last_print >= config.progress_seconds or step >= total:
                         last_print = now
-                        eta = (total - step) / measured if measured > 0 else math.nan
-                        say(f"{stage}: step {step}/{total} ({100 * step / max(total, 1):.0f}%)  "
-                            f"{measured:.2f} steps/s  ETA {format_seconds(eta)}")
+                        if step > first[1]:  # the first line's rate includes start-up and tracing
+                            measured = (step - first[1]) / (now - first[0])
+                            speed = f"{measured:.2f} steps/s  ETA {format_seconds((total - step) / measured)}"
+                        else:
+                            speed = "ETA from the next progress line"
+                        say(f"{stage}: step {step}/{total} ({100 * step / max(total, 1):.0f}%)  {speed}")
                 elif m := _DONE.search(line):
                     step = int(m.group(1))
                 elif _ERROR.search(line):
@@ -604,7 +606,7 @@ def run_trainer(config: ReproduceConfig, stage: str, say: Console, forwarder: _F
             forwarder.child = None
     if proc.returncode != 0:
         code = proc.returncode if proc.returncode > 0 else 128 - proc.returncode
-        what = ("stopped by a signal after saving a checkpoint; run the same command to resume"
+        what = ("stopped"
                 if code == PREEMPTED_EXIT_CODE else "failed")
         raise StageFailedError(f"stage {stage!r} {what} (exit code {code}): {error_line or last_line} "
                                f"[log: {log_path}]", code)
@@ -840,7 +842,7 @@ def _run_stage(config: ReproduceConfig, decision: Decision, say: Console, forwar
             result = run_report(config, say, t0)
         outcome = "done"
     except StageFailedError as e:
-        outcome = f"failed (exit code {e.exit_code})"
+        outcome = f"{'stopped' if e.exit_code == PREEMPTED_EXIT_CODE else 'failed'} (exit code {e.exit_code})"
         raise
     except TfvidganError as e:
         outcome = f"failed ({type(e).__name__})"
