@@ -206,7 +206,8 @@ def test_all_stages_write_markers_outputs_and_the_report(pipeline):
     assert results["fg_swap"]["fg_swap"]["expected_balls"] == 1
     with open(os.path.join(workdir, "report", "results.md")) as f:
         markdown = f.read()
-    for text in ("| frames | 60 ", "| frames_1ball | 2 ", "static (first real frame repeated)",
+    assert any(n.startswith("events.out.tfevents") for n in os.listdir(os.path.join(workdir, "report", "summaries")))
+    for text in ("| frames | 60 ", "| frames_1ball | 2 ", "static (first real frame repeated)", "Machine: ",
                  "collapsed (one real clip repeated)", "Long videos", "FG swap", "](../figures/isomap.png)"):
         assert text in markdown, text
 

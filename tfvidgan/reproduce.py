@@ -123,6 +123,7 @@ class ReproduceConfig:
     # behaviour
     progress_seconds: float = 15.0
     dry_run: bool = False
+    command: str = ""  # the command line, shown in the report (not part of any stage's config)
 
     def __post_init__(self):
         if not self.workdir:
@@ -342,6 +343,14 @@ def _differences(old, new, prefix="") -> list[str]:
     return [f"{prefix.rstrip('.')} {old!r} → {new!r}"]
 
 
+def _same_config(old, new) -> bool:
+    """Equal stage configs; trainer flags are compared as settings (flag → value), not as ordered lists."""
+    if isinstance(old, dict) and isinstance(new, dict) and isinstance(old.get("args"), list) \
+            and isinstance(new.get("args"), list):
+        return ({**old, "args": _flag_map(old["args"])} == {**new, "args": _flag_map(new["args"])})
+    return old == new
+
+
 def _flag_map(args: list[str]) -> dict:
     out = {}
     for arg in args:
@@ -386,7 +395,7 @@ def decide(config: ReproduceConfig, stage: str, rerunning: set) -> Decision:
         if training and os.path.isdir(config.stage_dir(stage)):
             return Decision(stage, "restart", reason + "; its directory is moved aside and it starts from step 0")
         return Decision(stage, "run", reason)
-    if marker is not None and marker.get("config") == current:
+    if marker is not None and _same_config(marker.get("config"), current):
         return Decision(stage, "skip", f"done {marker.get('finished', '?')} in "
                                        f"{format_seconds(marker.get('wall_seconds'))}")
     if marker is not None:
@@ -768,11 +777,31 @@ def run_report(config: ReproduceConfig, say: Console, started: float) -> dict:
     results = reproduce_report.build_results(config, markers, evaluations)
     md_path, json_path = os.path.join(directory, "results.md"), os.path.join(directory, "results.json")
     os.makedirs(directory, exist_ok=True)
+    markdown = reproduce_report.to_markdown(results, os.path.relpath(config.workdir, directory))
     with open(md_path, "w") as f:
-        f.write(reproduce_report.to_markdown(results, os.path.relpath(config.workdir, directory)))
+        f.write(markdown)
     write_json(json_path, results)
-    say(f"report: {md_path} and {json_path}")
-    return {"outputs": {"markdown": md_path, "json": json_path}}
+    summaries = os.path.join(directory, "summaries")
+    _write_tensorboard(summaries, markdown, results)
+    say(f"report: {md_path} and {json_path} (also in TensorBoard: {summaries})")
+    return {"outputs": {"markdown": md_path, "json": json_path, "summaries": summaries}}
+
+
+def _write_tensorboard(directory: str, markdown: str, results: dict) -> None:
+    """The results table as TensorBoard text, the figures as images, beside the trainers' summaries."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    writer = tf.summary.create_file_writer(directory)
+    with writer.as_default():
+        tf.summary.text("reproduce/results", markdown, step=0)
+        for name, path in sorted((results.get("figures") or {}).items()):
+            if path.endswith(".png") and os.path.isfile(path):
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert("RGB"))
+                tf.summary.image(f"reproduce/{name[:-4]}", pixels[None], step=0)
+    writer.close()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -917,7 +946,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 def config_from_flags(values: flags.FlagValues) -> ReproduceConfig:
     if not values.workdir:
         raise ConfigError("--workdir is required (the directory that holds every stage)")
-    names = [f.name for f in dataclasses.fields(ReproduceConfig)]
+    names = [f.name for f in dataclasses.fields(ReproduceConfig) if f.name != "command"]
     renamed = {"frames_flags": "frames_flag", "frames_1ball_flags": "frames_1ball_flag",
                "video_flags": "video_flag"}
     kwargs = {}
@@ -932,7 +961,8 @@ def main(argv):
         raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
     from tfvidgan import cli
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the in-process stages import TensorFlow
-    config = config_from_flags(flags.FLAGS)
+    config = dataclasses.replace(config_from_flags(flags.FLAGS),
+                                 command=shlex.join(["python", "-m", "tfvidgan.reproduce", *sys.argv[1:]]))
     # Trainer flagfiles must exist before anything runs.
     for stage in STAGES:
         if stage in TRAINING_STAGES:

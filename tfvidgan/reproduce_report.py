@@ -73,9 +73,10 @@ def build_results(config, markers: dict, evaluations: dict) -> dict:
                        "steps_per_second": marker.get("steps_per_second"), "finished": marker.get("finished")})
     total = sum(s["total_wall_seconds"] or 0.0 for s in stages)
     figures = (markers.get("figures") or {}).get("outputs") or {}
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress_seconds", "dry_run")}
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in ("progress_seconds", "dry_run", "command")}
     return {
-        "profile": config.profile, "workdir": config.workdir,
+        "profile": config.profile, "workdir": config.workdir, "command": config.command, "machine": machine(),
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "settings": settings, "stages": stages, "total_wall_seconds": total,
         "frames": _frames_table(evaluations.get("frames")),
@@ -84,6 +85,23 @@ def build_results(config, markers: dict, evaluations: dict) -> dict:
         "fg_swap": _video_table(evaluations.get("video_fg_swap")),
         "figures": {k: v for k, v in figures.items() if isinstance(v, str)},
     }
+
+
+def machine() -> dict:
+    """CPU model and count, TensorFlow version (the hardware the wall times were measured on)."""
+    import importlib.metadata
+    import platform
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        tensorflow = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
+        tensorflow = None
+    return {"cpus": os.cpu_count(), "cpu": cpu, "system": platform.platform(), "tensorflow": tensorflow}
 
 
 def _num(value, digits: int = 3) -> str:
@@ -142,9 +160,16 @@ def _video_md(title: str, table: dict | None) -> list[str]:
 
 def to_markdown(results: dict, workdir: str = "..") -> str:
     """The results as Markdown; figure links are relative to `workdir` (the workdir seen from the file)."""
+    s, m = results["settings"], results.get("machine") or {}
+    command = results.get("command") or f"python -m tfvidgan.reproduce --workdir={results['workdir']}"
     lines = [f"# Results{': ' + results['profile'] if results['profile'] else ''}", "",
-             f"`python -m tfvidgan.reproduce --workdir={results['workdir']}` (written {results['created']}). "
-             f"Wall times are of the run that completed each stage; \"all attempts\" adds interrupted ones.", ""]
+             f"`{command}`, written {results['created']}.", "",
+             f"Data: {s['num_scenes']:,} 3-ball and {s['swap_num_scenes']:,} 1-ball scenes × {s['num_frames']} frames, "
+             f"{s['image_size']}×{s['image_size']}. Evaluation: N = {s['eval_samples']:,} per row, "
+             f"{s['eval_num_frames']}-frame clips (long videos: {s['eval_long_frames'] or 'off'}), Fréchet encoders "
+             f"trained on {s['eval_encoder_samples']:,} real samples for {s['eval_encoder_steps']} steps. "
+             f"Machine: {m.get('cpus')} × {m.get('cpu') or 'CPU'}, TensorFlow {m.get('tensorflow')}. Wall time: the "
+             f"run that completed the stage; \"all attempts\" adds interrupted and earlier runs of it.", ""]
     rows = []
     for s in results["stages"]:
         step = "–" if s["step"] is None else (f"{s['step']:,}" + (f" (resumed at {s['start_step']:,})"
