@@ -6,7 +6,9 @@ r"""Reproduce the paper with one command: data → frames → 1-ball frames → 
     python -m tfvidgan.reproduce --flagfile=... --workdir=... --dry_run               # the plan only
 
 Stages, in order, each in its own directory under `--workdir` with a marker `<stage>/DONE.json` when complete
-(`wall_seconds`, `step`, the stage's `config`, the ids of the input markers it used):
+(`wall_seconds`, `total_wall_seconds` over all attempts, `step`, the stage's `config`, the `id`s of the input
+markers it used, and its own `id`: a digest of its output — the datasets' metadata, the export's fingerprint,
+the config and inputs of an in-process stage):
 
 | stage | input stages | what | how |
 | --- | --- | --- | --- |
@@ -27,13 +29,15 @@ keeps these lines. TensorBoard: `tensorboard --logdir <workdir>`.
 
 Re-running (make-like):
 * a stage with a marker whose config and inputs equal the current ones is skipped (one line says so);
+  `--dry_run` prints these decisions ("pending": decided once its inputs have run) and stops;
 * a stage without a marker runs; a training stage interrupted before (Ctrl-C, SIGTERM, a crash) resumes from
   its checkpoint — Ctrl-C and SIGTERM are forwarded to the trainer, which saves a checkpoint first;
 * a stage whose own config changed reruns (a trainer resumes from its checkpoint: raising `--train_steps`
   continues training; architecture changes fail with the trainer's one line listing the flags);
-* a stage whose input stage was redone since reruns; a training stage then starts from scratch, its old
-  directory moved aside to `<stage>.previous-<time>` (a video model resumed over another frames generator
-  would silently keep its old export);
+* a stage whose input's output changed since (another `id`) reruns; a training stage then starts from scratch,
+  its old directory moved aside to `<stage>.previous-<time>` (a video model resumed over another frames
+  generator would silently keep its old export). An input that reran without changing its output (a trainer
+  already at its `--train_steps`, a dataset rebuilt from the same config) leaves its dependants skipped;
 * a selected stage whose input stage is neither selected nor complete fails at once (`ConfigError` naming the
   input stage and its directory), before any work.
 
