@@ -17,7 +17,7 @@ the config and inputs of an in-process stage):
 | `frames_1ball` | data | frames generator on `data/bb1`, same flags (same latent size) | `python -m tfvidgan.train_frames` |
 | `video` | data, frames | sequence generator over the frozen `frames` export | `python -m tfvidgan.train_video` |
 | `evaluate` | data, frames, frames_1ball, video | frames reports (3-ball, 1-ball), video report with the long-video section and its Isomap, the FG swap's video report against real 1-ball clips | in process (`evaluate_frames`, `evaluate_video`) |
-| `figures` | frames, frames_1ball, video | frames grids, video strips + GIFs, the same trajectories rendered by the 1-ball FG, Isomap of latent trajectories beside straight lines | in process (`video_sampling`, `plotting`, `trajectories`) |
+| `figures` | frames, frames_1ball, video | frames grids, video strips + GIFs, the same trajectories rendered by the 1-ball FG, Isomap of latent trajectories beside straight lines | in process (`sample`, `video_sampling`, `plotting`, `trajectories`) |
 | `report` | all of the above | `report/results.md` and `results.json`: wall time and step of every stage, the evaluation tables | in process |
 
 Trainers run as subprocesses with the flags of their flagfile (`--frames_flagfile`, `--video_flagfile`), then the
@@ -720,23 +720,19 @@ def _headline(name: str, report: dict) -> str:
 
 def run_figures(config: ReproduceConfig, say: Console) -> dict:
     import numpy as np
-    import tensorflow as tf
 
-    from tfvidgan.export import load_signature
     from tfvidgan.metrics.plotting import plot_trajectories_png, save_image_grid_png
     from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation
     from tfvidgan.metrics.video_report import ISOMAP_TRAJECTORIES
+    from tfvidgan.sample import sample_frames
     from tfvidgan.video_sampling import load_renderer, sample_latents, write_video_samples
 
     directory = config.stage_dir("figures")
     os.makedirs(directory, exist_ok=True)
     outputs = {}
     for stage, name in (("frames", "frames_grid.png"), ("frames_1ball", "frames_1ball_grid.png")):
-        sample = load_signature(config.export(stage), "sample", inputs={"num_samples", "seed"})
-        frames = sample(num_samples=tf.constant(config.figure_grid_samples, tf.int32),
-                        seed=tf.constant(config.figure_seed, tf.int32))["frames"].numpy()
-        outputs[name] = os.path.join(directory, name)
-        save_image_grid_png(frames, outputs[name], scale=2)
+        outputs[name] = sample_frames(config.export(stage), config.figure_grid_samples, config.figure_seed,
+                                      os.path.join(directory, name))
 
     # One set of latent trajectories: the first `figure_videos` are rendered by both FGs, and the first
     # ISOMAP_TRAJECTORIES are embedded with their straight lines (as `evaluate video` does).
