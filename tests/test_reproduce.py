@@ -241,6 +241,13 @@ def test_a_changed_stage_reruns_and_its_dependants_follow_only_if_its_output_cha
     actions, _ = _run(_config(*quiet, "--dry_run"))
     assert actions == {stage: "skip" for stage in reproduce.STAGES}
 
+    # The data stage lost its marker after writing its datasets: it reuses them, and nothing else reruns.
+    os.remove(os.path.join(workdir, "data", "DONE.json"))
+    actions, log = _run(_config(*quiet))
+    assert actions == {"data": "run", **{stage: "skip" for stage in reproduce.STAGES[1:]}}
+    assert "already there, same generator config" in log
+    assert _marker(workdir, "data")["id"] == pipeline["markers"]["data"]["id"]
+
 
 def test_a_missing_input_stage_is_named_at_once(tmp_path):
     profile = _profile(tmp_path)
