@@ -144,6 +144,7 @@ def pipeline(tmp_path_factory):
                 second_log=second_log)
 
 
+@pytest.mark.slow  # the tiny pipeline: four trainer processes, ~90 s (pytest -m slow tests/test_reproduce.py)
 def test_an_interrupted_training_stage_resumes_from_its_checkpoint(pipeline):
     interrupted = pipeline["interrupted"]
     assert not interrupted["frames_marker_exists"]
@@ -162,6 +163,7 @@ def test_an_interrupted_training_stage_resumes_from_its_checkpoint(pipeline):
     assert pipeline["markers"]["data"]["id"] == interrupted["data_marker"]["id"]
 
 
+@pytest.mark.slow  # the tiny pipeline: four trainer processes, ~90 s (pytest -m slow tests/test_reproduce.py)
 def test_all_stages_write_markers_outputs_and_the_report(pipeline):
     workdir, markers = pipeline["workdir"], pipeline["markers"]
     assert set(pipeline["first_actions"].values()) <= {"run", "resume", "skip"}
@@ -189,8 +191,15 @@ def test_all_stages_write_markers_outputs_and_the_report(pipeline):
     for name in ("frames_grid.png", "frames_1ball_grid.png", "video_strips.png", "video_1ball_strips.png",
                  "fg_swap_strips.png", "isomap.png", "videos/video_000.gif", "videos_1ball/video_001.gif"):
         assert os.path.getsize(os.path.join(figures, name)) > 0, name
+    # The GIF plays the whole clip: Pillow merges identical consecutive frames (a 2-step model may emit
+    # them) into one frame with the summed delay, so the total delay, not the frame count, is the length.
+    frames_per_video = np.load(os.path.join(figures, "latents.npy")).shape[1]
     with Image.open(os.path.join(figures, "videos", "video_000.gif")) as gif:
-        assert gif.n_frames >= 2
+        total_ms = 0
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            total_ms += gif.info["duration"]
+    assert total_ms == frames_per_video * max(1, round(100.0 / 8.0)) * 10, total_ms  # write_video_samples: 8 fps
     strips = np.asarray(Image.open(os.path.join(figures, "video_strips.png")))
     assert strips.shape[1] > strips.shape[0]  # 2 rows of 8 frames
 
@@ -212,6 +221,7 @@ def test_all_stages_write_markers_outputs_and_the_report(pipeline):
         assert text in markdown, text
 
 
+@pytest.mark.slow  # the tiny pipeline: four trainer processes, ~90 s (pytest -m slow tests/test_reproduce.py)
 def test_a_second_invocation_skips_every_stage(pipeline):
     assert pipeline["second_actions"] == {stage: "skip" for stage in reproduce.STAGES}
     for stage in reproduce.STAGES:
@@ -221,6 +231,7 @@ def test_a_second_invocation_skips_every_stage(pipeline):
         assert _marker(pipeline["workdir"], stage)["id"] == pipeline["markers"][stage]["id"]
 
 
+@pytest.mark.slow  # the tiny pipeline: four trainer processes, ~90 s (pytest -m slow tests/test_reproduce.py)
 def test_a_changed_stage_reruns_and_its_dependants_follow_only_if_its_output_changed(pipeline):
     workdir = pipeline["workdir"]
     profile = _profile(pipeline["tmp"], steps=FRAMES_STEPS + 20)
