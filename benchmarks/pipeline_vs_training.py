@@ -187,7 +187,8 @@ def run(config: BenchmarkConfig) -> dict:
 
     from tfvidgan.data import readers
     from tfvidgan.models.frames_generator import build_frames_generator
-    from tfvidgan.training.frames_task import describe, export_frames_generator
+    from tfvidgan.export import export_frames_generator
+    from tfvidgan.training.frames_task import describe
 
     frames_values, video_values = read_flagfile(config.frames_config), read_flagfile(config.video_config)
     frames_batch, video_batch = int(frames_values["batch_size"]), int(video_values["batch_size"])
