@@ -186,8 +186,8 @@ def run(config: BenchmarkConfig) -> dict:
     import tensorflow as tf
 
     from tfvidgan.data import readers
-    from tfvidgan.models.frames_generator import build_frames_generator
     from tfvidgan.export import export_frames_generator
+    from tfvidgan.models.frames_generator import build_frames_generator
     from tfvidgan.training.frames_task import describe
 
     frames_values, video_values = read_flagfile(config.frames_config), read_flagfile(config.video_config)
