@@ -123,19 +123,23 @@ def test_projection_is_reachable_non_trainable_and_per_discriminator():
 
 
 @pytest.mark.parametrize(
-    "builder,shape,normalization,training",
+    "builder,shape,normalization,training,head",
     [
-        (build_frame_discriminators, (30, 30, 1), "none", False),
-        (build_frame_discriminators, (64, 64, 3), "none", False),
-        (build_frame_discriminators, (32, 32, 1), "layer", False),
-        (build_frame_discriminators, (32, 32, 1), "batch", True),
-        (build_video_discriminators, (16, 32, 32, 1), "none", False),
-        (build_video_discriminators, (30, 16, 16, 2), "layer", False),
+        (build_frame_discriminators, (30, 30, 1), "none", False, "linear"),
+        (build_frame_discriminators, (64, 64, 3), "none", False, "linear"),
+        (build_frame_discriminators, (32, 32, 1), "layer", False, "linear"),
+        (build_frame_discriminators, (32, 32, 1), "batch", True, "linear"),
+        (build_frame_discriminators, (32, 32, 1), "sync_batch", True, "mlp"),
+        (build_video_discriminators, (16, 32, 32, 1), "none", False, "linear"),
+        (build_video_discriminators, (30, 16, 16, 2), "layer", False, "linear"),
+        (build_video_discriminators, (16, 32, 32, 1), "none", False, "mlp"),
     ],
 )
-def test_grouped_equals_unrolled(builder, shape, normalization, training):
+def test_grouped_equals_unrolled(builder, shape, normalization, training, head):
     num_discriminators = 3
-    model = builder(shape, num_discriminators, base_filters=2, seed=7, normalization=normalization)
+    model = builder(shape, num_discriminators, base_filters=2, seed=7, normalization=normalization, head=head)
+    # The mlp head adds a hidden layer (last width per discriminator) and a 1×1 logit conv.
+    assert ("head_conv" in [layer.name for layer in model.layers]) == (head == "mlp")
     _randomize_trainable(model, seed=1)
     x = tf.random.uniform((2,) + shape, -1.0, 1.0, seed=5)
     grouped = model(x, training=training).numpy()
@@ -278,6 +282,7 @@ def test_ensemble_cost_matches_hand_count():
     "field,kwargs",
     [
         ("normalization", dict(normalization="instance")),
+        ("head", dict(head="attention")),
         ("num_discriminators", dict(num_discriminators=0)),
         ("image_shape", dict(image_shape=(32, 32))),
     ],

@@ -19,6 +19,7 @@ from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
+from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
@@ -39,6 +40,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
     flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
                       "Normalization inside each projected discriminator.")
+    flags.DEFINE_enum("discriminator_head", FramesGanConfig.discriminator_head, list(DISCRIMINATOR_HEADS),
+                      "Logit head of each discriminator: linear (one conv over the last map) or mlp (a hidden "
+                      "layer, so a global count can be judged non-monotonically).")
     flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.", lower_bound=1)
     flags.DEFINE_float("ema_beta", FramesGanConfig.ema_beta, "Decay of the exponential moving average of the "
                        "generator's weights (used by samples, summaries and the export); 0 disables it.")
@@ -59,6 +63,7 @@ def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGan
         generator_filters=values.generator_filters, generator_normalization=values.generator_normalization,
         num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
         discriminator_normalization=values.discriminator_normalization,
+        discriminator_head=values.discriminator_head,
         projection_seed=values.projection_seed, noise_seed=values.noise_seed,
         num_sample_images=values.num_sample_images, ema_beta=values.ema_beta,
         adversarial=common_flags.adversarial_config(values),

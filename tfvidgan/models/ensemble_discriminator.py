@@ -14,7 +14,8 @@ Architecture (DCGAN-like, Neyshabur et al. 2017), with f₀ = `base_filters`:
     fᵢ = f₀·2ⁱ,
     normalization (not after the first conv), LeakyReLU(0.2)
   → grouped conv whose kernel covers the whole remaining map ("valid") to one logit per
-    discriminator → `[B, K]` float32.
+    discriminator → `[B, K]` float32 (head "linear", the default); head "mlp": that conv to
+    fᵢ hidden units per discriminator, LeakyReLU(0.2), grouped 1×1 conv to one logit.
 
 Frames: 64×64 → projection 32×32 → 16, 8, 4 (3 convs); 32 → 16 → 8, 4; 30 → 15 → 8, 4.
 Clips: the same spatial plan, time strided by 2 alongside while T > 4; the last conv covers the
@@ -57,6 +58,11 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.models.projection import RandomProjection, projected_size
 
 DISCRIMINATOR_NORMALIZATIONS = ("none", "batch", "sync_batch", "layer")
+# Logit heads: "linear" = one grouped conv over the whole last map (a logit linear in the last
+# features); "mlp" = that conv to a hidden layer of the last width per discriminator, LeakyReLU,
+# then a 1×1 grouped conv to the logit, so a global statistic (e.g. the ball count, a sum of
+# local detections) can be judged non-monotonically (exactly 3 real, 2 and 4 both fake).
+DISCRIMINATOR_HEADS = ("linear", "mlp")
 DEFAULT_FRAME_BASE_FILTERS = 32
 DEFAULT_VIDEO_BASE_FILTERS = 16
 CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
@@ -223,7 +229,9 @@ class GroupedConv3D(_FastGroupedConvMixin, keras.layers.Conv3D):
 # The ensembles.
 
 
-def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller):
+def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head="linear"):
+    if head not in DISCRIMINATOR_HEADS:
+        raise ConfigError(f"{caller}: `head` must be one of {DISCRIMINATOR_HEADS}, got {head!r}")
     if not isinstance(num_discriminators, (int, np.integer)) or num_discriminators < 1:
         raise ConfigError(f"{caller}: `num_discriminators` must be a positive integer, got {num_discriminators!r}")
     if not isinstance(base_filters, (int, np.integer)) or base_filters < 1:
@@ -255,7 +263,8 @@ def _normalization(normalization, num_discriminators, name):
     return None
 
 
-def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, conv_cls, implementation):
+def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, conv_cls, implementation,
+                   head="linear"):
     """Grouped conv stack on `x` whose non-channel dims are `dims` ([T,] H', W'); → logits [B, K].
 
     Depth is set by space (convs until H', W' ≤ 4); time, if present, is strided alongside while
@@ -282,6 +291,19 @@ def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, con
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"lrelu_{i}")(x)
         dims = [math.ceil(d / s) for d, s in zip(dims, strides)]
         i += 1
+    if head == "mlp":
+        hidden = base_filters * 2 ** max(i - 1, 0)
+        x = conv_cls(
+            num_discriminators * hidden,
+            tuple(dims),
+            padding="valid",
+            groups=num_discriminators,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            implementation=implementation,
+            name="head_conv",
+        )(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="head_lrelu")(x)
+        dims = [1] * len(dims)
     x = conv_cls(
         num_discriminators,
         tuple(dims),
@@ -301,6 +323,7 @@ def build_frame_discriminators(
     seed: int = 0,
     normalization: str = "none",
     conv_implementation: str = "auto",
+    head: str = "linear",
 ) -> keras.Model:
     """K projected image discriminators as one grouped model.
 
@@ -314,6 +337,7 @@ def build_frame_discriminators(
         batch norm) or "layer" (per-sample, per-discriminator); never after the first conv.
       conv_implementation: how grouped convs run: "auto" (default), "native", "split" or
         "xla" (see the module docstring; the result is the same up to float rounding).
+      head: "linear" (default) or "mlp" (`DISCRIMINATOR_HEADS`; module docstring).
 
     Returns:
       `keras.Model` "frame_discriminators": input "images" `[B, H, W, C]` float32 in [-1, 1] →
@@ -327,7 +351,7 @@ def build_frame_discriminators(
     caller = "build_frame_discriminators"
     image_shape = tuple(image_shape)
     _check_dims(image_shape, ("H", "W", "C"), "image_shape", caller)
-    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head)
     height, width, channels = image_shape
     if min(height, width) < 8:
         raise ConfigError(f"{caller}: `image_shape` must be at least 8×8, got {image_shape!r}")
@@ -335,7 +359,8 @@ def build_frame_discriminators(
     images = keras.Input(shape=image_shape, name="images", dtype="float32")
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(images)
     dims = (projected_size(height), projected_size(width))
-    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv2D, conv_implementation)
+    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv2D, conv_implementation,
+                             head)
     return keras.Model(images, logits, name="frame_discriminators")
 
 
@@ -346,6 +371,7 @@ def build_video_discriminators(
     seed: int = 0,
     normalization: str = "none",
     conv_implementation: str = "auto",
+    head: str = "linear",
 ) -> keras.Model:
     """K projected clip discriminators (3-D convs) as one grouped model.
 
@@ -362,6 +388,7 @@ def build_video_discriminators(
       normalization: as in `build_frame_discriminators`; keep "none" (the default) or "layer"
         when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
+      head: as in `build_frame_discriminators`.
 
     Returns:
       `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
@@ -374,7 +401,7 @@ def build_video_discriminators(
     caller = "build_video_discriminators"
     clip_shape = tuple(clip_shape)
     _check_dims(clip_shape, ("T", "H", "W", "C"), "clip_shape", caller)
-    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head)
     frames, height, width, _ = clip_shape
     if min(height, width) < 8:
         raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
@@ -382,7 +409,8 @@ def build_video_discriminators(
     clips = keras.Input(shape=clip_shape, name="clips", dtype="float32")
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(clips)
     dims = (frames, projected_size(height), projected_size(width))
-    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation)
+    logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation,
+                             head)
     return keras.Model(clips, logits, name="video_discriminators")
 
 

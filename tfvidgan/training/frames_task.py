@@ -28,6 +28,7 @@ class FramesGanConfig:
     num_discriminators: int = 48
     discriminator_filters: int = 16
     discriminator_normalization: str = "batch"
+    discriminator_head: str = "linear"
     projection_seed: int = 0
     noise_seed: int = 0
     num_sample_images: int = 64
@@ -65,7 +66,7 @@ class FramesGanTask:
         self.discriminators = build_frame_discriminators(
             (c.image_size, c.image_size, c.channels), c.num_discriminators,
             base_filters=c.discriminator_filters, seed=c.projection_seed,
-            normalization=c.discriminator_normalization)
+            normalization=c.discriminator_normalization, head=c.discriminator_head)
         self.ema = WeightAverage(self.generator, c.ema_beta) if c.ema_beta > 0 else None
         self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
