@@ -264,7 +264,7 @@ def test_video_discriminator_never_mixes_samples():
 
 def test_ensemble_cost_matches_hand_count():
     # K=2, 2 filters per discriminator, 32×32×1: projection 16×16, conv_0 → 8×8, conv_1 → 4×4.
-    model = build_frame_discriminators((32, 32, 1), 2, base_filters=2)
+    model = build_frame_discriminators((32, 32, 1), 2, base_filters=2, normalization="none")
     cost = ensemble_cost(model)
     projection_macs = (16 * 16 * 2) * (8 * 8 * 1)
     conv0_macs, conv0_params = (8 * 8 * 4) * (4 * 4 * 1), 4 * 4 * 1 * 4 + 4

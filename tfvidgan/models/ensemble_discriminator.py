@@ -63,8 +63,14 @@ DISCRIMINATOR_NORMALIZATIONS = ("none", "batch", "sync_batch", "layer")
 # then a 1×1 grouped conv to the logit, so a global statistic (e.g. the ball count, a sum of
 # local detections) can be judged non-monotonically (exactly 3 real, 2 and 4 both fake).
 DISCRIMINATOR_HEADS = ("linear", "mlp")
-DEFAULT_FRAME_BASE_FILTERS = 32
+# Defaults shared with the trainers' configs (FramesGanConfig, VideoGanConfig) and hence their flags:
+# 16 filters per discriminator (frames: both shipped frames configs; clips: the paper-scale
+# configs/video_bb3.cfg); synchronised batch norm, which with real and fake judged as one batch makes
+# N replicas compute what one replica computes, and is what the shipped configs and README results use.
+DEFAULT_FRAME_BASE_FILTERS = 16
 DEFAULT_VIDEO_BASE_FILTERS = 16
+DEFAULT_NORMALIZATION = "sync_batch"
+DEFAULT_HEAD = "linear"
 CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
 _MAX_FINAL_SIZE = 4
 
@@ -321,9 +327,9 @@ def build_frame_discriminators(
     num_discriminators: int,
     base_filters: int = DEFAULT_FRAME_BASE_FILTERS,
     seed: int = 0,
-    normalization: str = "none",
+    normalization: str = DEFAULT_NORMALIZATION,
     conv_implementation: str = "auto",
-    head: str = "linear",
+    head: str = DEFAULT_HEAD,
 ) -> keras.Model:
     """K projected image discriminators as one grouped model.
 
@@ -331,10 +337,10 @@ def build_frame_discriminators(
       image_shape: `(H, W, C)`; H, W ≥ 8 (30, 32 and 64 are the sizes used).
       num_discriminators: K ≥ 1.
       base_filters: filters PER DISCRIMINATOR of the first conv; doubled at each further conv
-        (default 32: 32, 64, 128 for 64×64 inputs).
+        (default 16: 16, 32, 64 for 64×64 inputs).
       seed: seed of the random projections (see `RandomProjection`).
-      normalization: "none" (default, as in the paper), "batch", "sync_batch" (synchronised
-        batch norm) or "layer" (per-sample, per-discriminator); never after the first conv.
+      normalization: "sync_batch" (default: synchronised batch norm), "none" (as in the paper),
+        "batch" or "layer" (per-sample, per-discriminator); never after the first conv.
       conv_implementation: how grouped convs run: "auto" (default), "native", "split" or
         "xla" (see the module docstring; the result is the same up to float rounding).
       head: "linear" (default) or "mlp" (`DISCRIMINATOR_HEADS`; module docstring).
@@ -369,9 +375,9 @@ def build_video_discriminators(
     num_discriminators: int,
     base_filters: int = DEFAULT_VIDEO_BASE_FILTERS,
     seed: int = 0,
-    normalization: str = "none",
+    normalization: str = DEFAULT_NORMALIZATION,
     conv_implementation: str = "auto",
-    head: str = "linear",
+    head: str = DEFAULT_HEAD,
 ) -> keras.Model:
     """K projected clip discriminators (3-D convs) as one grouped model.
 
@@ -385,8 +391,8 @@ def build_video_discriminators(
       num_discriminators: K ≥ 1.
       base_filters: filters PER DISCRIMINATOR of the first Conv3D, doubled per layer (default 16).
       seed: seed of the random projections.
-      normalization: as in `build_frame_discriminators`; keep "none" (the default) or "layer"
-        when per-sample independence matters (batch norm couples the samples of a batch).
+      normalization: as in `build_frame_discriminators` (default "sync_batch"); pick "none" or
+        "layer" when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
       head: as in `build_frame_discriminators`.
 

@@ -37,6 +37,11 @@ __all__ = [
 
 SENSED_INPUT_NAME = "sensed_image"
 SCENE_OUTPUT_NAME = "scene"
+# Defaults shared with `ReconstructionConfig` (and so the trainer's flags): U-Net of 32 base filters and 3
+# levels (configs/cup_small.cfg); a critic of 32 base filters (the trainer's default; the builder used 64).
+DEFAULT_BASE_FILTERS = 32
+DEFAULT_DEPTH = 3
+DEFAULT_CRITIC_FILTERS = 32
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -108,7 +113,8 @@ def _check_sizes(num_frames, height, width, **positive):
 
 
 def build_reconstructor(
-    num_frames: int, height: int, width: int, mask, base_filters: int = 32, depth: int = 3
+    num_frames: int, height: int, width: int, mask, base_filters: int = DEFAULT_BASE_FILTERS,
+    depth: int = DEFAULT_DEPTH
 ) -> keras.Model:
     """The physics-informed U-Net reconstructor.
 
@@ -158,7 +164,8 @@ def build_reconstructor(
 
 
 def build_reconstruction_critic(
-    num_frames: int, height: int, width: int, base_filters: int = 64, num_downsamples: int = 3
+    num_frames: int, height: int, width: int, base_filters: int = DEFAULT_CRITIC_FILTERS,
+    num_downsamples: int = 3
 ) -> keras.Model:
     """Fully convolutional DCGAN-style critic on scenes (frames as channels).
 

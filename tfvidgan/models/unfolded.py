@@ -30,6 +30,11 @@ __all__ = ["build_unfolded_reconstructor", "GapInit", "GapStep", "MaskChannel", 
 
 MASK_INPUT_NAME = "mask"
 CONV_KINDS = ("3d", "2plus1d", "frames2d")
+# Defaults shared with `ReconstructionConfig` (and so the trainer's flags): configs/cup_unfolded_small.cfg.
+DEFAULT_STAGES = 8
+DEFAULT_FILTERS = 32
+DEFAULT_CONV_LAYERS = 3
+DEFAULT_CONV = "frames2d"
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -161,9 +166,9 @@ def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames
     return layers
 
 
-def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, stages: int = 8, filters: int = 32,
-                                 conv_layers: int = 3, conv: str = "frames2d",
-                                 share_weights: bool = False) -> keras.Model:
+def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, stages: int = DEFAULT_STAGES,
+                                 filters: int = DEFAULT_FILTERS, conv_layers: int = DEFAULT_CONV_LAYERS,
+                                 conv: str = DEFAULT_CONV, share_weights: bool = False) -> keras.Model:
     """The deep-unfolding (GAP + learned denoiser) reconstructor; see the module docstring.
 
     Args:
