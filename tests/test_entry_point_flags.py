@@ -3,8 +3,9 @@ import types
 
 import keras
 import pytest
+from absl import flags
 
-from tfvidgan import common_flags
+from tfvidgan import common_flags, train_frames, train_video
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
@@ -16,28 +17,15 @@ from tfvidgan.training.frames_task import FramesGanConfig, describe
 
 
 def _values(**overrides):
-    """A stand-in for parsed FLAGS with the trainers' defaults."""
-    base = dict(frames_generator=None, clip_length=16, sample_length=30, noise_dim=8, step_noise_dim=2,
-                hidden_units=8, num_layers=1, cell="lstm", bidirectional=True, latent_constraint="standardize",
-                num_discriminators=2, discriminator_filters=2, discriminator_normalization="batch",
-                projection_seed=0, noise_seed=0, finetune_frames_generator=False, frames_generator_lr=2e-5,
-                smoothness_weight=0.0, smoothness_on="latents", num_sample_videos=1, loss="non_saturating",
-                combiner="mean", gman_alpha=0.8, hypervolume_delta=1.5, hypervolume_normalize=False,
-                discriminator_steps=1, sequence_optimizer="rmsprop", sequence_lr=2e-4, sequence_beta1=0.5,
-                discriminator_optimizer="rmsprop", discriminator_lr=2e-4, discriminator_beta1=0.5,
-                generator_optimizer="rmsprop", generator_lr=2e-4, generator_beta1=0.5, image_size=0,
-                latent_dim=8, generator_filters=8, generator_normalization="batch", num_sample_images=4,
-                ema_beta=0.999, trajectory="absolute", max_step=1.0, discriminator_joint_batch=False)
-    base.update(overrides)
-    return _Flags(base)
-
-
-class _Flags(types.SimpleNamespace):
-    def __init__(self, values):
-        super().__init__(**values)
-
-    def __getitem__(self, name):
-        return types.SimpleNamespace(value=getattr(self, name))
+    """Parsed flags of the frames and the video trainer (their real definitions and defaults), overridden."""
+    values = {}
+    for module in (train_frames, train_video):
+        parsed = flags.FlagValues()
+        module.define_flags(parsed)
+        parsed(["prog"])
+        values.update({name: parsed[name].value for name in parsed})
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
 
 
 @pytest.fixture(scope="module")
@@ -80,4 +68,4 @@ def test_clip_length_longer_than_scenes_and_bad_batch_are_named(world, tmp_path)
                                           r"replicas \(2\)"):
         common_flags.check_global_batch(15, 2)
     with pytest.raises(ConfigError, match="--hypervolume_delta must be > 1"):
-        common_flags.adversarial_config(_values(combiner="hypervolume", hypervolume_delta=1.0))
+        common_flags.check_adversarial_flags(_values(combiner="hypervolume", hypervolume_delta=1.0))

@@ -146,8 +146,9 @@ def test_flag_choices_are_the_registries_keys():
     from absl import flags
 
     from tfvidgan import common_flags
+    from tfvidgan.training.frames_task import FramesGanConfig
     values = flags.FlagValues()
-    common_flags.define_adversarial_flags(num_discriminators=8, flag_values=values)
+    common_flags.define_config_flags(FramesGanConfig, common_flags.adversarial_flags(), values)
     assert values["loss"].parser.enum_values == list(losses.LOSSES)
     assert values["combiner"].parser.enum_values == list(losses.COMBINERS)
 

@@ -6,8 +6,8 @@ that additionally dumps the in-memory variables to an .npz after `run_training` 
 the same `--model_dir` (shared storage, as a user would run them): the chief (worker 0) writes the
 checkpoints, summaries and export; worker 1 saves into a scratch directory that it deletes.
 
-Batch-norm moving statistics are per replica by design ("batch" normalization, the default), so they
-are the only variables allowed to differ between workers; everything trained (weights and optimizer
+Batch-norm moving statistics may differ between workers (they are per replica with "batch" normalization;
+the default, "sync_batch", makes them agree), so they are the only variables allowed to differ; everything trained (weights and optimizer
 slots) must be bit-identical, and the chief's checkpoint must hold exactly the chief's variables.
 """
 import json
@@ -40,7 +40,7 @@ DRIVER = textwrap.dedent("""
 
     _run_training = train_frames.run_training
 
-    def run_and_dump(task, dataset_fn, strategy, config):
+    def run_and_dump(task, dataset_fn=None, strategy=None, config=None):
         result = _run_training(task, dataset_fn, strategy, config)
         variables = (task.generator.weights + task.discriminators.weights
                      + task.g_optimizer.variables + task.d_optimizer.variables)

@@ -2,6 +2,11 @@
 
 Only entry points (`train_frames`, `train_video`, `train_reconstructor`) import this module; library code
 receives the dataclasses built here and never reads `absl.flags.FLAGS`.
+
+One source for every default: a flag that feeds a config dataclass field is declared as a `FlagSpec`
+(name → field) and takes its default FROM that field (`define_config_flags`); `config_kwargs` reads the
+parsed values back into the same fields. The only defaults written in an entry point are its quick-start
+loop values (`model_dir`, `train_steps`, `batch_size`, how often to log/sample/checkpoint).
 """
 from __future__ import annotations
 
@@ -15,16 +20,129 @@ from absl import flags
 
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
+from tfvidgan.metrics.quality_probe import ProbeConfig
 from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
-from tfvidgan.training.loop import LoopConfig
+from tfvidgan.training.loop import InputConfig, LoopConfig
 from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.run_lock import check_model_dir
 from tfvidgan.training.strategy import DEFAULT_COLLECTIVE_TIMEOUT, STRATEGY_KINDS, make_strategy
 
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
-def _default(cls, name: str):
-    """The dataclass default of `cls.name`: flags take their defaults from the configs (one source)."""
-    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+@dataclasses.dataclass(frozen=True)
+class FlagSpec:
+    """How one flag feeds one config field.
+
+    `field`: the dotted path of the field it feeds ("latent_dim", "adversarial.loss",
+    "generator_optimizer.learning_rate"); None = the flag's own name. `choices`: an enum flag.
+    `minimum` (with `strict` for >): ints get it as absl's lower bound; floats are always checked finite
+    at parse time and, with a minimum, bounded (the error names the flag).
+    """
+    help: str
+    field: str | None = None
+    choices: tuple | None = None
+    minimum: float | None = None
+    strict: bool = False
+
+
+def _spec(spec) -> FlagSpec:
+    return spec if isinstance(spec, FlagSpec) else FlagSpec(spec)
+
+
+def _leaf(config_cls, path: str):
+    """(dataclasses.Field, default) of field `path` of `config_cls`; a nested field's default is read from
+    the parent field's default instance (e.g. `FramesGanConfig.adversarial.joint_batch`). A required field
+    has default None."""
+    names = path.split(".")
+    cls, instance = config_cls, None
+    for i, name in enumerate(names):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if name not in fields:
+            raise KeyError(f"{config_cls.__name__} has no field {path!r}")
+        field = fields[name]
+        if instance is not None:
+            default = getattr(instance, name)
+        elif field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = None
+        if i < len(names) - 1:
+            cls, instance = type(default), default
+    return field, default
+
+
+def field_default(config_cls, path: str):
+    """The default of field `path` (dotted for nested configs) of dataclass `config_cls`; None if required."""
+    return _leaf(config_cls, path)[1]
+
+
+def _field_type(config_cls, path: str) -> type:
+    field, default = _leaf(config_cls, path)
+    annotation = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    return _TYPES.get(annotation, type(default))
+
+
+def define_config_flags(config_cls, specs: dict, flag_values: flags.FlagValues = flags.FLAGS,
+                        defaults: dict | None = None) -> None:
+    """Defines one flag per `specs` entry (`{flag name: FlagSpec or help string}`), its default taken from
+    the config field it feeds; DEFINE_enum / bool / integer / float / string from the spec and field type.
+
+    `defaults` overrides the default of a few flags; only the entry points' quick-start loop values (and
+    required fields, which have no dataclass default) use it.
+    """
+    defaults = defaults or {}
+    fv = dict(flag_values=flag_values)
+    for name, spec in specs.items():
+        spec = _spec(spec)
+        path = spec.field or name
+        default = defaults[name] if name in defaults else field_default(config_cls, path)
+        kind = _field_type(config_cls, path)
+        if spec.choices is not None:
+            flags.DEFINE_enum(name, default, list(spec.choices), spec.help, **fv)
+        elif kind is bool:
+            flags.DEFINE_bool(name, default, spec.help, **fv)
+        elif kind is int:
+            lower = None if spec.minimum is None else int(spec.minimum) + int(spec.strict)
+            flags.DEFINE_integer(name, default, spec.help, lower_bound=lower, **fv)
+        elif kind is float:
+            flags.DEFINE_float(name, default, spec.help, **fv)
+            _require_finite(name, spec.minimum, spec.strict, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(name, default, spec.help, **fv)
+
+
+def _replace(instance, updates: dict):
+    """`dataclasses.replace` for dotted paths: `{"a": 1, "b.c": 2}`."""
+    direct, nested = {}, {}
+    for path, value in updates.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, sub in nested.items():
+        direct[head] = _replace(getattr(instance, head), sub)
+    return dataclasses.replace(instance, **direct)
+
+
+def config_kwargs(config_cls, values, specs: dict) -> dict:
+    """`{field: value}` for `config_cls(...)` from parsed flag `values` (`flags.FLAGS` or any object with
+    the flags as attributes): the reverse of `define_config_flags`. A nested config (`adversarial`,
+    `*_optimizer`) is the field's default with the flag-fed fields replaced."""
+    top, nested = {}, {}
+    for name, spec in specs.items():
+        path = _spec(spec).field or name
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = getattr(values, name)
+        else:
+            top[head] = getattr(values, name)
+    for head, updates in nested.items():
+        top[head] = _replace(field_default(config_cls, head), updates)
+    return top
 
 
 def _require_finite(name: str, minimum: float | None = None, strict: bool = False,
@@ -41,85 +159,122 @@ def _require_finite(name: str, minimum: float | None = None, strict: bool = Fals
     flags.register_validator(name, check, message=f"--{name} must be a finite number{bound}", flag_values=flag_values)
 
 
-def define_loop_flags(*, model_dir: str, train_steps: int, batch_size: int, log_every: int = 50,
-                      sample_every: int = 500, checkpoint_every: int = 500) -> None:
-    """Defines where to write, how long to train, the batch and the strategy."""
-    flags.DEFINE_string("model_dir", model_dir, "Run directory: checkpoints/, summaries/, export/, samples/. "
-                        "Running again with the same flags resumes from its latest checkpoint.")
-    flags.DEFINE_integer("train_steps", train_steps, "Total number of training steps (including resumed ones).")
-    flags.DEFINE_integer("batch_size", batch_size, "GLOBAL batch size, split evenly over all replicas.")
-    flags.DEFINE_integer("log_every", log_every, "Write scalar summaries every N steps.")
-    flags.DEFINE_integer("sample_every", sample_every, "Write sample images/videos every N steps.")
-    flags.DEFINE_integer("checkpoint_every", checkpoint_every, "Save a checkpoint every N steps.")
-    flags.DEFINE_integer("eval_every", 0, "Every N steps (and at the end), measure sample quality on a fixed-seed "
-                         "sample against held-out real data: TensorBoard eval/* and <model_dir>/metrics.jsonl. "
-                         "0 = off.")
-    flags.DEFINE_integer("eval_samples", 500, "Generated and real samples per --eval_every evaluation.")
-    flags.DEFINE_string("encoder_cache", "eval_cache", "Directory of the cached Fréchet encoders (shared with "
-                        "`python -m tfvidgan.evaluate`).")
-    flags.DEFINE_integer("max_checkpoints", 3, "How many recent checkpoints to keep.")
+# ----------------------------------------------------------------------------- flag tables
+# Flags of `LoopConfig`, `InputConfig` and `ProbeConfig`; `define_run_flags` adds the entry point's
+# quick-start values for the required fields and the loop cadence.
+LOOP_FLAGS = {
+    "model_dir": "Run directory: checkpoints/, summaries/, export/, samples/. Running again with the same "
+                 "flags resumes from its latest checkpoint.",
+    "train_steps": "Total number of training steps (including resumed ones).",
+    "log_every": "Write scalar summaries every N steps.",
+    "sample_every": "Write sample images/videos every N steps.",
+    "checkpoint_every": "Save a checkpoint every N steps.",
+    "eval_every": "Every N steps (and at the end), measure sample quality on a fixed-seed sample against "
+                  "held-out real data: TensorBoard eval/* and <model_dir>/metrics.jsonl. 0 = off.",
+    "max_checkpoints": "How many recent checkpoints to keep.",
+    "jit_compile": "Compile each replica's training step with XLA (one replica only). Measured 15x SLOWER on "
+                   "CPU (XLA's grouped-conv gradients); try it on GPUs.",
+    "mixed_precision": "bfloat16 compute with float32 variables (Keras 'mixed_bfloat16' policy); for GPUs/CPUs "
+                       "with bfloat16 units.",
+    "divergence_threshold": FlagSpec("Stop (non-zero exit, no checkpoint or export of the diverged state) when "
+                                     "|loss| or |weight| exceeds this after a step; NaN/inf always stop. 0 = only "
+                                     "NaN/inf.", minimum=0.0),
+    "steps_per_loop": FlagSpec("Training steps per tf.function call (fewer host round trips); logging, samples, "
+                               "checkpoints and SIGTERM handling happen between calls, at their exact steps.",
+                               minimum=1),
+}
+INPUT_FLAGS = {
+    "batch_size": "GLOBAL batch size, split evenly over all replicas.",
+    "data_seed": FlagSpec("Seed of the input pipeline's shuffling and random frame/offset picks.", "seed"),
+    "skip_bad_records": "Skip (and count) corrupt or wrong-shaped records instead of stopping with an error.",
+}
+PROBE_FLAGS = {
+    "eval_samples": FlagSpec("Generated and real samples per --eval_every evaluation.", "num_samples"),
+    "encoder_cache": FlagSpec("Directory of the cached Fréchet encoders (shared with `python -m "
+                              "tfvidgan.evaluate`).", "cache_dir"),
+}
+# The only defaults an entry point may set: the required fields and the loop's cadence (its quick start).
+QUICK_START_FLAGS = ("model_dir", "train_steps", "batch_size", "log_every", "sample_every", "checkpoint_every")
+
+
+def define_run_flags(quick_start: dict, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines where to write, how long to train, the batch, the input pipeline, in-training evaluation and
+    the strategy. `quick_start`: the entry point's defaults for `QUICK_START_FLAGS` (model_dir, train_steps
+    and batch_size are required: their fields have no default); every other default is its field's."""
+    unknown = set(quick_start) - set(QUICK_START_FLAGS)
+    missing = {"model_dir", "train_steps", "batch_size"} - set(quick_start)
+    if unknown or missing:
+        raise ValueError(f"quick_start: unknown {sorted(unknown)}, missing {sorted(missing)}")
+    define_config_flags(LoopConfig, LOOP_FLAGS, flag_values, defaults=quick_start)
+    define_config_flags(InputConfig, INPUT_FLAGS, flag_values, defaults=quick_start)
+    define_config_flags(ProbeConfig, PROBE_FLAGS, flag_values)
+    fv = dict(flag_values=flag_values)
     flags.DEFINE_enum("strategy", "auto", list(STRATEGY_KINDS),
                       "tf.distribute strategy: auto = MultiWorkerMirrored if TF_CONFIG names a cluster, "
-                      "else Mirrored over all GPUs (or the CPU).")
-    flags.DEFINE_integer("data_seed", 0, "Seed of the input pipeline's shuffling and random frame/offset picks.")
-    flags.DEFINE_bool("jit_compile", False, "Compile each replica's training step with XLA (one replica only). "
-                      "Measured 15x SLOWER on CPU (XLA's grouped-conv gradients); try it on GPUs.")
-    flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute with float32 variables (Keras "
-                      "'mixed_bfloat16' policy); for GPUs/CPUs with bfloat16 units.")
-    flags.DEFINE_bool("skip_bad_records", False, "Skip (and count) corrupt or wrong-shaped records instead of "
-                      "stopping with an error.")
-    flags.DEFINE_float("divergence_threshold", _default(LoopConfig, "divergence_threshold"),
-                       "Stop (non-zero exit, no checkpoint or export of the diverged state) when |loss| or "
-                       "|weight| exceeds this after a step; NaN/inf always stop. 0 = only NaN/inf.")
-    _require_finite("divergence_threshold", 0.0)
-    flags.DEFINE_integer("steps_per_loop", _default(LoopConfig, "steps_per_loop"),
-                         "Training steps per tf.function call (fewer host round trips); logging, samples, "
-                         "checkpoints and SIGTERM handling happen between calls, at their exact steps.",
-                         lower_bound=1)
+                      "else Mirrored over all GPUs (or the CPU).", **fv)
     flags.DEFINE_float("collective_timeout", DEFAULT_COLLECTIVE_TIMEOUT,
                        "Multi-worker only: seconds a worker waits for its peers (registration at start, "
-                       "each collective, heartbeats) before failing with an error naming the missing task.")
-    _require_finite("collective_timeout", 0.0, strict=True)
+                       "each collective, heartbeats) before failing with an error naming the missing task.", **fv)
+    _require_finite("collective_timeout", 0.0, strict=True, flag_values=flag_values)
 
 
-def define_optimizer_flags(prefix: str, what: str, learning_rate: float = 2e-4) -> None:
-    """Defines `--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1`."""
-    flags.DEFINE_enum(f"{prefix}_optimizer", "rmsprop", list(OPTIMIZERS), f"Optimizer of the {what}.")
-    flags.DEFINE_float(f"{prefix}_lr", learning_rate, f"Learning rate of the {what}.")
-    flags.DEFINE_float(f"{prefix}_beta1", 0.5, f"Adam beta_1 of the {what} (unused by RMSprop).")
-    _require_finite(f"{prefix}_lr", 0.0, strict=True)
-    _require_finite(f"{prefix}_beta1", 0.0)
+def optimizer_flags(prefix: str, field: str, what: str) -> dict:
+    """`--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1` feeding the `OptimizerConfig` field
+    `field` (its `name`, `learning_rate`, `beta_1`); the defaults are that field's default's."""
+    return {
+        f"{prefix}_optimizer": FlagSpec(f"Optimizer of the {what}.", f"{field}.name", choices=OPTIMIZERS),
+        f"{prefix}_lr": FlagSpec(f"Learning rate of the {what}.", f"{field}.learning_rate", minimum=0.0,
+                                 strict=True),
+        f"{prefix}_beta1": FlagSpec(f"Adam beta_1 of the {what} (unused by RMSprop).", f"{field}.beta_1",
+                                    minimum=0.0),
+    }
 
 
-def define_adversarial_flags(num_discriminators: int, flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines the ensemble size, GAN loss and how the generator combines the K losses.
+def loss_flag(field: str = "adversarial") -> dict:
+    """`--loss`: the GAN loss kind, a name registered in `tfvidgan.losses.LOSSES` when this is called."""
+    return {"loss": FlagSpec("GAN loss.", f"{field}.loss", choices=tuple(losses.LOSSES))}
+
+
+def adversarial_flags(field: str = "adversarial") -> dict:
+    """The ensemble size, projections, noise seed, GAN loss and how the generator combines the K losses, for
+    a config with `num_discriminators`, `projection_seed`, `noise_seed` and an `AdversarialConfig` field.
 
     The choices of `--loss` and `--combiner` are the names registered in `tfvidgan.losses` (`LOSSES`,
     `COMBINERS`) when this is called: register custom parts before defining the flags.
     """
-    fv = dict(flag_values=flag_values)
-    flags.DEFINE_integer("num_discriminators", num_discriminators,
-                         "K: discriminators, each behind its own fixed random projection.", **fv)
-    flags.DEFINE_integer("projection_seed", 0, "Seed of the K random projections.", **fv)
-    flags.DEFINE_enum("loss", AdversarialConfig.loss, list(losses.LOSSES), "GAN loss.", **fv)
-    flags.DEFINE_enum("combiner", AdversarialConfig.combiner, list(losses.COMBINERS),
-                      "How the generator combines the K losses: mean, gman (softmax(alpha*l) weights), "
-                      "hypervolume (-sum log(eta - l_k), eta = delta * max l_k), or one registered with "
-                      "tfvidgan.losses.register_combiner.", **fv)
-    flags.DEFINE_float("gman_alpha", AdversarialConfig.gman_alpha, "GMAN softmax temperature alpha.", **fv)
-    flags.DEFINE_float("hypervolume_delta", AdversarialConfig.hypervolume_delta, "Hypervolume slack delta (> 1).",
-                       **fv)
-    flags.DEFINE_bool("hypervolume_normalize", AdversarialConfig.hypervolume_normalize,
-                      "Divide the hypervolume weights by their sum (as the authors' code does), so the step size "
-                      "does not grow with K.", **fv)
-    flags.DEFINE_integer("discriminator_steps", AdversarialConfig.discriminator_steps,
-                         "Discriminator updates per generator update.", **fv)
-    flags.DEFINE_bool("discriminator_joint_batch", AdversarialConfig.joint_batch,
-                      "Pass real and fake frames through the discriminators as one batch (shared "
-                      "normalisation statistics) instead of two.", **fv)
-    flags.DEFINE_integer("noise_seed", 0, "Seed of the generator's noise (sample grids use a fixed draw).", **fv)
-    _require_finite("gman_alpha", 0.0, flag_values=flag_values)
-    _require_finite("hypervolume_delta", flag_values=flag_values)
+    return {
+        "num_discriminators": "K: discriminators, each behind its own fixed random projection.",
+        "projection_seed": "Seed of the K random projections.",
+        "noise_seed": "Seed of the generator's noise (sample grids use a fixed draw).",
+        **loss_flag(field),
+        "combiner": FlagSpec("How the generator combines the K losses: mean, gman (softmax(alpha*l) weights), "
+                             "hypervolume (-sum log(eta - l_k), eta = delta * max l_k), or one registered with "
+                             "tfvidgan.losses.register_combiner.", f"{field}.combiner",
+                             choices=tuple(losses.COMBINERS)),
+        "gman_alpha": FlagSpec("GMAN softmax temperature alpha.", f"{field}.gman_alpha", minimum=0.0),
+        "hypervolume_delta": FlagSpec("Hypervolume slack delta (> 1).", f"{field}.hypervolume_delta"),
+        "hypervolume_normalize": FlagSpec("Divide the hypervolume weights by their sum (as the authors' code "
+                                          "does), so the step size does not grow with K.",
+                                          f"{field}.hypervolume_normalize"),
+        "discriminator_steps": FlagSpec("Discriminator updates per generator update.",
+                                        f"{field}.discriminator_steps"),
+        "discriminator_joint_batch": FlagSpec("Pass real and fake frames through the discriminators as one batch "
+                                              "(shared normalisation statistics) instead of two.",
+                                              f"{field}.joint_batch"),
+    }
+
+
+def check_adversarial_flags(values) -> None:
+    """Named errors for ensemble flags the config would reject less clearly."""
+    if values.hypervolume_delta <= 1.0 and values.combiner == "hypervolume":
+        raise ConfigError(f"--hypervolume_delta must be > 1, got {values.hypervolume_delta}")
+    if values.num_discriminators < 1:
+        raise ConfigError(f"--num_discriminators must be >= 1, got {values.num_discriminators}")
+
+
+def check_positional(argv) -> None:
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
 
 
 def run_flags(values) -> dict:
@@ -132,29 +287,19 @@ def run_flags(values) -> dict:
 
 def loop_config(values, *, export: bool = True) -> LoopConfig:
     """`LoopConfig` from parsed flag values (`values` = `flags.FLAGS`)."""
-    return LoopConfig(model_dir=values.model_dir, train_steps=values.train_steps, log_every=values.log_every,
-                      sample_every=values.sample_every, checkpoint_every=values.checkpoint_every,
-                      eval_every=values.eval_every, max_checkpoints=values.max_checkpoints, export=export,
-                      jit_compile=values.jit_compile, mixed_precision=values.mixed_precision,
-                      divergence_threshold=values.divergence_threshold, steps_per_loop=values.steps_per_loop,
-                      flags=run_flags(values))
+    return LoopConfig(**config_kwargs(LoopConfig, values, LOOP_FLAGS), export=export, flags=run_flags(values))
 
 
-def optimizer_config(values, prefix: str) -> OptimizerConfig:
-    return OptimizerConfig(name=values[f"{prefix}_optimizer"].value, learning_rate=values[f"{prefix}_lr"].value,
-                           beta_1=values[f"{prefix}_beta1"].value)
+def input_config(values, data: str) -> InputConfig:
+    """The task's `InputConfig`: `data` (the resolved dataset path) and the input flags."""
+    return InputConfig(data=data, **config_kwargs(InputConfig, values, INPUT_FLAGS))
 
 
-def adversarial_config(values) -> AdversarialConfig:
-    if values.hypervolume_delta <= 1.0 and values.combiner == "hypervolume":
-        raise ConfigError(f"--hypervolume_delta must be > 1, got {values.hypervolume_delta}")
-    if values.num_discriminators < 1:
-        raise ConfigError(f"--num_discriminators must be >= 1, got {values.num_discriminators}")
-    return AdversarialConfig(loss=values.loss, combiner=values.combiner, gman_alpha=values.gman_alpha,
-                             hypervolume_delta=values.hypervolume_delta,
-                             hypervolume_normalize=values.hypervolume_normalize,
-                             discriminator_steps=values.discriminator_steps,
-                             joint_batch=values.discriminator_joint_batch)
+def probe_config(values, data: str) -> ProbeConfig | None:
+    """The in-training quality probe's config, or None with `--eval_every=0`."""
+    if not values.eval_every:
+        return None
+    return ProbeConfig(data=data, **config_kwargs(ProbeConfig, values, PROBE_FLAGS))
 
 
 def check_global_batch(batch_size: int, num_replicas: int) -> int:

@@ -14,43 +14,56 @@ import os
 from absl import flags, logging
 
 from tfvidgan import cli, common_flags
-from tfvidgan.data import readers
+from tfvidgan.common_flags import FlagSpec
 from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
-from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS
+from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMINATOR_NORMALIZATIONS
+from tfvidgan.models.frames_generator import GENERATOR_NORMALIZATIONS
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
 
 FLAGS = flags.FLAGS
 
+# The embedded default run (`python -m tfvidgan.train_frames`, no flags): the only defaults written here, all
+# of the loop. The model is `FramesGanConfig`'s (the paper's K = 48).
+QUICK_START = dict(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64, log_every=50,
+                   sample_every=250, checkpoint_every=250)
 
-def define_flags() -> None:
+
+def config_flags() -> dict:
+    """{flag: FlagSpec} of the flags that feed `FramesGanConfig` (defaults: its fields')."""
+    return {
+        "latent_dim": "Size Z of the generator's latent (prior N(0, I)).",
+        "generator_filters": "Filters of the generator's last hidden layer.",
+        "generator_normalization": FlagSpec("Generator normalization; sync_batch computes statistics over the "
+                                            "global batch.", choices=GENERATOR_NORMALIZATIONS),
+        "discriminator_filters": "Filters of each discriminator's first conv (doubling).",
+        "discriminator_normalization": FlagSpec("Normalization inside each projected discriminator.",
+                                                choices=DISCRIMINATOR_NORMALIZATIONS),
+        "discriminator_head": FlagSpec("Logit head of each discriminator: linear (one conv over the last map) or "
+                                       "mlp (a hidden layer, so a global count can be judged non-monotonically).",
+                                       choices=DISCRIMINATOR_HEADS),
+        "num_sample_images": FlagSpec("Images in the sample grids.", minimum=1),
+        "ema_beta": "Decay of the exponential moving average of the generator's weights (used by samples, "
+                    "summaries and the export); 0 disables it.",
+        **common_flags.adversarial_flags(),
+        **common_flags.optimizer_flags("generator", "generator_optimizer", "frames generator"),
+        **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "discriminators"),
+    }
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Defines this trainer's flags (only when run as a program, so importing this module never
     defines flags twice)."""
     flags.DEFINE_string("data", "", "Bouncing-balls TFRecords: a directory or a glob. Empty: generate a small "
-                        "dataset under <model_dir>/data (the embedded default).")
-    flags.DEFINE_integer("image_size", 0, "Frame size (30, 32 or 64); 0 = the dataset's. Must match the dataset.")
-    flags.DEFINE_integer("latent_dim", 100, "Size Z of the generator's latent (prior N(0, I)).")
-    flags.DEFINE_integer("generator_filters", 64, "Filters of the generator's last hidden layer.")
-    flags.DEFINE_enum("generator_normalization", "batch", ["batch", "sync_batch", "none"],
-                      "Generator normalization; sync_batch computes statistics over the global batch.")
-    flags.DEFINE_integer("discriminator_filters", 16, "Filters of each discriminator's first conv (doubling).")
-    flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
-                      "Normalization inside each projected discriminator.")
-    flags.DEFINE_enum("discriminator_head", FramesGanConfig.discriminator_head, list(DISCRIMINATOR_HEADS),
-                      "Logit head of each discriminator: linear (one conv over the last map) or mlp (a hidden "
-                      "layer, so a global count can be judged non-monotonically).")
-    flags.DEFINE_integer("num_sample_images", 64, "Images in the sample grids.", lower_bound=1)
-    flags.DEFINE_float("ema_beta", FramesGanConfig.ema_beta, "Decay of the exponential moving average of the "
-                       "generator's weights (used by samples, summaries and the export); 0 disables it.")
-    common_flags.define_loop_flags(model_dir="runs/frames_quickstart", train_steps=1500, batch_size=64,
-                                   log_every=50, sample_every=250, checkpoint_every=250)
-    common_flags.define_optimizer_flags("generator", "frames generator")
-    common_flags.define_optimizer_flags("discriminator", "discriminators")
-    common_flags.define_adversarial_flags(num_discriminators=8)
+                        "dataset under <model_dir>/data (the embedded default).", flag_values=flag_values)
+    flags.DEFINE_integer("image_size", 0, "Frame size (30, 32 or 64); 0 = the dataset's. Must match the dataset.",
+                         flag_values=flag_values)
+    common_flags.define_config_flags(FramesGanConfig, config_flags(), flag_values)
+    common_flags.define_run_flags(QUICK_START, flag_values)
 
 
 def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGanConfig:
@@ -58,40 +71,30 @@ def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGan
     if values.image_size and values.image_size != dataset_size:
         raise ConfigError(f"--image_size={values.image_size} does not match the dataset's frames "
                           f"({dataset_size}×{dataset_size}); drop the flag or pick another --data")
-    return FramesGanConfig(
-        image_size=dataset_size, channels=dataset_channels, latent_dim=values.latent_dim,
-        generator_filters=values.generator_filters, generator_normalization=values.generator_normalization,
-        num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
-        discriminator_normalization=values.discriminator_normalization,
-        discriminator_head=values.discriminator_head,
-        projection_seed=values.projection_seed, noise_seed=values.noise_seed,
-        num_sample_images=values.num_sample_images, ema_beta=values.ema_beta,
-        adversarial=common_flags.adversarial_config(values),
-        generator_optimizer=common_flags.optimizer_config(values, "generator"),
-        discriminator_optimizer=common_flags.optimizer_config(values, "discriminator"))
+    common_flags.check_adversarial_flags(values)
+    return FramesGanConfig(image_size=dataset_size, channels=dataset_channels,
+                           **common_flags.config_kwargs(FramesGanConfig, values, config_flags()))
+
+
+def _quality_probe(values, data: str, config: FramesGanConfig):
+    probe = common_flags.probe_config(values, data)
+    if probe is None:
+        return None
+    from tfvidgan.metrics.quality_probe import FramesQualityProbe
+    return FramesQualityProbe(probe, config.latent_dim)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
+    common_flags.check_positional(argv)
     run = common_flags.prepare_run(FLAGS)
-    data = ensure_dataset(FLAGS.data, FLAGS.model_dir, size=FLAGS.image_size or 32)
+    data = ensure_dataset(FLAGS.data, FLAGS.model_dir, size=FLAGS.image_size or FramesGanConfig.image_size)
     metadata = read_metadata(data)
     config = frames_config(FLAGS, metadata.size, metadata.channels)
     logging.info("Training the frames GAN on %s (%d scenes, %d×%d) with %d replica(s)", data,
                  metadata.num_scenes, metadata.size, metadata.size, run.strategy.num_replicas_in_sync)
-
-    def dataset_fn(context, start_step):
-        return readers.random_frames_dataset(data, run.per_replica_batch, seed=FLAGS.data_seed + start_step,
-                                             skip_bad_records=FLAGS.skip_bad_records, input_context=context)
-
-    probe = None
-    if FLAGS.eval_every:
-        from tfvidgan.metrics.quality_probe import FramesQualityProbe, ProbeConfig
-        probe = FramesQualityProbe(ProbeConfig(data=data, num_samples=FLAGS.eval_samples,
-                                               cache_dir=FLAGS.encoder_cache), config.latent_dim)
-    task = FramesGanTask(config, quality_probe=probe)
-    result = run_training(task, dataset_fn, run.strategy, run.loop)
+    task = FramesGanTask(config, quality_probe=_quality_probe(FLAGS, data, config),
+                         inputs=common_flags.input_config(FLAGS, data))
+    result = run_training(task, strategy=run.strategy, config=run.loop)
     if not is_chief(run.strategy):
         return
     samples_path = os.path.join(FLAGS.model_dir, "samples", f"frames_{result.final_step}.png")

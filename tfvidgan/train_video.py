@@ -14,11 +14,15 @@ import os
 from absl import flags, logging
 
 from tfvidgan import cli, common_flags
-from tfvidgan.data import readers
+from tfvidgan.common_flags import FlagSpec
 from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
+from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_NORMALIZATIONS
+from tfvidgan.models.sequence_generator import _CELLS as CELLS
+from tfvidgan.models.sequence_generator import _CONSTRAINTS as LATENT_CONSTRAINTS
+from tfvidgan.models.sequence_generator import TRAJECTORIES
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
 from tfvidgan.training.video_task import SMOOTHNESS_TARGETS, VideoGanConfig, VideoGanTask
@@ -26,40 +30,51 @@ from tfvidgan.video_sampling import write_video_samples
 
 FLAGS = flags.FLAGS
 
+# The embedded default run (`python -m tfvidgan.train_video --frames_generator=...`): the only defaults written
+# here, all of the loop. The model is `VideoGanConfig`'s (the paper's K' = 16).
+QUICK_START = dict(model_dir="runs/video_quickstart", train_steps=600, batch_size=16, log_every=25,
+                   sample_every=200, checkpoint_every=200)
 
-def define_flags() -> None:
+
+def config_flags() -> dict:
+    """{flag: FlagSpec} of the flags that feed `VideoGanConfig` (defaults: its fields')."""
+    return {
+        "frames_generator": "Export of the frames step (base directory or one version). Required.",
+        "clip_length": "Frames per training clip (random offsets within each scene).",
+        "sample_length": "Frames per sampled video (summaries, samples/).",
+        "noise_dim": "Per-video noise size of the sequence generator.",
+        "step_noise_dim": "Per-step noise size of the sequence generator.",
+        "hidden_units": "Width of the sequence generator's MLP and RNN layers.",
+        "num_layers": "Stacked RNN layers.",
+        "cell": FlagSpec("Recurrent cell.", choices=CELLS),
+        "bidirectional": "Bidirectional RNN layers.",
+        "latent_constraint": FlagSpec("Keeps emitted latents in the FG prior's range: standardize for N(0, I).",
+                                      choices=LATENT_CONSTRAINTS),
+        "trajectory": FlagSpec("Latent trajectory: 'absolute' (a latent per step) or 'residual' (z_t = z_{t-1} + "
+                               "Δ_t with |Δ_t| < --max_step: no jumps).", choices=TRAJECTORIES),
+        "max_step": "Bound on each residual latent step's norm.",
+        "discriminator_filters": "Filters of each video discriminator's first Conv3D.",
+        "discriminator_normalization": FlagSpec("Normalization inside each video discriminator.",
+                                                choices=DISCRIMINATOR_NORMALIZATIONS),
+        "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
+        "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",
+        "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),
+        "num_sample_videos": FlagSpec("Videos in each sample summary.", minimum=1),
+        **common_flags.adversarial_flags(),
+        **common_flags.optimizer_flags("sequence", "sequence_optimizer", "sequence generator"),
+        **common_flags.optimizer_flags("frames_generator", "frames_generator_optimizer",
+                                       "frames generator when fine-tuned"),
+        **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "video discriminators"),
+    }
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Defines this trainer's flags (only when run as a program, so importing this module never
     defines flags twice)."""
-    flags.DEFINE_string("frames_generator", None, "Export of the frames step (base directory or one version).")
     flags.DEFINE_string("data", "", "Bouncing-balls TFRecords (directory or glob). Empty: the embedded small "
-                        "dataset under <model_dir>/data.")
-    flags.DEFINE_integer("clip_length", 16, "Frames per training clip (random offsets within each scene).")
-    flags.DEFINE_integer("sample_length", 30, "Frames per sampled video (summaries, samples/).")
-    flags.DEFINE_integer("noise_dim", 64, "Per-video noise size of the sequence generator.")
-    flags.DEFINE_integer("step_noise_dim", 8, "Per-step noise size of the sequence generator.")
-    flags.DEFINE_integer("hidden_units", 256, "Width of the sequence generator's MLP and RNN layers.")
-    flags.DEFINE_integer("num_layers", 2, "Stacked RNN layers.")
-    flags.DEFINE_enum("cell", "lstm", ["lstm", "gru"], "Recurrent cell.")
-    flags.DEFINE_bool("bidirectional", True, "Bidirectional RNN layers.")
-    flags.DEFINE_enum("latent_constraint", "standardize", ["standardize", "tanh", "none"],
-                      "Keeps emitted latents in the FG prior's range: standardize for N(0, I).")
-    flags.DEFINE_enum("trajectory", VideoGanConfig.trajectory, ["absolute", "residual"],
-                      "Latent trajectory: 'absolute' (a latent per step) or 'residual' (z_t = z_{t-1} + Δ_t with "
-                      "|Δ_t| < --max_step: no jumps).")
-    flags.DEFINE_float("max_step", VideoGanConfig.max_step, "Bound on each residual latent step's norm.")
-    flags.DEFINE_integer("discriminator_filters", 8, "Filters of each video discriminator's first Conv3D.")
-    flags.DEFINE_enum("discriminator_normalization", "batch", ["none", "batch", "sync_batch", "layer"],
-                      "Normalization inside each video discriminator.")
-    flags.DEFINE_bool("finetune_frames_generator", False, "Also train the frames generator (own learning rate).")
-    flags.DEFINE_float("frames_generator_lr", 2e-5, "Learning rate of the frames generator when fine-tuned.")
-    flags.DEFINE_float("smoothness_weight", 0.0, "Weight of the temporal smoothness regulariser (0 = off).")
-    flags.DEFINE_enum("smoothness_on", "latents", list(SMOOTHNESS_TARGETS), "Regularise latents or frames.")
-    flags.DEFINE_integer("num_sample_videos", 4, "Videos in each sample summary.", lower_bound=1)
-    common_flags.define_loop_flags(model_dir="runs/video_quickstart", train_steps=600, batch_size=16,
-                                   log_every=25, sample_every=200, checkpoint_every=200)
-    common_flags.define_optimizer_flags("sequence", "sequence generator")
-    common_flags.define_optimizer_flags("discriminator", "video discriminators")
-    common_flags.define_adversarial_flags(num_discriminators=16)
+                        "dataset under <model_dir>/data.", flag_values=flag_values)
+    common_flags.define_config_flags(VideoGanConfig, config_flags(), flag_values)
+    common_flags.define_run_flags(QUICK_START, flag_values)
 
 
 def video_config(values, metadata) -> VideoGanConfig:
@@ -75,46 +90,26 @@ def video_config(values, metadata) -> VideoGanConfig:
     if values.clip_length > metadata.num_frames:
         raise ConfigError(f"--clip_length={values.clip_length} is longer than the dataset's scenes "
                           f"({metadata.num_frames} frames)")
-    return VideoGanConfig(
-        frames_generator=values.frames_generator, clip_length=values.clip_length,
-        sample_length=values.sample_length, noise_dim=values.noise_dim, step_noise_dim=values.step_noise_dim,
-        hidden_units=values.hidden_units, num_layers=values.num_layers, cell=values.cell,
-        bidirectional=values.bidirectional, latent_constraint=values.latent_constraint,
-        trajectory=values.trajectory, max_step=values.max_step,
-        num_discriminators=values.num_discriminators, discriminator_filters=values.discriminator_filters,
-        discriminator_normalization=values.discriminator_normalization,
-        projection_seed=values.projection_seed, noise_seed=values.noise_seed,
-        finetune_frames_generator=values.finetune_frames_generator,
-        smoothness_weight=values.smoothness_weight, smoothness_on=values.smoothness_on,
-        num_sample_videos=values.num_sample_videos,
-        adversarial=common_flags.adversarial_config(values),
-        sequence_optimizer=common_flags.optimizer_config(values, "sequence"),
-        frames_generator_optimizer=common_flags.OptimizerConfig(
-            name=values.sequence_optimizer, learning_rate=values.frames_generator_lr,
-            beta_1=values.sequence_beta1),
-        discriminator_optimizer=common_flags.optimizer_config(values, "discriminator"))
+    common_flags.check_adversarial_flags(values)
+    return VideoGanConfig(**common_flags.config_kwargs(VideoGanConfig, values, config_flags()))
+
+
+def _quality_probe(values, data: str, config: VideoGanConfig):
+    probe = common_flags.probe_config(values, data)
+    if probe is None:
+        return None
+    from tfvidgan.metrics.quality_probe import VideoQualityProbe
+    return VideoQualityProbe(probe, config.sample_length)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
+    common_flags.check_positional(argv)
     run = common_flags.prepare_run(FLAGS)
     data = ensure_dataset(FLAGS.data, FLAGS.model_dir)
-    metadata = read_metadata(data)
-    config = video_config(FLAGS, metadata)
-
-    def dataset_fn(context, start_step):
-        return readers.clips_dataset(data, run.per_replica_batch, clip_length=config.clip_length,
-                                     seed=FLAGS.data_seed + start_step, skip_bad_records=FLAGS.skip_bad_records,
-                                     input_context=context)
-
-    probe = None
-    if FLAGS.eval_every:
-        from tfvidgan.metrics.quality_probe import ProbeConfig, VideoQualityProbe
-        probe = VideoQualityProbe(ProbeConfig(data=data, num_samples=FLAGS.eval_samples,
-                                              cache_dir=FLAGS.encoder_cache), config.sample_length)
-    task = VideoGanTask(config, quality_probe=probe)
-    result = run_training(task, dataset_fn, run.strategy, run.loop)
+    config = video_config(FLAGS, read_metadata(data))
+    task = VideoGanTask(config, quality_probe=_quality_probe(FLAGS, data, config),
+                        inputs=common_flags.input_config(FLAGS, data))
+    result = run_training(task, strategy=run.strategy, config=run.loop)
     if not is_chief(run.strategy):
         return
     clips, _ = task.sample(config.num_sample_videos, config.sample_length, config.noise_seed)

@@ -6,11 +6,18 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from tfvidgan.data import readers
 from tfvidgan.export import FRAMES_GENERATOR, export_frames_generator
-from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
+from tfvidgan.models.ensemble_discriminator import (
+    DEFAULT_FRAME_BASE_FILTERS,
+    DEFAULT_HEAD,
+    DEFAULT_NORMALIZATION,
+    build_frame_discriminators,
+)
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.ema import WeightAverage
+from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
@@ -19,22 +26,30 @@ _SAMPLE_SEED_STREAM = 987_654
 
 @dataclasses.dataclass(frozen=True)
 class FramesGanConfig:
-    """Everything that defines the frames GAN (not how long it trains)."""
-    image_size: int = 32
-    channels: int = 1
+    """Everything that defines the frames GAN (not how long it trains).
+
+    These defaults are THE defaults: `python -m tfvidgan.train_frames` takes its flags' defaults from them
+    (`tfvidgan.common_flags`). Sizes are the paper's (K = 48 projected discriminators, DCGAN generator of 64
+    filters, Z = 100; configs/frames_bb3.cfg); normalisation is the shipped configs' and README results'
+    choice: synchronised batch norm in the generator and the discriminators, real and fake judged as one
+    batch (`adversarial.joint_batch`), so N replicas compute what one replica computes. Small CPU runs
+    shrink K and the filters in their flagfile (configs/frames_bb3_small.cfg).
+    """
+    image_size: int = 32          # set from the dataset by the trainer
+    channels: int = 1             # set from the dataset by the trainer
     latent_dim: int = 100
     generator_filters: int = 64
-    generator_normalization: str = "batch"
+    generator_normalization: str = "sync_batch"
     num_discriminators: int = 48
-    discriminator_filters: int = 16
-    discriminator_normalization: str = "batch"
-    discriminator_head: str = "linear"
+    discriminator_filters: int = DEFAULT_FRAME_BASE_FILTERS
+    discriminator_normalization: str = DEFAULT_NORMALIZATION
+    discriminator_head: str = DEFAULT_HEAD
     projection_seed: int = 0
     noise_seed: int = 0
     num_sample_images: int = 64
     # EMA of the generator's weights (β per step; 0 = off): used by samples, summaries and the export.
     ema_beta: float = 0.999
-    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
+    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     generator_optimizer: OptimizerConfig = OptimizerConfig()
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
 
@@ -51,12 +66,21 @@ class FramesGanTask:
 
     `quality_probe`, if given, is a callable `probe(generator) -> {name: float}` (e.g.
     `tfvidgan.metrics.quality_probe.FramesQualityProbe`) that the loop runs every `eval_every` steps on
-    the sampling generator.
+    the sampling generator. `inputs`: the training data read by `build_inputs`.
     """
 
-    def __init__(self, config: FramesGanConfig, quality_probe=None):
+    def __init__(self, config: FramesGanConfig, quality_probe=None, inputs: InputConfig | None = None):
         self.config = config
         self.quality_probe = quality_probe
+        self.inputs = inputs
+
+    def build_inputs(self, input_context: tf.distribute.InputContext | None = None,
+                     start_step: int = 0) -> tf.data.Dataset:
+        """Endless per-replica batches `[b, H, W, C]` float32 in [-1, 1] of single frames picked at random
+        from the scenes of `inputs.data` (b = the global batch / replicas), seeded `inputs.seed + start_step`."""
+        i = require_inputs(self.inputs, self)
+        return readers.random_frames_dataset(i.data, i.per_replica_batch(input_context), seed=i.seed + start_step,
+                                             skip_bad_records=i.skip_bad_records, input_context=input_context)
 
     def build(self) -> None:
         c = self.config

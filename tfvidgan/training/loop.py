@@ -7,6 +7,11 @@ this loop checkpoints every N *steps* and resumes at the step it stopped.
 A task implements (see ARCHITECTURE.md):
   build()                      create models and optimizers (called inside `strategy.scope()`),
                                and build the optimizers (`opt.build(vars)`).
+  build_inputs(input_context, start_step)
+                               its training data: a `tf.data.Dataset` of PER-REPLICA batches for the input
+                               pipeline described by `input_context` (None = the only one), shuffled from
+                               `InputConfig.seed + start_step` (a resumed run does not replay its data).
+                               Used when `run_training` is given no `dataset_fn`.
   train_step(batch, step)      replica context; returns a dict of tensors already divided by the global
                                batch / replica count so that their SUM over replicas is the global value.
   checkpoint_objects()         dict of trackables to checkpoint.
@@ -52,6 +57,7 @@ from tfvidgan.training.strategy import describe_cluster_error, is_chief
 
 class Task(Protocol):
     def build(self) -> None: ...
+    def build_inputs(self, input_context: tf.distribute.InputContext | None, start_step: int) -> tf.data.Dataset: ...
     def train_step(self, batch, step: tf.Tensor) -> dict: ...
     def checkpoint_objects(self) -> dict: ...
     def optimizers(self) -> list: ...
@@ -61,6 +67,43 @@ class Task(Protocol):
 
 # (input_context, start_step) -> tf.data.Dataset yielding this pipeline's per-replica batches.
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """Where and how a task reads its training data (`Task.build_inputs`).
+
+    `data`: the dataset (TFRecord directory, file or glob); `batch_size`: the GLOBAL batch, split evenly over
+    the replicas (each input pipeline yields `input_context.get_per_replica_batch_size(batch_size)`);
+    `seed`: the pipeline's shuffling and random picks (a run starting at step s uses `seed + s`);
+    `skip_bad_records`: skip and count corrupt records instead of stopping.
+    """
+    data: str
+    batch_size: int
+    seed: int = 0
+    skip_bad_records: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch_size must be positive, got {self.batch_size}")
+
+    def per_replica_batch(self, input_context: tf.distribute.InputContext | None) -> int:
+        """This pipeline's batch: the global batch divided by the replicas (all of it without a context)."""
+        if input_context is None:
+            return self.batch_size
+        replicas = input_context.num_replicas_in_sync
+        if self.batch_size % replicas:
+            raise ConfigError(f"--batch_size={self.batch_size} must be a positive multiple of the number of "
+                              f"replicas ({replicas})")
+        return self.batch_size // replicas
+
+
+def require_inputs(inputs: InputConfig | None, task) -> InputConfig:
+    """`inputs`, or a ConfigError saying that `task` was built without an `InputConfig`."""
+    if inputs is None:
+        raise ConfigError(f"{type(task).__name__} has no InputConfig: pass inputs=InputConfig(...) to it, or a "
+                          f"dataset_fn to run_training")
+    return inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,14 +266,21 @@ def _run_evaluation(task, step: int, config: LoopConfig, writer) -> dict:
     return values
 
 
-def run_training(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strategy,
-                 config: LoopConfig) -> TrainingResult:
+def run_training(task: Task, dataset_fn: DatasetFn | None = None, strategy: tf.distribute.Strategy | None = None,
+                 config: LoopConfig | None = None) -> TrainingResult:
     """Trains `task` for `config.train_steps` steps in total, resuming from the latest checkpoint.
+
+    The data is `task.build_inputs` unless a `dataset_fn(input_context, start_step)` is given (tests feed
+    in-memory batches that way); `strategy` defaults to the current one (`tf.distribute.get_strategy()`).
 
     Raises `RunLockedError` if another live run uses `config.model_dir`, `ConfigError` if the checkpoint was
     written by another model (listing the differing flags), `TrainingDivergedError` (no checkpoint or export
     of the diverged state is written) and `TrainingPreempted` after SIGTERM (a checkpoint was saved).
     """
+    if config is None:
+        raise TypeError("run_training needs config=LoopConfig(...)")
+    strategy = tf.distribute.get_strategy() if strategy is None else strategy
+    dataset_fn = task.build_inputs if dataset_fn is None else dataset_fn
     if config.jit_compile and strategy.num_replicas_in_sync > 1:
         raise ConfigError(f"--jit_compile supports one replica per run, this strategy has "
                           f"{strategy.num_replicas_in_sync}: XLA cannot compile the cross-replica all-reduce")

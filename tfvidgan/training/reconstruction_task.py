@@ -19,11 +19,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.cup.operator import add_noise, forward_with_masks, random_masks
+from tfvidgan.data.cup_pairs import cup_pairs_dataset
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import export_reconstructor
+from tfvidgan.models import reconstructor as unet
+from tfvidgan.models import unfolded
 from tfvidgan.models.reconstructor import SENSED_INPUT_NAME, build_reconstruction_critic, build_reconstructor
 from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, build_unfolded_reconstructor
 from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 ARCHITECTURES = ("unet", "unfolded")
@@ -33,7 +37,10 @@ ARCHITECTURES = ("unet", "unfolded")
 class ReconstructionConfig:
     """Scene size T×H×W, the dataset's coding mask `[H, W]` (finite float32), network and loss settings.
 
-    Field names are the trainer's flag names (`tfvidgan.train_reconstructor`), whose defaults are these.
+    Field names are the trainer's flag names (`tfvidgan.train_reconstructor`), whose defaults are these
+    (the network sizes are the builders' shared constants). Optimizers: the reconstructor trains with Adam
+    1e-3, beta_1 0.9 (every configs/cup*.cfg and the README results); the critic (`adversarial_weight` > 0)
+    with RMSprop 2e-4, as the trainer always ran it (the README's adversarial rows).
     ``base_filters``/``depth`` configure the U-Net; ``unfolded_*`` the unfolded net; ``random_masks``
     (unfolded only) re-senses every training scene with a fresh mask of fill ``mask_fill`` and the noise
     model ``photons`` (0 = no shot noise), ``read_noise`` (sensed units).
@@ -43,12 +50,12 @@ class ReconstructionConfig:
     width: int
     mask: np.ndarray
     architecture: str = "unet"
-    base_filters: int = 32
-    depth: int = 3
-    unfolded_stages: int = 8
-    unfolded_filters: int = 32
-    unfolded_conv_layers: int = 3
-    unfolded_conv: str = "frames2d"
+    base_filters: int = unet.DEFAULT_BASE_FILTERS
+    depth: int = unet.DEFAULT_DEPTH
+    unfolded_stages: int = unfolded.DEFAULT_STAGES
+    unfolded_filters: int = unfolded.DEFAULT_FILTERS
+    unfolded_conv_layers: int = unfolded.DEFAULT_CONV_LAYERS
+    unfolded_conv: str = unfolded.DEFAULT_CONV
     unfolded_share_weights: bool = False
     random_masks: bool = False
     random_mask_seed: int = 0
@@ -56,10 +63,10 @@ class ReconstructionConfig:
     photons: float = 0.0
     read_noise: float = 0.0
     adversarial_weight: float = 0.0
-    critic_filters: int = 32
+    critic_filters: int = unet.DEFAULT_CRITIC_FILTERS
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
     optimizer: OptimizerConfig = OptimizerConfig(name="adam", learning_rate=1e-3, beta_1=0.9)
-    critic_optimizer: OptimizerConfig = OptimizerConfig(name="adam", learning_rate=2e-4, beta_1=0.5)
+    critic_optimizer: OptimizerConfig = OptimizerConfig(name="rmsprop", learning_rate=2e-4, beta_1=0.5)
 
     def __post_init__(self):
         if self.adversarial_weight < 0:
@@ -91,13 +98,35 @@ def per_example_mse(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(tf.square(prediction - target), [tf.shape(target)[0], -1]), axis=1)
 
 
+PREVIEW_EXAMPLES = 4
+
+
 class ReconstructionTask:
     """Task for `run_training`; batches are `(sensed [b, H+T−1, W, 1], scene [b, T, H, W, 1] in [0, 1])`."""
 
-    def __init__(self, config: ReconstructionConfig, preview: tuple | None = None):
-        """`preview`: optional fixed `(sensed, scene)` numpy batch shown in TensorBoard."""
+    def __init__(self, config: ReconstructionConfig, preview: tuple | None = None, inputs: InputConfig | None = None):
+        """`preview`: optional fixed `(sensed, scene)` numpy batch shown in TensorBoard; without it, the first
+        `PREVIEW_EXAMPLES` pairs of `inputs.data` (in file order) when `inputs` is given.
+        `inputs`: the training data read by `build_inputs`."""
         self.config = config
         self.preview = preview
+        self.inputs = inputs
+
+    def build_inputs(self, input_context: tf.distribute.InputContext | None = None,
+                     start_step: int = 0) -> tf.data.Dataset:
+        """Endless shuffled per-replica batches `(sensed [b, H+T−1, W, 1] float32, scene [b, T, H, W, 1]
+        float32 in [0, 1])` of `inputs.data` (b = the global batch / replicas), seeded `inputs.seed + start_step`."""
+        i = require_inputs(self.inputs, self)
+        return cup_pairs_dataset(i.data, i.per_replica_batch(input_context), seed=i.seed + start_step,
+                                 input_context=input_context, skip_bad_records=i.skip_bad_records)
+
+    def preview_batch(self) -> tuple | None:
+        """The fixed `(sensed, scene)` numpy batch of the TensorBoard samples (read once), or None."""
+        if self.preview is None and self.inputs is not None:
+            batch = next(iter(cup_pairs_dataset(self.inputs.data, PREVIEW_EXAMPLES, shuffle=False, repeat=False,
+                                                skip_bad_records=self.inputs.skip_bad_records)))
+            self.preview = tuple(t.numpy() for t in batch)
+        return self.preview
 
     def build(self) -> None:
         c = self.config
@@ -173,7 +202,7 @@ class ReconstructionTask:
         return pairs
 
     def write_samples(self, step: int) -> None:
-        if self.preview is None:
+        if self.preview_batch() is None:
             return
         sensed, scene = self.preview
         prediction = self.predict(sensed).numpy()

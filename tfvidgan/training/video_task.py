@@ -12,13 +12,19 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfvidgan.data import readers
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import VIDEO_GENERATOR, VIDEO_SAMPLE_STREAM, export_video_generator, load_frames_generator
 from tfvidgan.metrics.plotting import gif_bytes
-from tfvidgan.models.ensemble_discriminator import build_video_discriminators
+from tfvidgan.models.ensemble_discriminator import (
+    DEFAULT_NORMALIZATION,
+    DEFAULT_VIDEO_BASE_FILTERS,
+    build_video_discriminators,
+)
 from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
@@ -27,7 +33,14 @@ SMOOTHNESS_TARGETS = ("latents", "frames")
 
 @dataclasses.dataclass(frozen=True)
 class VideoGanConfig:
-    """The video GAN; `clip_length` is the training length, `sample_length` the sampling length."""
+    """The video GAN; `clip_length` is the training length, `sample_length` the sampling length.
+
+    These defaults are THE defaults: `python -m tfvidgan.train_video` takes its flags' defaults from them
+    (`tfvidgan.common_flags`). Sizes are the paper's (K' = 16 video discriminators of 16 filters, a 2-layer
+    bidirectional LSTM of 256 units; configs/video_bb3.cfg); normalisation is the shipped configs' choice
+    (synchronised batch norm, real and fake clips as one batch). The frames generator, when fine-tuned, has
+    its own optimizer (`--frames_generator_optimizer/_lr/_beta1`), by default RMSprop at 2e-5.
+    """
     frames_generator: str
     clip_length: int = 16
     sample_length: int = 30
@@ -41,15 +54,15 @@ class VideoGanConfig:
     trajectory: str = "absolute"
     max_step: float = 1.0
     num_discriminators: int = 16
-    discriminator_filters: int = 8
-    discriminator_normalization: str = "batch"
+    discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
+    discriminator_normalization: str = DEFAULT_NORMALIZATION
     projection_seed: int = 0
     noise_seed: int = 0
     finetune_frames_generator: bool = False
     smoothness_weight: float = 0.0
     smoothness_on: str = "latents"
     num_sample_videos: int = 4
-    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
+    adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     sequence_optimizer: OptimizerConfig = OptimizerConfig()
     frames_generator_optimizer: OptimizerConfig = OptimizerConfig(learning_rate=2e-5)
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
@@ -76,12 +89,24 @@ class VideoGanTask:
 
     `quality_probe`, if given, is a callable `probe(sample_clips) -> {name: float}` (e.g.
     `tfvidgan.metrics.quality_probe.VideoQualityProbe`), where `sample_clips(n, t, seed)` returns this
-    task's fixed-seed clips `[n, t, H, W, C]`; the loop runs it every `eval_every` steps.
+    task's fixed-seed clips `[n, t, H, W, C]`; the loop runs it every `eval_every` steps. `inputs`: the
+    training data read by `build_inputs`.
     """
 
-    def __init__(self, config: VideoGanConfig, quality_probe=None):
+    def __init__(self, config: VideoGanConfig, quality_probe=None, inputs: InputConfig | None = None):
         self.config = config
         self.quality_probe = quality_probe
+        self.inputs = inputs
+
+    def build_inputs(self, input_context: tf.distribute.InputContext | None = None,
+                     start_step: int = 0) -> tf.data.Dataset:
+        """Endless per-replica batches of clips `[b, clip_length, H, W, C]` float32 in [-1, 1] cut at random
+        offsets from the scenes of `inputs.data` (b = the global batch / replicas), seeded
+        `inputs.seed + start_step`."""
+        i = require_inputs(self.inputs, self)
+        return readers.clips_dataset(i.data, i.per_replica_batch(input_context), clip_length=self.config.clip_length,
+                                     seed=i.seed + start_step, skip_bad_records=i.skip_bad_records,
+                                     input_context=input_context)
 
     def build(self) -> None:
         c = self.config
