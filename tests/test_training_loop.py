@@ -348,3 +348,25 @@ def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_stops(tmp_path):
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is only installed while training
     _, result = _train(tmp_path, step + 1, export=False)
     assert (result.start_step, result.final_step) == (step, step + 1)
+
+
+def test_resuming_a_run_from_before_a_config_field_existed_accepts_its_default(tmp_path):
+    """A field added to the config after a checkpoint was written is absent from run_config.json: resuming with
+    its default (the old behaviour) is allowed; with another value it is a different model and is refused."""
+    import dataclasses
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.training.run_lock import RUN_CONFIG_FILE, check_run_config
+
+    config = FramesGanConfig(latent_dim=8)
+    check_run_config(str(tmp_path), config, {}, has_checkpoint=False)
+    path = tmp_path / RUN_CONFIG_FILE
+    record = json.loads(path.read_text())
+    del record["config"]["projection_seed"]  # pretend the checkpoint predates this field
+    path.write_text(json.dumps(record))
+    check_run_config(str(tmp_path), config, {}, has_checkpoint=True)  # its default: the same model
+    assert json.loads(path.read_text())["config"]["projection_seed"] == FramesGanConfig().projection_seed
+    path.write_text(json.dumps(record))
+    changed = dataclasses.replace(config, projection_seed=FramesGanConfig().projection_seed + 1)
+    with pytest.raises(ConfigError, match="--projection_seed: checkpoint '<absent>'"):
+        check_run_config(str(tmp_path), changed, {"projection_seed": 1}, has_checkpoint=True)

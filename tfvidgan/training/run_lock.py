@@ -172,6 +172,14 @@ def flatten_config(config) -> dict:
     return _flatten(config) if dataclasses.is_dataclass(config) else {}
 
 
+def _defaults(config) -> dict:
+    """The flattened defaults of `config`'s class ({} if it cannot be built without arguments)."""
+    try:
+        return flatten_config(type(config)())
+    except TypeError:
+        return {}
+
+
 def _flag_name(key: str, flags: dict) -> str:
     leaf = key.rsplit(".", 1)[-1]
     return f"--{leaf}" if leaf in flags else key
@@ -194,7 +202,13 @@ def check_run_config(model_dir: str, config, flags: dict, has_checkpoint: bool) 
             raise ConfigError(f"{path} is unreadable ({e}); it records the model the checkpoints were written "
                               f"with. Restore it, or delete it to resume without the check") from e
     if stored is not None:
-        differing = sorted(k for k in set(stored) | set(current) if stored.get(k, "<absent>")
+        # A field added to the config after the checkpoint was written is absent from the stored record; the old
+        # code behaved as its default, so resuming with the default value is the same model.
+        added = {k for k, v in _defaults(config).items() if k not in stored and k in current and current[k] == v}
+        if added:
+            logging.info("Resuming a run written before these config fields existed (their defaults are the old "
+                         "behaviour): %s", ", ".join(_flag_name(k, flags) for k in sorted(added)))
+        differing = sorted(k for k in set(stored) | set(current) if k not in added and stored.get(k, "<absent>")
                            != current.get(k, "<absent>"))
         fixed = [k for k in differing if k.rsplit(".", 1)[-1] not in RESUMABLE_FIELDS]
         if fixed:
