@@ -19,7 +19,13 @@ accuracy (mean over the K discriminators, and of their mean logit):
 - "3 vs 2" (monotonic): a control both heads should solve.
 
 Frames are rendered by `tfvidgan.data.bouncing_balls` (radius 3.2 px as in the 3-ball data, a random time
-step of a 40-frame scene, so balls may touch). Chance is 0.5. Prints one JSON object.
+step of a 40-frame scene, so balls may touch). Chance is 0.5.
+
+`--runs=name=MODEL_DIR,...` also reads trained frames-GAN runs (their `run_config.json` and latest
+checkpoint) and reports what their discriminators learnt about the count: the mean logit (over the K
+discriminators and 512 frames) for rendered frames with 1-5 balls, and for the run's own generated frames
+(EMA generator, 4,000 samples) grouped by their detected ball count (`tfvidgan.metrics.balls`), with the
+fraction of generated frames that have exactly 3 balls. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -39,6 +45,8 @@ flags.DEFINE_integer("frames_per_count", 6000, "Training frames per ball count (
 flags.DEFINE_list("heads", ["linear", "mlp"], "Discriminator heads to compare.")
 flags.DEFINE_integer("num_discriminators", 8, "K.")
 flags.DEFINE_integer("discriminator_filters", 16, "Filters per discriminator of the first conv.")
+flags.DEFINE_list("runs", [], "name=MODEL_DIR of trained frames-GAN runs whose discriminators to read.")
+flags.DEFINE_bool("probe", True, "Run the supervised probe (off: only --runs).")
 flags.DEFINE_string("output", None, "Also write the JSON report here.")
 
 SIZE = 32
@@ -112,6 +120,40 @@ def probe(head: str, train, test, steps: int, batch_size: int, k: int, filters: 
             "trainable_params": int(sum(np.prod(v.shape) for v in model.trainable_variables))}
 
 
+def read_run(model_dir: str, rendered: dict, num_generated: int = 4000) -> dict:
+    """Mean discriminator logits of a trained run on rendered frames by ball count and on its own samples."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfvidgan.metrics.balls import detect_blobs
+    from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+    from tfvidgan.training.run_lock import read_run_config
+
+    config = read_run_config(model_dir, FramesGanConfig)
+    task = FramesGanTask(config)
+    task.build()
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if latest is None:
+        raise app.UsageError(f"--runs: no checkpoint under {model_dir}/checkpoints")
+    tf.train.Checkpoint(**task.checkpoint_objects()).restore(latest).expect_partial()
+
+    def mean_logits(frames):
+        return np.concatenate([task.discriminators(frames[i:i + 500], training=False).numpy()
+                               for i in range(0, len(frames), 500)]).mean(axis=1)
+
+    z = tf.random.stateless_normal([num_generated, config.latent_dim], seed=[11, 0])
+    fake = np.concatenate([task.sampling_generator(z[i:i + 500], training=False).numpy()
+                           for i in range(0, num_generated, 500)])
+    counts = np.array([b.count for b in detect_blobs(fake)])
+    scores = mean_logits(fake)
+    return {"checkpoint": latest, "discriminator_head": config.discriminator_head,
+            "mean_logit_rendered": {f"{n}_balls": round(float(mean_logits(f).mean()), 3) for n, f in rendered.items()},
+            "generated_fraction_exactly_3": round(float((counts == 3).mean()), 4),
+            "mean_logit_generated_by_count": {f"{n}_balls": {"fraction": round(float((counts == n).mean()), 4),
+                                                             "mean_logit": round(float(scores[counts == n].mean()), 3)}
+                                              for n in range(1, 6) if (counts == n).any()}}
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -119,12 +161,20 @@ def main(argv):
     steps, per_count = (300, 1500) if FLAGS.quick else (FLAGS.steps, FLAGS.frames_per_count)
     t0 = time.perf_counter()
     results = {}
-    for name, negatives in (("3 vs 2 or 4", (2, 4)), ("3 vs 2", (2,))):
+    for name, negatives in (("3 vs 2 or 4", (2, 4)), ("3 vs 2", (2,))) if FLAGS.probe else ():
         train = task_data(negatives, per_count, seed=1)
         test = task_data(negatives, per_count // 4, seed=2)
         results[name] = {head: probe(head, train, test, steps, FLAGS.batch_size, FLAGS.num_discriminators,
                                      FLAGS.discriminator_filters) for head in FLAGS.heads}
-    emit({"benchmark": "count_probe", "chance": 0.5, "steps": steps, "batch_size": FLAGS.batch_size,
+    runs = {}
+    if FLAGS.runs:
+        rendered = {n: frames_with(n, 512, seed=7 + n) for n in range(1, 6)}
+        for item in FLAGS.runs:
+            name, sep, model_dir = item.partition("=")
+            if not sep:
+                raise app.UsageError(f"--runs: expected name=MODEL_DIR, got {item!r}")
+            runs[name] = read_run(model_dir, rendered)
+    emit({"benchmark": "count_probe", "trained_runs": runs, "chance": 0.5, "steps": steps, "batch_size": FLAGS.batch_size,
           "train_frames_per_task": 2 * per_count, "num_discriminators": FLAGS.num_discriminators,
           "discriminator_filters": FLAGS.discriminator_filters, "results": results,
           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},

@@ -370,3 +370,22 @@ def test_resuming_a_run_from_before_a_config_field_existed_accepts_its_default(t
     changed = dataclasses.replace(config, projection_seed=FramesGanConfig().projection_seed + 1)
     with pytest.raises(ConfigError, match="--projection_seed: checkpoint '<absent>'"):
         check_run_config(str(tmp_path), changed, {"projection_seed": 1}, has_checkpoint=True)
+
+
+def test_read_run_config_rebuilds_the_recorded_config(tmp_path):
+    """`read_run_config` inverts the record `check_run_config` writes, nested dataclasses included."""
+    import dataclasses
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.training.optimizers import OptimizerConfig
+    from tfvidgan.training.run_lock import check_run_config, read_run_config
+
+    config = FramesGanConfig(latent_dim=7, num_discriminators=5,
+                             generator_optimizer=OptimizerConfig(name="adam", learning_rate=1e-3, beta_1=0.25),
+                             adversarial=dataclasses.replace(FramesGanConfig().adversarial, loss="hinge"))
+    check_run_config(str(tmp_path), config, {}, has_checkpoint=False)
+    assert read_run_config(str(tmp_path), FramesGanConfig) == config
+    with pytest.raises(ConfigError, match="records a FramesGanConfig, not a VideoGanConfig"):
+        read_run_config(str(tmp_path), VideoGanConfig)
+    with pytest.raises(ConfigError, match="run_config.json: cannot read"):
+        read_run_config(str(tmp_path / "missing"), FramesGanConfig)

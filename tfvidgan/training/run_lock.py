@@ -172,6 +172,40 @@ def flatten_config(config) -> dict:
     return _flatten(config) if dataclasses.is_dataclass(config) else {}
 
 
+def read_run_config(model_dir: str, config_cls):
+    """The `config_cls` instance recorded in `<model_dir>/run_config.json` (inverse of `flatten_config`).
+
+    Nested dataclass fields are rebuilt from their "field.leaf" keys; fields the record lacks (added later)
+    keep their defaults; list values become tuples where the default is a tuple. Raises `ConfigError`
+    naming the file when it is missing or unreadable, or when it was written by another task's config.
+    """
+    path = os.path.join(model_dir, RUN_CONFIG_FILE)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read the run's config ({e})") from e
+    if record.get("task") not in (None, config_cls.__name__):
+        raise ConfigError(f"{path} records a {record.get('task')}, not a {config_cls.__name__}")
+    flat = record.get("config", {})
+
+    def build(cls, prefix):
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            key = prefix + field.name
+            default = field.default
+            if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            if dataclasses.is_dataclass(default):
+                kwargs[field.name] = build(type(default), key + ".")
+            elif key in flat:
+                value = flat[key]
+                kwargs[field.name] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
+        return cls(**kwargs)
+
+    return build(config_cls, "")
+
+
 def _defaults(config) -> dict:
     """The flattened defaults of `config`'s class ({} if it cannot be built without arguments)."""
     try:
