@@ -133,21 +133,25 @@ def test_projection_is_reachable_non_trainable_and_per_discriminator():
         (build_video_discriminators, (16, 32, 32, 1), "none", False, "linear"),
         (build_video_discriminators, (30, 16, 16, 2), "layer", False, "linear"),
         (build_video_discriminators, (16, 32, 32, 1), "none", False, "mlp"),
+        (build_frame_discriminators, (32, 32, 1), "batch", True, "linear+mbstd"),
+        (build_video_discriminators, (16, 32, 32, 1), "none", False, "mlp+mbstd"),
     ],
 )
 def test_grouped_equals_unrolled(builder, shape, normalization, training, head):
     num_discriminators = 3
-    model = builder(shape, num_discriminators, base_filters=2, seed=7, normalization=normalization, head=head)
+    head, _, mbstd = head.partition("+")
+    model = builder(shape, num_discriminators, base_filters=2, seed=7, normalization=normalization, head=head,
+                    minibatch_std=2 if mbstd else 0)
     # The mlp head adds a hidden layer (last width per discriminator) and a 1×1 logit conv.
     assert ("head_conv" in [layer.name for layer in model.layers]) == (head == "mlp")
     _randomize_trainable(model, seed=1)
-    x = tf.random.uniform((2,) + shape, -1.0, 1.0, seed=5)
+    x = tf.random.uniform((4,) + shape, -1.0, 1.0, seed=5)
     grouped = model(x, training=training).numpy()
     singles = unrolled_discriminators(model)
     assert len(singles) == num_discriminators
     assert all(not any(getattr(l, "groups", 1) > 1 for l in m.layers) for m in singles)
     unrolled = np.concatenate([m(x, training=training).numpy() for m in singles], axis=1)
-    assert grouped.shape == unrolled.shape == (2, num_discriminators)
+    assert grouped.shape == unrolled.shape == (4, num_discriminators)
     assert np.std(grouped) > 0.05  # logits are not all ~0, so the comparison is meaningful
     np.testing.assert_allclose(grouped, unrolled, rtol=1e-4, atol=1e-4 * np.abs(grouped).max())
     np.testing.assert_allclose(reference_logits(model, x, training=training).numpy(), unrolled, rtol=1e-6, atol=1e-6)
@@ -283,6 +287,7 @@ def test_ensemble_cost_matches_hand_count():
     [
         ("normalization", dict(normalization="instance")),
         ("head", dict(head="attention")),
+        ("minibatch_std", dict(minibatch_std=1)),
         ("num_discriminators", dict(num_discriminators=0)),
         ("image_shape", dict(image_shape=(32, 32))),
     ],
@@ -333,3 +338,24 @@ def test_gradients_exist_and_are_finite_inside_tf_function():
             assert g is not None, v.path
             assert np.all(np.isfinite(g.numpy())), v.path
         assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads) > 0.0
+
+
+def test_minibatch_stddev_reads_the_spread_of_each_group():
+    """Per group of G contiguous samples and per discriminator: the std over the group, averaged over that
+    discriminator's channels and positions, appended after its own channels; a constant group gives ~0."""
+    from tfvidgan.models.ensemble_discriminator import MinibatchStdDev
+
+    rng = np.random.default_rng(0)
+    k, f, g = 2, 3, 2
+    x = rng.normal(size=(4, 5, 5, k * f)).astype(np.float32)
+    x[2:] = x[2]  # the second group: two identical samples
+    out = MinibatchStdDev(k, g)(tf.constant(x)).numpy()
+    assert out.shape == (4, 5, 5, k * (f + 1))
+    per = out.reshape(4, 5, 5, k, f + 1)
+    np.testing.assert_array_equal(per[..., :f].reshape(x.shape), x)  # the features pass through unchanged
+    for d in range(k):
+        expected = np.sqrt(x[:2].reshape(2, 5, 5, k, f)[..., d, :].var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(per[:2, :, :, d, f], expected, rtol=1e-5)
+        np.testing.assert_allclose(per[2:, :, :, d, f], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of the group size"):
+        MinibatchStdDev(k, 2)(tf.constant(x[:3]))

@@ -46,6 +46,10 @@ def config_flags() -> dict:
         "discriminator_head": FlagSpec("Logit head of each discriminator: linear (one conv over the last map) or "
                                        "mlp (a hidden layer, so a global count can be judged non-monotonically).",
                                        choices=DISCRIMINATOR_HEADS),
+        "discriminator_minibatch_std": FlagSpec("Group size G of a minibatch-stddev layer before each "
+                                                "discriminator's head (how much its features vary over G "
+                                                "samples); 0 = off. The per-replica batch must be a multiple "
+                                                "of G.", minimum=0),
         "num_sample_images": FlagSpec("Images in the sample grids.", minimum=1),
         "ema_beta": "Decay of the exponential moving average of the generator's weights (used by samples, "
                     "summaries and the export); 0 disables it.",

@@ -235,7 +235,68 @@ class GroupedConv3D(_FastGroupedConvMixin, keras.layers.Conv3D):
 # The ensembles.
 
 
-def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head="linear"):
+# ---------------------------------------------------------------------------------------------
+# Minibatch standard deviation (Karras et al. 2018, "Progressive growing of GANs", §3).
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class MinibatchStdDev(keras.layers.Layer):
+    """Appends, per discriminator, one channel holding how much its features vary across a group of samples.
+
+    Input `[B, *dims, K·f]` (discriminator-major channels, module docstring) → `[B, *dims, K·(f+1)]`:
+    the batch is cut into contiguous groups of `group_size` samples (`min(group_size, B)`; B must be a
+    multiple of it); for each group and discriminator k, the standard deviation over the group of every
+    feature of k, averaged over k's f channels and all positions, is a scalar broadcast to one extra
+    channel appended after k's f channels. A real batch of 3-ball frames has (almost) no spread in its
+    count features, a generated batch with 2-, 3- and 4-ball frames has; a linear head can read that.
+
+    Groups are contiguous, so with real and fake judged as one batch (`[real; fake]`, joint batch) each
+    group is all real or all fake when the per-replica batch is a multiple of `group_size`; groups never
+    cross replicas, so N replicas compute what one replica computes when the global batch is split in
+    contiguous slices. Computed in float32.
+    """
+
+    def __init__(self, num_discriminators: int, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if num_discriminators < 1 or group_size < 2:
+            raise ConfigError(f"MinibatchStdDev: need num_discriminators >= 1 and group_size >= 2, got "
+                              f"{num_discriminators}, {group_size}")
+        self.num_discriminators = int(num_discriminators)
+        self.group_size = int(group_size)
+
+    def call(self, inputs):
+        x = tf.cast(inputs, tf.float32)
+        shape = tf.shape(x)
+        batch = shape[0]
+        dims = inputs.shape[1:-1]
+        k = self.num_discriminators
+        f = inputs.shape[-1] // k
+        group = tf.minimum(self.group_size, batch)
+        tf.debugging.assert_equal(batch % group, 0, message=(
+            f"MinibatchStdDev: the batch a discriminator sees must be a multiple of the group size "
+            f"{self.group_size} (--discriminator_minibatch_std)"))
+        grouped = tf.reshape(x, tf.concat([[batch // group, group], shape[1:-1], [k, f]], 0))
+        std = tf.sqrt(tf.math.reduce_variance(grouped, axis=1) + 1e-8)  # [B/G, *dims, K, f]
+        spatial = list(range(1, 1 + len(dims)))
+        per_group = tf.reduce_mean(std, axis=spatial + [len(dims) + 2])  # [B/G, K]
+        per_sample = tf.repeat(per_group, group, axis=0)  # [B, K]
+        extra = tf.reshape(per_sample, tf.concat([[batch], tf.ones([len(dims)], tf.int32), [k, 1]], 0))
+        extra = tf.broadcast_to(extra, tf.concat([[batch], shape[1:-1], [k, 1]], 0))
+        features = tf.reshape(x, tf.concat([[batch], shape[1:-1], [k, f]], 0))
+        out = tf.reshape(tf.concat([features, extra], -1), tf.concat([[batch], shape[1:-1], [k * (f + 1)]], 0))
+        return tf.cast(out, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.num_discriminators)
+
+    def get_config(self):
+        return dict(super().get_config(), num_discriminators=self.num_discriminators, group_size=self.group_size)
+
+
+def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head="linear",
+                  minibatch_std=0):
+    if not isinstance(minibatch_std, (int, np.integer)) or minibatch_std < 0 or minibatch_std == 1:
+        raise ConfigError(f"{caller}: `minibatch_std` must be 0 (off) or a group size >= 2, got {minibatch_std!r}")
     if head not in DISCRIMINATOR_HEADS:
         raise ConfigError(f"{caller}: `head` must be one of {DISCRIMINATOR_HEADS}, got {head!r}")
     if not isinstance(num_discriminators, (int, np.integer)) or num_discriminators < 1:
@@ -270,7 +331,7 @@ def _normalization(normalization, num_discriminators, name):
 
 
 def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, conv_cls, implementation,
-                   head="linear"):
+                   head="linear", minibatch_std=0):
     """Grouped conv stack on `x` whose non-channel dims are `dims` ([T,] H', W'); → logits [B, K].
 
     Depth is set by space (convs until H', W' ≤ 4); time, if present, is strided alongside while
@@ -297,6 +358,8 @@ def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, con
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"lrelu_{i}")(x)
         dims = [math.ceil(d / s) for d, s in zip(dims, strides)]
         i += 1
+    if minibatch_std:
+        x = MinibatchStdDev(num_discriminators, minibatch_std, name="minibatch_std")(x)
     if head == "mlp":
         hidden = base_filters * 2 ** max(i - 1, 0)
         x = conv_cls(
@@ -330,6 +393,7 @@ def build_frame_discriminators(
     normalization: str = DEFAULT_NORMALIZATION,
     conv_implementation: str = "auto",
     head: str = DEFAULT_HEAD,
+    minibatch_std: int = 0,
 ) -> keras.Model:
     """K projected image discriminators as one grouped model.
 
@@ -344,6 +408,8 @@ def build_frame_discriminators(
       conv_implementation: how grouped convs run: "auto" (default), "native", "split" or
         "xla" (see the module docstring; the result is the same up to float rounding).
       head: "linear" (default) or "mlp" (`DISCRIMINATOR_HEADS`; module docstring).
+      minibatch_std: 0 (default: off) or the group size G ≥ 2 of a `MinibatchStdDev` layer before
+        the head (each discriminator also sees how much its features vary over G samples).
 
     Returns:
       `keras.Model` "frame_discriminators": input "images" `[B, H, W, C]` float32 in [-1, 1] →
@@ -357,7 +423,7 @@ def build_frame_discriminators(
     caller = "build_frame_discriminators"
     image_shape = tuple(image_shape)
     _check_dims(image_shape, ("H", "W", "C"), "image_shape", caller)
-    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head, minibatch_std)
     height, width, channels = image_shape
     if min(height, width) < 8:
         raise ConfigError(f"{caller}: `image_shape` must be at least 8×8, got {image_shape!r}")
@@ -366,7 +432,7 @@ def build_frame_discriminators(
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(images)
     dims = (projected_size(height), projected_size(width))
     logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv2D, conv_implementation,
-                             head)
+                             head, minibatch_std)
     return keras.Model(images, logits, name="frame_discriminators")
 
 
@@ -378,6 +444,7 @@ def build_video_discriminators(
     normalization: str = DEFAULT_NORMALIZATION,
     conv_implementation: str = "auto",
     head: str = DEFAULT_HEAD,
+    minibatch_std: int = 0,
 ) -> keras.Model:
     """K projected clip discriminators (3-D convs) as one grouped model.
 
@@ -394,7 +461,7 @@ def build_video_discriminators(
       normalization: as in `build_frame_discriminators` (default "sync_batch"); pick "none" or
         "layer" when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
-      head: as in `build_frame_discriminators`.
+      head, minibatch_std: as in `build_frame_discriminators`.
 
     Returns:
       `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
@@ -407,7 +474,7 @@ def build_video_discriminators(
     caller = "build_video_discriminators"
     clip_shape = tuple(clip_shape)
     _check_dims(clip_shape, ("T", "H", "W", "C"), "clip_shape", caller)
-    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head)
+    _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head, minibatch_std)
     frames, height, width, _ = clip_shape
     if min(height, width) < 8:
         raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
@@ -416,7 +483,7 @@ def build_video_discriminators(
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(clips)
     dims = (frames, projected_size(height), projected_size(width))
     logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation,
-                             head)
+                             head, minibatch_std)
     return keras.Model(clips, logits, name="video_discriminators")
 
 
@@ -456,6 +523,8 @@ def _single_discriminator_layer(layer, k, num_discriminators):
         config.update(name=name, groups=layer.groups // num_discriminators)
         new = keras.layers.GroupNormalization.from_config(config)
         return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
+    if isinstance(layer, MinibatchStdDev):
+        return MinibatchStdDev(1, layer.group_size, name=name), lambda n: None
     if isinstance(layer, keras.layers.LeakyReLU):
         config = layer.get_config()
         config.update(name=name)

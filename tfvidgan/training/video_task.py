@@ -17,6 +17,7 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.export import VIDEO_GENERATOR, VIDEO_SAMPLE_STREAM, export_video_generator, load_frames_generator
 from tfvidgan.metrics.plotting import gif_bytes
 from tfvidgan.models.ensemble_discriminator import (
+    DEFAULT_HEAD,
     DEFAULT_NORMALIZATION,
     DEFAULT_VIDEO_BASE_FILTERS,
     build_video_discriminators,
@@ -56,6 +57,7 @@ class VideoGanConfig:
     num_discriminators: int = 16
     discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
+    discriminator_head: str = DEFAULT_HEAD
     projection_seed: int = 0
     noise_seed: int = 0
     finetune_frames_generator: bool = False
@@ -122,7 +124,8 @@ class VideoGanTask:
             trajectory=c.trajectory, max_step=c.max_step)
         self.discriminators = build_video_discriminators(
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
-            seed=c.projection_seed, normalization=c.discriminator_normalization)
+            seed=c.projection_seed, normalization=c.discriminator_normalization,
+            head=c.discriminator_head)
         self.s_optimizer = make_optimizer(c.sequence_optimizer, self.sequence_generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
         self.generator_updates = [(self.s_optimizer, self.sequence_generator.trainable_variables)]
