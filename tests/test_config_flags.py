@@ -218,3 +218,17 @@ def test_build_inputs_without_an_input_config_and_an_uneven_batch_are_named(data
     task = FramesGanTask(FramesGanConfig(), inputs=InputConfig(data=datasets[0], batch_size=3))
     with pytest.raises(ConfigError, match=r"--batch_size=3 must be a positive multiple of the number of replicas \(2\)"):
         task.build_inputs(_context(2), 0)
+
+
+@pytest.mark.parametrize("module,prefixes", [(train_frames, ("frames_",)), (train_video, ("video_",)),
+                                             (train_reconstructor, ("cup",))], ids=lambda x: getattr(x, "__name__", ""))
+def test_shipped_trainer_configs_parse(module, prefixes):
+    """Every configs/<trainer>*.cfg names only flags the trainer defines (their values pass its validators)."""
+    import glob
+    import os
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    paths = sorted(p for p in glob.glob(os.path.join(root, "*.cfg")) if os.path.basename(p).startswith(prefixes))
+    assert paths
+    for path in paths:
+        values = _defined(module)
+        values(["prog", f"--flagfile={path}"])
