@@ -29,6 +29,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("encoder_samples", 1000, "Real samples the Fréchet encoder is trained on.")
     flags.DEFINE_integer("encoder_steps", 300, "Training steps of the Fréchet encoder (cached after the first run).")
     flags.DEFINE_string("encoder_cache", "eval_cache", "Directory where trained Fréchet encoders are cached.")
+    from tfvidgan.metrics.frames_report import FramesEvalConfig
+
+    flags.DEFINE_float("rejection_acceptance", FramesEvalConfig.rejection_acceptance,
+                       "frames: also sample with discriminator rejection sampling keeping this fraction of "
+                       "candidates (row generated_rejection; needs an export with discriminators); 0 = off.")
     flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
     flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
     flags.DEFINE_integer("long_frames", 0, "video: also sample clips this long (e.g. 120) and compare the physics of "
@@ -75,7 +80,7 @@ def frames(values) -> dict:
     return evaluate_frames(FramesEvalConfig(
         export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
         encoder_samples=values.encoder_samples, encoder_steps=values.encoder_steps,
-        encoder_cache=values.encoder_cache, seed=values.seed))
+        encoder_cache=values.encoder_cache, seed=values.seed, rejection_acceptance=values.rejection_acceptance))
 
 
 @register_mode

@@ -39,6 +39,7 @@ from tfvidgan.models.unfolded import MASK_INPUT_NAME, DefaultMask
 DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")  # {"kind": ..., shapes}: every generator export
 FRAMES_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator.keras")  # the sampled (EMA) generator
 RAW_FRAMES_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator_raw.keras")  # non-averaged, with EMA
+FRAME_DISCRIMINATORS_FILE = os.path.join("assets.extra", "frame_discriminators.keras")  # for rejection sampling
 SEQUENCE_GENERATOR_FILE = os.path.join("assets.extra", "sequence_generator.keras")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -225,7 +226,8 @@ def read_description(path: str, kind: str, flag: str = "export_dir") -> tuple[st
 
 
 def export_frames_generator(generator: keras.Model, description: dict, directory: str,
-                            raw_generator: keras.Model | None = None) -> None:
+                            raw_generator: keras.Model | None = None,
+                            discriminators: keras.Model | None = None) -> None:
     """SavedModel with signatures `generate(z [N, Z] float32) → {"frames": [N, H, W, C] in [-1, 1]}`
     (also `serving_default`) and `sample(num_samples int32, seed int32) → {"frames", "z"}` drawing
     z ~ N(0, I); plus the Keras model and the JSON description (kind ``frames_generator``, `latent_dim`,
@@ -233,6 +235,9 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
 
     `generator` is what users sample (the EMA generator when EMA is on); `raw_generator`, if given, is
     the non-averaged one, saved as `assets.extra/frames_generator_raw.keras` for side-by-side evaluation.
+    `discriminators`, if given, are the run's K projected discriminators (`[N, H, W, C]` → logits `[N, K]`),
+    saved as `assets.extra/frame_discriminators.keras` for discriminator rejection sampling
+    (`tfvidgan.rejection`); the description then records `discriminators: K`.
     """
     latent_dim = description["latent_dim"]
 
@@ -253,8 +258,12 @@ def export_frames_generator(generator: keras.Model, description: dict, directory
     generator.save(os.path.join(directory, FRAMES_GENERATOR_FILE))
     if raw_generator is not None:
         raw_generator.save(os.path.join(directory, RAW_FRAMES_GENERATOR_FILE))
+    extra = {}
+    if discriminators is not None:
+        discriminators.save(os.path.join(directory, FRAME_DISCRIMINATORS_FILE))
+        extra["discriminators"] = int(discriminators.output_shape[-1])
     write_description(directory, dict(description, kind=FRAMES_GENERATOR,
-                                      weights="ema" if raw_generator is not None else "raw"))
+                                      weights="ema" if raw_generator is not None else "raw", **extra))
 
 
 def load_frames_generator(path: str, weights: str = "default",
@@ -277,6 +286,21 @@ def load_frames_generator(path: str, weights: str = "default",
     if weights == "raw" and os.path.exists(os.path.join(directory, RAW_FRAMES_GENERATOR_FILE)):
         file, description = RAW_FRAMES_GENERATOR_FILE, dict(description, weights="raw")
     return keras.models.load_model(os.path.join(directory, file), compile=False), description
+
+
+def load_frame_discriminators(path: str, flag: str = "export_dir") -> keras.Model:
+    """The K projected discriminators saved with a frames-generator export (`[N, H, W, C]` in [-1, 1] →
+    logits `[N, K]`). Raises `ExportKindError` naming `--flag` when the export has none (written before
+    tfvidgan saved them, or not a frames-generator export)."""
+    from tfvidgan.models import ensemble_discriminator  # noqa: F401 (registers the custom layers for loading)
+
+    directory, _ = read_description(path, FRAMES_GENERATOR, flag)
+    file = os.path.join(directory, FRAME_DISCRIMINATORS_FILE)
+    if not os.path.exists(file):
+        raise ExportKindError(f"--{flag}={path!r}: {directory!r} has no discriminators ({FRAME_DISCRIMINATORS_FILE}; "
+                              f"exports written before they were saved have none): retrain or re-export it to "
+                              f"use rejection sampling")
+    return keras.models.load_model(file, compile=False)
 
 
 # -- video generator ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 
 FRAME_ROWS = (("real", "real (held out)"), ("generated", "generated"),
               ("generated_raw_weights", "generated, raw weights (no EMA)"),
+              ("generated_rejection", "generated, discriminator rejection sampling"),
               ("untrained_generator", "untrained generator"),
               ("collapsed", "collapsed (one real frame repeated)"))
 FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std", "frechet_distance")

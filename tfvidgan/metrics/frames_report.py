@@ -3,6 +3,9 @@
 Rows:
 * "generated": the trained generator as exported (the EMA weights when the run used EMA);
 * "generated_raw_weights": the same run's non-averaged generator (only when the export has one);
+* "generated_rejection": the generator refined by its own discriminators at sampling time (discriminator
+  rejection sampling, `tfvidgan.rejection`; only when the export carries the discriminators and
+  `rejection_acceptance` > 0); report["rejection"] says how many candidates it drew per kept sample;
 * "untrained_generator": the same architecture with fresh weights (the ceiling);
 * "real": held-out real frames (the floor);
 * "collapsed": ONE real frame repeated for every sample — a mode-collapsed generator of perfect frames.
@@ -48,10 +51,32 @@ class FramesEvalConfig:
     encoder_steps: int = 300
     encoder_cache: str = "eval_cache"
     seed: int = 0
+    # Row "generated_rejection": discriminator rejection sampling keeping this fraction of candidates
+    # (`tfvidgan.rejection`), when the export carries its discriminators; 0 = off.
+    rejection_acceptance: float = 0.25
 
 
 def _generate(generator: keras.Model, z: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([generator(z[i:i + batch], training=False).numpy() for i in range(0, len(z), batch)])
+
+
+def _rejection_row(config: FramesEvalConfig, generator, description: dict, n: int) -> dict:
+    """{"frames": [n, H, W, C], acceptance, candidates, ...} by discriminator rejection sampling, or
+    {"unavailable": why} (off, or an export without discriminators)."""
+    if config.rejection_acceptance <= 0:
+        return {"unavailable": "off (--rejection_acceptance=0)"}
+    if not description.get("discriminators"):
+        return {"unavailable": "the export has no discriminators (written before tfvidgan saved them)"}
+    from tfvidgan.export import load_frame_discriminators
+    from tfvidgan.rejection import DiscriminatorRejectionSampler, RejectionConfig
+
+    sampler = DiscriminatorRejectionSampler(generator, load_frame_discriminators(config.export_dir),
+                                            description["latent_dim"],
+                                            RejectionConfig(acceptance=config.rejection_acceptance), seed=config.seed)
+    result = sampler.sample(n, seed=config.seed)
+    return {"frames": result.frames, "target_acceptance": config.rejection_acceptance,
+            "acceptance": result.acceptance, "candidates": result.candidates,
+            "generator_calls_per_sample": result.candidates / n, "d_star": result.d_star, "gamma": result.gamma}
 
 
 def evaluate_frames(config: FramesEvalConfig) -> dict:
@@ -76,6 +101,9 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     if description.get("weights") == "ema":
         raw, _ = load_frames_generator(config.export_dir, weights="raw", flag="export_dir")
         rows["generated_raw_weights"] = _generate(raw, z)
+    rejection = _rejection_row(config, generator, description, n)
+    if "frames" in rejection:
+        rows["generated_rejection"] = rejection.pop("frames")
     rows.update(untrained_generator=_generate(untrained, z), real=held_out,
                 collapsed=np.repeat(held_out[:1], n, axis=0))
     report = {}
@@ -87,6 +115,7 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
         if row != "real" and balls:
             stats["vs_real"] = {k: float(abs(stats[k] - report["real"][k])) for k in FRAME_COLUMNS}
             stats["area_spread_ratio"] = float(stats["blob_area_std"] / report["real"]["blob_area_std"])
+    report["rejection"] = rejection
     report["generator_weights"] = description.get("weights", "raw")
     if not balls:
         report["unavailable"] = NO_BALLS

@@ -148,5 +148,6 @@ class FramesGanTask:
 
     def export(self, directory: str) -> None:
         export_frames_generator(self.sampling_generator, describe(self.config), directory,
-                                raw_generator=self.generator if self.ema is not None else None)
+                                raw_generator=self.generator if self.ema is not None else None,
+                                discriminators=self.discriminators)
 
