@@ -62,6 +62,9 @@ def config_flags() -> dict:
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",
         "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),
+        "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
+                               "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
+                               "a frames export that carries its discriminators.",
         "num_sample_videos": FlagSpec("Videos in each sample summary.", minimum=1),
         **common_flags.adversarial_flags(),
         **common_flags.optimizer_flags("sequence", "sequence_optimizer", "sequence generator"),

@@ -14,7 +14,13 @@ import tensorflow as tf
 
 from tfvidgan.data import readers
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import VIDEO_GENERATOR, VIDEO_SAMPLE_STREAM, export_video_generator, load_frames_generator
+from tfvidgan.export import (
+    VIDEO_GENERATOR,
+    VIDEO_SAMPLE_STREAM,
+    export_video_generator,
+    load_frame_discriminators,
+    load_frames_generator,
+)
 from tfvidgan.metrics.plotting import gif_bytes
 from tfvidgan.models.ensemble_discriminator import (
     DEFAULT_HEAD,
@@ -63,6 +69,10 @@ class VideoGanConfig:
     finetune_frames_generator: bool = False
     smoothness_weight: float = 0.0
     smoothness_on: str = "latents"
+    # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
+    # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
+    # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
+    frame_critic_weight: float = 0.0
     num_sample_videos: int = 4
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     sequence_optimizer: OptimizerConfig = OptimizerConfig()
@@ -72,6 +82,8 @@ class VideoGanConfig:
     def __post_init__(self):
         if self.smoothness_on not in SMOOTHNESS_TARGETS:
             raise ConfigError(f"--smoothness_on={self.smoothness_on!r} is not one of {SMOOTHNESS_TARGETS}")
+        if self.frame_critic_weight < 0:
+            raise ConfigError(f"--frame_critic_weight must be >= 0, got {self.frame_critic_weight}")
         if self.smoothness_weight < 0:
             raise ConfigError(f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
         for name in ("clip_length", "sample_length"):
@@ -126,6 +138,10 @@ class VideoGanTask:
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
             seed=c.projection_seed, normalization=c.discriminator_normalization,
             head=c.discriminator_head)
+        self.frame_critic = None
+        if c.frame_critic_weight > 0:
+            self.frame_critic = load_frame_discriminators(c.frames_generator, flag="frames_generator")
+            self.frame_critic.trainable = False
         self.s_optimizer = make_optimizer(c.sequence_optimizer, self.sequence_generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
         self.generator_updates = [(self.s_optimizer, self.sequence_generator.trainable_variables)]
@@ -147,17 +163,23 @@ class VideoGanTask:
         def generate(stream):
             latents = self.sequence_generator(self._noise(batch, steps, step, stream), training=True)
             clips = render(self.frames_generator, latents)
-            if self.config.smoothness_weight == 0:
-                return clips, None
-            target = latents if self.config.smoothness_on == "latents" else clips
-            return clips, self.config.smoothness_weight * tf.reduce_sum(temporal_smoothness(target)) / global_batch
+            terms = []
+            if self.config.smoothness_weight > 0:
+                target = latents if self.config.smoothness_on == "latents" else clips
+                terms.append(self.config.smoothness_weight * tf.reduce_sum(temporal_smoothness(target)) / global_batch)
+            if self.frame_critic is not None:
+                frames = tf.reshape(clips, (-1, *self.frame_shape))
+                logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
+                per_frame = tf.reduce_mean(tf.nn.softplus(-logits), axis=-1)
+                terms.append(self.config.frame_critic_weight * tf.reduce_sum(per_frame) / (global_batch * steps))
+            return clips, tf.add_n(terms) if terms else None
 
         out = adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
                                      d_optimizer=self.d_optimizer, generator_updates=self.generator_updates,
                                      config=self.config.adversarial)
         metrics = out.as_dict()
         if out.generator_term is not None:
-            metrics["g_regularizer"] = out.generator_term  # the weighted temporal smoothness
+            metrics["g_regularizer"] = out.generator_term  # weighted temporal smoothness + frame critic
         return metrics
 
     def checkpoint_objects(self) -> dict:
