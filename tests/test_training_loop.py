@@ -389,3 +389,38 @@ def test_read_run_config_rebuilds_the_recorded_config(tmp_path):
         read_run_config(str(tmp_path), VideoGanConfig)
     with pytest.raises(ConfigError, match="run_config.json: cannot read"):
         read_run_config(str(tmp_path / "missing"), FramesGanConfig)
+
+
+def test_frame_critic_term_scales_with_its_weight_and_needs_exported_discriminators(frames_run, tmp_path):
+    """The frames export's frozen discriminators judge every rendered frame: the generator's extra term is
+    weight × mean over frames of softplus(−mean_k D_k) — positive and linear in the weight (same seeds, same
+    first step) — and the frames discriminators stay frozen. An export without discriminators is named."""
+    import keras
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.export import export_frames_generator
+    from tfvidgan.training.frames_task import describe
+
+    model_dir, frames_task, _ = frames_run
+    rng = np.random.default_rng(2)
+    clips = rng.uniform(-1, 1, size=(4, 8, 32, 32, 1)).astype(np.float32)
+    terms = {}
+    for weight in (1.0, 3.0):
+        keras.utils.set_random_seed(0)
+        config = VideoGanConfig(frames_generator=str(model_dir / "export"), clip_length=8, sample_length=8,
+                                noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
+                                discriminator_filters=2, num_sample_videos=2, frame_critic_weight=weight)
+        task = VideoGanTask(config)
+        result = loop.run_training(
+            task, lambda c, s: tf.data.Dataset.from_tensor_slices(clips).repeat().batch(2, drop_remainder=True),
+            STRATEGY, loop.LoopConfig(model_dir=str(tmp_path / str(weight)), train_steps=1, log_every=1,
+                                      sample_every=1, checkpoint_every=1, export=False))
+        terms[weight] = float(result.last_metrics["g_regularizer"])
+        assert not task.frame_critic.trainable_variables
+        for a, b in zip(task.frame_critic.weights, frames_task.discriminators.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert terms[1.0] > 0
+    np.testing.assert_allclose(terms[3.0], 3 * terms[1.0], rtol=1e-4)
+    export_frames_generator(frames_task.sampling_generator, describe(frames_task.config), str(tmp_path / "old"))
+    with pytest.raises(ConfigError, match="--frames_generator=.*has no discriminators"):
+        VideoGanTask(VideoGanConfig(frames_generator=str(tmp_path / "old"), frame_critic_weight=1.0)).build()
