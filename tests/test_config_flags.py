@@ -154,8 +154,6 @@ def test_model_builders_default_to_the_configs():
     assert _signature_default(frames_generator.build_frames_generator, "base_filters") == frames.generator_filters
 
 
-@pytest.mark.xfail(strict=True, reason="tfvidgan/models/frames_generator.py still defaults to per-replica 'batch' "
-                                       "(outside this change); FramesGanConfig uses 'sync_batch'")
 def test_frames_generator_builder_normalization_defaults_to_the_config():
     assert (_signature_default(frames_generator.build_frames_generator, "normalization")
             == FramesGanConfig().generator_normalization)

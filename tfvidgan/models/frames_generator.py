@@ -25,6 +25,10 @@ from tfvidgan.errors import ConfigError
 
 SUPPORTED_IMAGE_SIZES = (30, 32, 64)
 GENERATOR_NORMALIZATIONS = ("batch", "sync_batch", "none")
+# Defaults shared with FramesGanConfig (and hence the trainers' flags): 64 filters in the last hidden layer;
+# synchronised batch norm, so N replicas compute what one replica computes (the shipped configs use it).
+DEFAULT_GENERATOR_FILTERS = 64
+DEFAULT_GENERATOR_NORMALIZATION = "sync_batch"
 
 
 def _weights_init():
@@ -43,8 +47,8 @@ def build_frames_generator(
     image_size: int,
     channels: int,
     latent_dim: int,
-    base_filters: int = 64,
-    normalization: str = "batch",
+    base_filters: int = DEFAULT_GENERATOR_FILTERS,
+    normalization: str = DEFAULT_GENERATOR_NORMALIZATION,
 ) -> keras.Model:
     """Builds the DCGAN frames generator.
 
@@ -53,8 +57,9 @@ def build_frames_generator(
       channels: output channels C ≥ 1 (1 for bouncing balls).
       latent_dim: Z ≥ 1.
       base_filters: filters of the last hidden layer; earlier layers have 2×, 4×, (8×).
-      normalization: "batch" (BatchNormalization), "sync_batch" (BatchNormalization with
-        `synchronized=True`: statistics over the global batch under a tf.distribute strategy), or
+      normalization: "sync_batch" (default: BatchNormalization with
+        `synchronized=True`, statistics over the global batch under a tf.distribute strategy), "batch"
+        (per-replica BatchNormalization) or
         "none" (dense/conv layers then carry a bias instead).
 
     Returns:

@@ -14,7 +14,11 @@ from tfvidgan.models.ensemble_discriminator import (
     DEFAULT_NORMALIZATION,
     build_frame_discriminators,
 )
-from tfvidgan.models.frames_generator import build_frames_generator
+from tfvidgan.models.frames_generator import (
+    DEFAULT_GENERATOR_FILTERS,
+    DEFAULT_GENERATOR_NORMALIZATION,
+    build_frames_generator,
+)
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.ema import WeightAverage
 from tfvidgan.training.loop import InputConfig, require_inputs
@@ -38,8 +42,8 @@ class FramesGanConfig:
     image_size: int = 32          # set from the dataset by the trainer
     channels: int = 1             # set from the dataset by the trainer
     latent_dim: int = 100
-    generator_filters: int = 64
-    generator_normalization: str = "sync_batch"
+    generator_filters: int = DEFAULT_GENERATOR_FILTERS
+    generator_normalization: str = DEFAULT_GENERATOR_NORMALIZATION
     num_discriminators: int = 48
     discriminator_filters: int = DEFAULT_FRAME_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
