@@ -67,3 +67,24 @@ def test_sample_video_writes_gifs_and_swapping_the_fg_keeps_the_latents(exports,
     assert np.load(own / "latents.npy").shape == (2, 9, Z)
     strips = [np.asarray(Image.open(d / "video_000_strip.png")) for d in (own, swapped)]
     assert strips[0].shape == strips[1].shape and not np.array_equal(*strips)
+
+
+def test_sample_frames_with_rejection_uses_the_exported_discriminators(exports, tmp_path):
+    """--rejection_acceptance: frames drawn by rejection sampling with the export's own discriminators, the
+    same for the same seed; an export without discriminators is named."""
+    from tfvidgan.errors import ExportKindError
+    from tfvidgan.models.ensemble_discriminator import build_frame_discriminators
+    from tfvidgan.sample import sample_frames
+
+    keras.utils.set_random_seed(5)
+    generator = build_frames_generator(32, 1, Z, base_filters=8)
+    discriminators = build_frame_discriminators((32, 32, 1), 2, base_filters=2)
+    export_frames_generator(generator, describe(FramesGanConfig(latent_dim=Z)), str(tmp_path / "fg" / "1"),
+                            discriminators=discriminators)
+    for name in ("a.png", "b.png"):
+        sample_frames(str(tmp_path / "fg"), 4, 3, str(tmp_path / name), rows=2, rejection_acceptance=0.5)
+    a, b = (np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "b.png"))
+    assert a.shape[:2] == (2 * 32 + 1, 2 * 32 + 1)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ExportKindError, match="--export_dir=.*has no discriminators"):
+        sample_frames(str(exports / "fg_a"), 4, 3, str(tmp_path / "c.png"), rejection_acceptance=0.5)

@@ -1,6 +1,7 @@
 r"""Writes samples from an exported generator.
 
     python -m tfvidgan.sample frames --export_dir=runs/frames/export --num_samples=64 --output=grid.png
+    python -m tfvidgan.sample frames --export_dir=runs/frames/export --rejection_acceptance=0.1  # refined by its Ds
     python -m tfvidgan.sample video  --export_dir=runs/video/export --num_samples=8 --output_dir=videos/
 
 `--export_dir` is an export base directory (the newest numbered version is used) or one SavedModel.
@@ -31,18 +32,37 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
     flags.DEFINE_string("output", "samples.png", "frames mode: PNG grid to write.")
     flags.DEFINE_integer("rows", 0, "frames mode: grid rows (0 = about square).")
+    flags.DEFINE_float("rejection_acceptance", 0.0, "frames mode: keep this fraction of candidates by discriminator "
+                       "rejection sampling with the export's own discriminators (tfvidgan.rejection; about "
+                       "1/acceptance generator calls per sample); 0 = plain sampling with the `sample` signature.")
     flags.DEFINE_integer("num_frames", 30, "video mode: frames per video (any length, not only the training one).")
     flags.DEFINE_string("output_dir", "video_samples", "video mode: directory for GIFs, PNG strips, latents.npy.")
     flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories with this frames export "
                         "instead of the one trained with (same latent size), e.g. an FG trained on 1 ball.")
 
 
-def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, rows: int = 0) -> str:
-    """Draws `num_samples` frames with the export's `sample` signature and writes a PNG grid."""
+def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, rows: int = 0,
+                  rejection_acceptance: float = 0.0) -> str:
+    """Draws `num_samples` frames and writes a PNG grid: with the export's `sample` signature, or, when
+    `rejection_acceptance` > 0, by discriminator rejection sampling with the export's own discriminators."""
     import tensorflow as tf
-    sample = load_signature(export_dir, "sample", inputs={"num_samples", "seed"})
-    frames = sample(num_samples=tf.constant(num_samples, tf.int32), seed=tf.constant(seed, tf.int32))["frames"]
-    save_image_grid_png(frames.numpy(), output, rows=rows or None)
+    if rejection_acceptance > 0:
+        from tfvidgan.export import load_frame_discriminators, load_frames_generator
+        from tfvidgan.rejection import DiscriminatorRejectionSampler, RejectionConfig
+
+        config = RejectionConfig(acceptance=rejection_acceptance)
+        generator, description = load_frames_generator(export_dir, flag="export_dir")
+        sampler = DiscriminatorRejectionSampler(generator, load_frame_discriminators(export_dir),
+                                                description["latent_dim"], config, seed=seed)
+        result = sampler.sample(num_samples, seed=seed)
+        logging.info("Rejection sampling: kept %d of %d candidates (%.3f)", num_samples, result.candidates,
+                     result.acceptance)
+        frames = result.frames
+    else:
+        sample = load_signature(export_dir, "sample", inputs={"num_samples", "seed"})
+        frames = sample(num_samples=tf.constant(num_samples, tf.int32), seed=tf.constant(seed, tf.int32))["frames"]
+        frames = frames.numpy()
+    save_image_grid_png(frames, output, rows=rows or None)
     return output
 
 
@@ -70,7 +90,8 @@ def main(argv):
     if FLAGS.num_samples < 1:
         raise ConfigError(f"--num_samples must be >= 1, got {FLAGS.num_samples}")
     if argv[1] == "frames":
-        path = sample_frames(FLAGS.export_dir, FLAGS.num_samples, FLAGS.seed, FLAGS.output, FLAGS.rows)
+        path = sample_frames(FLAGS.export_dir, FLAGS.num_samples, FLAGS.seed, FLAGS.output, FLAGS.rows,
+                             FLAGS.rejection_acceptance)
         logging.info("Wrote %s", path)
     else:
         written = sample_videos_to_dir(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed,
