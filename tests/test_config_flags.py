@@ -152,6 +152,10 @@ def test_model_builders_default_to_the_configs():
                        ("share_weights", "unfolded_share_weights")):
         assert _signature_default(unfolded.build_unfolded_reconstructor, arg) == getattr(recon, field)
     assert _signature_default(frames_generator.build_frames_generator, "base_filters") == frames.generator_filters
+    from tfvidgan.models.sequence_generator import build_sequence_generator
+    for field in ("noise_dim", "step_noise_dim", "hidden_units", "num_layers", "cell", "bidirectional",
+                  "latent_constraint", "trajectory", "max_step"):
+        assert _signature_default(build_sequence_generator, field) == getattr(video, field), field
 
 
 def test_frames_generator_builder_normalization_defaults_to_the_config():

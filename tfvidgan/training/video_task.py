@@ -8,6 +8,7 @@ with `finetune_frames_generator` its weights are trained too, at their own learn
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +39,10 @@ from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 SMOOTHNESS_TARGETS = ("latents", "frames")
 
 
+_SEQUENCE_DEFAULTS = {name: p.default for name, p in inspect.signature(build_sequence_generator).parameters.items()
+                      if p.default is not inspect.Parameter.empty}
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoGanConfig:
     """The video GAN; `clip_length` is the training length, `sample_length` the sampling length.
@@ -51,15 +56,16 @@ class VideoGanConfig:
     frames_generator: str
     clip_length: int = 16
     sample_length: int = 30
-    noise_dim: int = 64
-    step_noise_dim: int = 8
-    hidden_units: int = 256
-    num_layers: int = 2
-    cell: str = "lstm"
-    bidirectional: bool = True
-    latent_constraint: str = "standardize"
-    trajectory: str = "absolute"
-    max_step: float = 1.0
+    # The sequence generator's sizes and options: defaults written once, in `build_sequence_generator`.
+    noise_dim: int = _SEQUENCE_DEFAULTS["noise_dim"]
+    step_noise_dim: int = _SEQUENCE_DEFAULTS["step_noise_dim"]
+    hidden_units: int = _SEQUENCE_DEFAULTS["hidden_units"]
+    num_layers: int = _SEQUENCE_DEFAULTS["num_layers"]
+    cell: str = _SEQUENCE_DEFAULTS["cell"]
+    bidirectional: bool = _SEQUENCE_DEFAULTS["bidirectional"]
+    latent_constraint: str = _SEQUENCE_DEFAULTS["latent_constraint"]
+    trajectory: str = _SEQUENCE_DEFAULTS["trajectory"]
+    max_step: float = _SEQUENCE_DEFAULTS["max_step"]
     num_discriminators: int = 16
     discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
