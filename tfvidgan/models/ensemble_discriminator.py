@@ -360,28 +360,24 @@ def _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, con
         i += 1
     if minibatch_std:
         x = MinibatchStdDev(num_discriminators, minibatch_std, name="minibatch_std")(x)
-    if head == "mlp":
-        hidden = base_filters * 2 ** max(i - 1, 0)
-        x = conv_cls(
-            num_discriminators * hidden,
-            tuple(dims),
+
+    def whole_map_conv(filters_per_discriminator, map_dims, name):
+        """Grouped conv whose kernel covers the whole `map_dims` map ("valid")."""
+        return conv_cls(
+            num_discriminators * filters_per_discriminator,
+            tuple(map_dims),
             padding="valid",
             groups=num_discriminators,
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
             implementation=implementation,
-            name="head_conv",
-        )(x)
+            name=name,
+        )
+
+    if head == "mlp":
+        x = whole_map_conv(base_filters * 2 ** max(i - 1, 0), dims, "head_conv")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="head_lrelu")(x)
         dims = [1] * len(dims)
-    x = conv_cls(
-        num_discriminators,
-        tuple(dims),
-        padding="valid",
-        groups=num_discriminators,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
-        implementation=implementation,
-        name="logits_conv",
-    )(x)
+    x = whole_map_conv(1, dims, "logits_conv")(x)
     return keras.layers.Reshape((num_discriminators,), dtype="float32", name="logits")(x)
 
 
