@@ -189,29 +189,39 @@ def read_run_config(model_dir: str, config_cls):
         raise ConfigError(f"{path} records a {record.get('task')}, not a {config_cls.__name__}")
     flat = record.get("config", {})
 
-    def build(cls, prefix):
+    def build(cls, prefix, base=None):
         kwargs = {}
         for field in dataclasses.fields(cls):
             key = prefix + field.name
-            default = field.default
-            if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
-                default = field.default_factory()
+            default = getattr(base, field.name) if base is not None else _field_default(field)
             if dataclasses.is_dataclass(default):
-                kwargs[field.name] = build(type(default), key + ".")
+                kwargs[field.name] = build(type(default), key + ".", default)
             elif key in flat:
                 value = flat[key]
                 kwargs[field.name] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
     return build(config_cls, "")
 
 
+def _field_default(field: dataclasses.Field):
+    """A dataclass field's default (its factory called), or `dataclasses.MISSING` for a required field."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
 def _defaults(config) -> dict:
-    """The flattened defaults of `config`'s class ({} if it cannot be built without arguments)."""
-    try:
-        return flatten_config(type(config)())
-    except TypeError:
-        return {}
+    """The flattened field defaults of `config`'s class, as `flatten_config` keys (a nested config's fields: the
+    values of its parent field's default instance); required fields are left out."""
+    out = {}
+    for field in dataclasses.fields(config):
+        default = _field_default(field)
+        if default is not dataclasses.MISSING:
+            out.update(_flatten(default, f"{field.name}."))
+    return out
 
 
 def _flag_name(key: str, flags: dict) -> str:
