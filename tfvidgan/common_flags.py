@@ -21,6 +21,7 @@ from absl import flags
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.quality_probe import ProbeConfig
+from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMINATOR_NORMALIZATIONS
 from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.loop import InputConfig, LoopConfig
 from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
@@ -227,6 +228,20 @@ def optimizer_flags(prefix: str, field: str, what: str) -> dict:
                                  strict=True),
         f"{prefix}_beta1": FlagSpec(f"Adam beta_1 of the {what} (unused by RMSprop).", f"{field}.beta_1",
                                     minimum=0.0),
+    }
+
+
+def discriminator_flags(what: str, first_conv: str) -> dict:
+    """`--discriminator_filters`, `--discriminator_normalization`, `--discriminator_head` of the projected
+    discriminators (`what`, e.g. "discriminator"; their first layer `first_conv`, e.g. "conv" or "Conv3D"),
+    feeding the config fields of the same names."""
+    return {
+        "discriminator_filters": f"Filters of each {what}'s first {first_conv} (doubling).",
+        "discriminator_normalization": FlagSpec(f"Normalization inside each {what}.",
+                                                choices=DISCRIMINATOR_NORMALIZATIONS),
+        "discriminator_head": FlagSpec(f"Logit head of each {what}: linear (one conv over the last map) or mlp (a "
+                                       "hidden layer, so a global count can be judged non-monotonically).",
+                                       choices=DISCRIMINATOR_HEADS),
     }
 
 

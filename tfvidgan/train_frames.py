@@ -19,7 +19,6 @@ from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
-from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMINATOR_NORMALIZATIONS
 from tfvidgan.models.frames_generator import GENERATOR_NORMALIZATIONS
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.loop import run_training
@@ -40,12 +39,7 @@ def config_flags() -> dict:
         "generator_filters": "Filters of the generator's last hidden layer.",
         "generator_normalization": FlagSpec("Generator normalization; sync_batch computes statistics over the "
                                             "global batch.", choices=GENERATOR_NORMALIZATIONS),
-        "discriminator_filters": "Filters of each discriminator's first conv (doubling).",
-        "discriminator_normalization": FlagSpec("Normalization inside each projected discriminator.",
-                                                choices=DISCRIMINATOR_NORMALIZATIONS),
-        "discriminator_head": FlagSpec("Logit head of each discriminator: linear (one conv over the last map) or "
-                                       "mlp (a hidden layer, so a global count can be judged non-monotonically).",
-                                       choices=DISCRIMINATOR_HEADS),
+        **common_flags.discriminator_flags("projected discriminator", "conv"),
         "discriminator_minibatch_std": FlagSpec("Group size G of a minibatch-stddev layer before each "
                                                 "discriminator's head (how much its features vary over G "
                                                 "samples); 0 = off. The per-replica batch must be a multiple "

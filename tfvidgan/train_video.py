@@ -19,7 +19,6 @@ from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
-from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMINATOR_NORMALIZATIONS
 from tfvidgan.models.sequence_generator import _CELLS as CELLS
 from tfvidgan.models.sequence_generator import _CONSTRAINTS as LATENT_CONSTRAINTS
 from tfvidgan.models.sequence_generator import TRAJECTORIES
@@ -53,12 +52,7 @@ def config_flags() -> dict:
         "trajectory": FlagSpec("Latent trajectory: 'absolute' (a latent per step) or 'residual' (z_t = z_{t-1} + "
                                "Δ_t with |Δ_t| < --max_step: no jumps).", choices=TRAJECTORIES),
         "max_step": "Bound on each residual latent step's norm.",
-        "discriminator_filters": "Filters of each video discriminator's first Conv3D.",
-        "discriminator_normalization": FlagSpec("Normalization inside each video discriminator.",
-                                                choices=DISCRIMINATOR_NORMALIZATIONS),
-        "discriminator_head": FlagSpec("Logit head of each video discriminator: linear or mlp (a hidden layer, so "
-                                       "a global count can be judged non-monotonically).",
-                                       choices=DISCRIMINATOR_HEADS),
+        **common_flags.discriminator_flags("video discriminator", "Conv3D"),
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",
         "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),
