@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import mirrored_strategy
 
-from tfvidgan.errors import TrainingDivergedError
+from tfvidgan.errors import ConfigError, TrainingDivergedError
 from tfvidgan.training import loop
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask, temporal_smoothness
@@ -169,6 +169,15 @@ def test_temporal_smoothness_is_zero_for_constant_and_known_for_a_ramp():
     np.testing.assert_allclose(temporal_smoothness(constant).numpy(), [0, 0])
     ramp = tf.reshape(tf.range(2 * 5 * 3, dtype=tf.float32), [2, 5, 3])  # step of 3 in every entry
     np.testing.assert_allclose(temporal_smoothness(ramp).numpy(), [9.0, 9.0])
+
+
+def test_second_order_smoothness_is_zero_on_constant_velocity_and_known_for_a_parabola():
+    ramp = tf.reshape(tf.range(10, dtype=tf.float32) * 3.0, [1, 10, 1])
+    np.testing.assert_allclose(temporal_smoothness(ramp, order=2).numpy(), [0.0])
+    parabola = tf.reshape(tf.square(tf.range(6, dtype=tf.float32)), [1, 6, 1])  # second difference 2
+    np.testing.assert_allclose(temporal_smoothness(parabola, order=2).numpy(), [4.0])
+    with pytest.raises(ConfigError, match="--smoothness_order"):
+        VideoGanConfig(frames_generator="x", smoothness_order=3)
 
 
 def test_finetuning_trains_the_frames_generator_at_its_own_rate(frames_run, tmp_path):

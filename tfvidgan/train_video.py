@@ -56,6 +56,8 @@ def config_flags() -> dict:
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",
         "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),
+        "smoothness_order": FlagSpec("1 penalises each step (slows motion), 2 each change of step "
+                                     "(acceleration; straight constant-speed paths are free).", minimum=1),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

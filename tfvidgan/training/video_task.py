@@ -75,6 +75,9 @@ class VideoGanConfig:
     finetune_frames_generator: bool = False
     smoothness_weight: float = 0.0
     smoothness_on: str = "latents"
+    # 1 penalises consecutive differences (speed: also slows motion down), 2 second differences
+    # (acceleration: straight, constant-velocity paths cost nothing, as in free flight).
+    smoothness_order: int = 1
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -90,6 +93,8 @@ class VideoGanConfig:
             raise ConfigError(f"--smoothness_on={self.smoothness_on!r} is not one of {SMOOTHNESS_TARGETS}")
         if self.frame_critic_weight < 0:
             raise ConfigError(f"--frame_critic_weight must be >= 0, got {self.frame_critic_weight}")
+        if self.smoothness_order not in (1, 2):
+            raise ConfigError(f"--smoothness_order must be 1 or 2, got {self.smoothness_order}")
         if self.smoothness_weight < 0:
             raise ConfigError(f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
         for name in ("clip_length", "sample_length"):
@@ -97,10 +102,15 @@ class VideoGanConfig:
                 raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
 
 
-def temporal_smoothness(sequence: tf.Tensor) -> tf.Tensor:
-    """Per-sample mean squared difference between consecutive steps: `[B, T, ...]` → `[B]`."""
-    sequence = tf.cast(sequence, tf.float32)
-    diffs = sequence[:, 1:] - sequence[:, :-1]
+def temporal_smoothness(sequence: tf.Tensor, order: int = 1) -> tf.Tensor:
+    """Per-sample mean squared `order`-th difference along time: `[B, T, ...]` → `[B]` float32.
+
+    Order 1 is the mean squared step `x_t − x_{t−1}`; order 2 the mean squared acceleration
+    `x_{t+1} − 2 x_t + x_{t−1}`, zero on any constant-velocity path. Needs `T > order`.
+    """
+    diffs = tf.cast(sequence, tf.float32)
+    for _ in range(order):
+        diffs = diffs[:, 1:] - diffs[:, :-1]
     return tf.reduce_mean(tf.reshape(tf.square(diffs), [tf.shape(diffs)[0], -1]), axis=1)
 
 
@@ -172,7 +182,8 @@ class VideoGanTask:
             terms = []
             if self.config.smoothness_weight > 0:
                 target = latents if self.config.smoothness_on == "latents" else clips
-                terms.append(self.config.smoothness_weight * tf.reduce_sum(temporal_smoothness(target)) / global_batch)
+                terms.append(self.config.smoothness_weight * tf.reduce_sum(
+                    temporal_smoothness(target, self.config.smoothness_order)) / global_batch)
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
