@@ -28,6 +28,6 @@ setup(
         "and-cuda": ["tensorflow[and-cuda]>=2.21,<2.22"],
         # Reading your own video files (`python -m data_tools.make_video_dataset`): PyAV ships FFmpeg in its wheel.
         "video": ["av>=14,<20"],
-        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "av>=14,<20", "ruff==0.17.6"],
+        "test": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "pytest-xdist>=3.5,<4", "av>=14,<20", "ruff==0.17.6"],
     },
 )

@@ -146,7 +146,7 @@ def test_model_builders_default_to_the_configs():
     assert _signature_default(d.build_video_discriminators, "normalization") == video.discriminator_normalization
     assert _signature_default(reconstructor.build_reconstructor, "base_filters") == recon.base_filters
     assert _signature_default(reconstructor.build_reconstructor, "depth") == recon.depth
-    assert _signature_default(reconstructor.build_reconstruction_critic, "base_filters") == recon.critic_filters
+    assert _signature_default(reconstructor.build_reconstruction_critic, "base_filters") == recon.discriminator_filters
     for arg, field in (("stages", "unfolded_stages"), ("filters", "unfolded_filters"),
                        ("conv_layers", "unfolded_conv_layers"), ("conv", "unfolded_conv"),
                        ("share_weights", "unfolded_share_weights")):

@@ -199,14 +199,14 @@ def test_reconstruction_fit_matches_the_loop(tmp_path):
     scenes = np.random.default_rng(4).uniform(0, 1, size=(8, t, h, w, 1)).astype(np.float32)
     sensed = CupOperator(mask, t).forward(scenes).numpy()
     config = ReconstructionConfig(num_frames=t, height=h, width=w, mask=mask, base_filters=4, depth=1,
-                                  adversarial_weight=0.1, critic_filters=2)
+                                  adversarial_weight=0.1, discriminator_filters=2)
     gan = ReconstructionGAN(config)
     gan.compile(combiner="hypervolume")
-    attributes = ("reconstructor", "critic")
+    attributes = ("reconstructor", "discriminator")
     initial = _snapshot(gan.task, attributes)
     history = gan.fit((sensed, scenes), batch_size=4, shuffle=False, verbose=0)
-    assert sorted(history.history) == ["adversarial_loss", "critic_loss", "mse"]
-    assert gan.discriminators == [gan.critic]
+    assert sorted(history.history) == ["d_loss", "g_loss", "mse"]
+    assert gan.discriminators == [gan.discriminator]
 
     task = _WithWeights(ReconstructionTask(dataclasses.replace(
         config, adversarial=AdversarialConfig(combiner="hypervolume"))), initial)

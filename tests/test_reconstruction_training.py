@@ -33,7 +33,7 @@ def _pairs(n, seed):
 def _train(model_dir, steps, adversarial_weight=0.0):
     mask, sensed, scenes = _pairs(64, seed=0)
     config = ReconstructionConfig(num_frames=T, height=H, width=W, mask=mask, base_filters=16, depth=2, optimizer=OptimizerConfig(name="adam", learning_rate=3e-3, beta_1=0.9),
-                                  adversarial_weight=adversarial_weight, critic_filters=4,
+                                  adversarial_weight=adversarial_weight, discriminator_filters=4,
                                   adversarial=AdversarialConfig())
     task = ReconstructionTask(config, preview=(sensed[:2], scenes[:2]))
 
@@ -83,13 +83,13 @@ def test_serving_export_has_named_io_and_works_with_saved_model_cli(trained, tmp
         loaded.signatures["serving_default"](sensed_image=tf.zeros([1, H, W, 1]))
 
 
-def test_adversarial_term_changes_the_update_and_logs_critic_losses(tmp_path):
+def test_adversarial_term_changes_the_update_and_logs_discriminator_losses(tmp_path):
     import keras
     keras.utils.set_random_seed(5)
     plain, _ = _train(tmp_path / "plain", 2)
     keras.utils.set_random_seed(5)
     adv, result = _train(tmp_path / "adv", 2, adversarial_weight=0.5)
-    assert np.isfinite(result.last_metrics["critic_loss"]) and result.last_metrics["critic_loss"] > 0
+    assert np.isfinite(result.last_metrics["d_loss"]) and result.last_metrics["d_loss"] > 0
     assert np.isfinite(result.last_metrics["mse"])
     differs = [not np.allclose(a.numpy(), b.numpy())
                for a, b in zip(plain.reconstructor.trainable_variables, adv.reconstructor.trainable_variables)]

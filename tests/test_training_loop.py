@@ -381,6 +381,33 @@ def test_resuming_a_run_from_before_a_config_field_existed_accepts_its_default(t
         check_run_config(str(tmp_path), changed, {"projection_seed": 1}, has_checkpoint=True)
 
 
+def test_a_run_recorded_with_renamed_fields_resumes_under_the_new_names(tmp_path):
+    """The reconstructor's `critic_filters`/`critic_optimizer.*` are now `discriminator_*`: a run recorded
+    with the old names still resumes with the same values, and a real change is still refused."""
+    import dataclasses
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.training.optimizers import OptimizerConfig
+    from tfvidgan.training.reconstruction_task import ReconstructionConfig
+    from tfvidgan.training.run_lock import RUN_CONFIG_FILE, check_run_config
+
+    config = ReconstructionConfig(num_frames=4, height=8, width=8, mask=np.ones((8, 8), np.float32),
+                                  adversarial_weight=0.1, discriminator_filters=3,
+                                  discriminator_optimizer=OptimizerConfig(name="adam", learning_rate=1e-4))
+    check_run_config(str(tmp_path), config, {}, has_checkpoint=False)
+    path = tmp_path / RUN_CONFIG_FILE
+    record = json.loads(path.read_text())
+    record["config"] = {("critic_" + k[len("discriminator_"):] if k.startswith("discriminator_") else k): v
+                        for k, v in record["config"].items()}
+    assert "critic_filters" in record["config"] and "critic_optimizer.name" in record["config"]
+    path.write_text(json.dumps(record))
+    check_run_config(str(tmp_path), config, {}, has_checkpoint=True)  # same model under the new names
+    path.write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="--discriminator_filters: checkpoint 3, now 5"):
+        check_run_config(str(tmp_path), dataclasses.replace(config, discriminator_filters=5),
+                         {"discriminator_filters": 5}, has_checkpoint=True)
+
+
 def test_read_run_config_rebuilds_the_recorded_config(tmp_path):
     """`read_run_config` inverts the record `check_run_config` writes, nested dataclasses included."""
     import dataclasses

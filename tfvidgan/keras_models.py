@@ -503,13 +503,14 @@ class VideoGAN(_TaskGAN):
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
 class ReconstructionGAN(_TaskGAN):
-    """The CUP reconstructor with its adversarial critic (`ReconstructionTask`; MSE only when
+    """The CUP reconstructor with its optional patch discriminator (`ReconstructionTask`; MSE only when
     `adversarial_weight == 0`): batches `(sensed [b, H+T−1, W, 1], scene [b, T, H, W, 1] in [0, 1])` float32.
 
-    `reconstructor`, `critic` (fully convolutional: every patch logit counts as one discriminator of the
-    ensemble step, all patches share the critic's weights, hence `discriminators == [critic]`);
+    `reconstructor`, `discriminator` (fully convolutional: every patch logit counts as one discriminator of
+    the ensemble step, all patches share its weights, hence `discriminators == [discriminator]`);
     calling the model maps sensed images to scenes `[N, T, H, W, 1]`.
-    Metrics: `mse`, and with a critic `critic_loss`, `adversarial_loss` (the task reports no per-patch values).
+    Metrics: `mse`, and with a discriminator `d_loss`, `g_loss` (the frames and video models' names; the
+    task reports no per-patch values).
     """
 
     config_class = ReconstructionConfig
@@ -522,28 +523,28 @@ class ReconstructionGAN(_TaskGAN):
         t = self.task
         self.reconstructor = t.reconstructor
         self.generator_optimizer = t.optimizer
-        if t.critic is not None:
-            self.critic, self.discriminator_optimizer = t.critic, t.critic_optimizer
+        if t.discriminator is not None:
+            self.discriminator, self.discriminator_optimizer = t.discriminator, t.d_optimizer
 
     def _metric_spec(self):
-        return (["mse"] + (["critic_loss", "adversarial_loss"] if self.task.critic is not None else []), [], 0)
+        return (["mse"] + (["d_loss", "g_loss"] if self.task.discriminator is not None else []), [], 0)
 
     def _set_optimizers(self, generator, discriminator, extra):
         if extra:
             raise ConfigError(f"ReconstructionGAN.compile(): unknown argument(s) {sorted(extra)}")
         t, c = self.task, self.task.config
-        if discriminator is not None and t.critic is None:
-            raise ConfigError("compile(discriminator_optimizer=...) needs a critic: "
+        if discriminator is not None and t.discriminator is None:
+            raise ConfigError("compile(discriminator_optimizer=...) needs a discriminator: "
                               "ReconstructionConfig(adversarial_weight > 0)")
         t.optimizer, g_config = self._resolve_optimizer(generator, "generator_optimizer",
                                                         t.reconstructor.trainable_variables, t.optimizer)
         d_config = None
-        if t.critic is not None:
-            t.critic_optimizer, d_config = self._resolve_optimizer(
-                discriminator, "discriminator_optimizer", t.critic.trainable_variables, t.critic_optimizer)
-            self.discriminator_optimizer = t.critic_optimizer
+        if t.discriminator is not None:
+            t.d_optimizer, d_config = self._resolve_optimizer(
+                discriminator, "discriminator_optimizer", t.discriminator.trainable_variables, t.d_optimizer)
+            self.discriminator_optimizer = t.d_optimizer
         t.config = dataclasses.replace(c, optimizer=g_config or c.optimizer,
-                                       critic_optimizer=d_config or c.critic_optimizer)
+                                       discriminator_optimizer=d_config or c.discriminator_optimizer)
         self.generator_optimizer = t.optimizer
 
     def _check_batch(self, data):
@@ -563,7 +564,7 @@ class ReconstructionGAN(_TaskGAN):
 
     @property
     def discriminators(self) -> list:
-        return [self.task.critic] if self.task.critic is not None else []
+        return [self.task.discriminator] if self.task.discriminator is not None else []
 
     def call(self, sensed, training=False):
         """Sensed `[N, H+T−1, W, 1]` float32 → scenes `[N, T, H, W, 1]` float32 in [0, 1] (training mask)."""

@@ -48,10 +48,10 @@ def config_flags() -> dict:
                         "and noise model), so the model serves any camera.",
         "random_mask_seed": "Seed of the --random_masks draws.",
         "adversarial_weight": "Weight of the adversarial loss (0 = MSE only).",
-        "critic_filters": "Filters of the fully convolutional critic's first conv.",
+        "discriminator_filters": "Filters of the fully convolutional (patch) discriminator's first conv.",
         **common_flags.loss_flag(),
         **common_flags.optimizer_flags("reconstructor", "optimizer", "reconstructor"),
-        **common_flags.optimizer_flags("critic", "critic_optimizer", "adversarial critic"),
+        **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "patch discriminator"),
     }
 
 

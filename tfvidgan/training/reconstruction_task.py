@@ -63,10 +63,10 @@ class ReconstructionConfig:
     photons: float = 0.0
     read_noise: float = 0.0
     adversarial_weight: float = 0.0
-    critic_filters: int = unet.DEFAULT_CRITIC_FILTERS
+    discriminator_filters: int = unet.DEFAULT_CRITIC_FILTERS
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig()
     optimizer: OptimizerConfig = OptimizerConfig(name="adam", learning_rate=1e-3, beta_1=0.9)
-    critic_optimizer: OptimizerConfig = OptimizerConfig(name="rmsprop", learning_rate=2e-4, beta_1=0.5)
+    discriminator_optimizer: OptimizerConfig = OptimizerConfig(name="rmsprop", learning_rate=2e-4, beta_1=0.5)
 
     def __post_init__(self):
         if self.adversarial_weight < 0:
@@ -75,7 +75,7 @@ class ReconstructionConfig:
             raise ConfigError(f"--architecture={self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if self.unfolded_conv not in CONV_KINDS:
             raise ConfigError(f"--unfolded_conv={self.unfolded_conv!r} is not one of {', '.join(CONV_KINDS)}")
-        for name, minimum in (("base_filters", 1), ("depth", 1), ("critic_filters", 1), ("unfolded_stages", 1),
+        for name, minimum in (("base_filters", 1), ("depth", 1), ("discriminator_filters", 1), ("unfolded_stages", 1),
                               ("unfolded_filters", 1), ("unfolded_conv_layers", 2)):
             if getattr(self, name) < minimum:
                 raise ConfigError(f"--{name} must be >= {minimum}, got {getattr(self, name)}")
@@ -132,10 +132,11 @@ class ReconstructionTask:
         c = self.config
         self.reconstructor = build_model(c)
         self.optimizer = make_optimizer(c.optimizer, self.reconstructor.trainable_variables)
-        self.critic = self.critic_optimizer = None
+        self.discriminator = self.d_optimizer = None
         if c.adversarial_weight > 0:
-            self.critic = build_reconstruction_critic(c.num_frames, c.height, c.width, base_filters=c.critic_filters)
-            self.critic_optimizer = make_optimizer(c.critic_optimizer, self.critic.trainable_variables)
+            self.discriminator = build_reconstruction_critic(c.num_frames, c.height, c.width,
+                                                             base_filters=c.discriminator_filters)
+            self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminator.trainable_variables)
 
     def model_inputs(self, sensed, scene, step):
         """The network's inputs for a batch: the sensed images for the U-Net; for the unfolded net
@@ -176,29 +177,31 @@ class ReconstructionTask:
             prediction = self.reconstructor(inputs, training=True)
             return prediction, tf.reduce_sum(per_example_mse(prediction, scene)) / global_batch
 
-        if self.critic is None:
+        if self.discriminator is None:
             variables = self.reconstructor.trainable_variables
             with tf.GradientTape() as tape:
                 _, mse = reconstruct(0)
             self.optimizer.apply_gradients(zip(tape.gradient(mse, variables), variables))
             return {"mse": mse}
         out = adversarial.train_step(
-            real=scene, generate=reconstruct, discriminator=self.critic, d_optimizer=self.critic_optimizer,
+            real=scene, generate=reconstruct, discriminator=self.discriminator, d_optimizer=self.d_optimizer,
             generator_updates=[(self.optimizer, self.reconstructor.trainable_variables)],
             config=self.config.adversarial, adversarial_weight=self.config.adversarial_weight)
-        # The reconstructor's objective is its MSE (the step's generator term) + weight · the critic's loss.
-        return {"mse": out.generator_term, "critic_loss": out.d_loss, "adversarial_loss": out.g_loss}
+        # The reconstructor's objective is its MSE (the step's generator term) + weight · g_loss; the
+        # summary keys are the frames and video trainers' (d_loss, g_loss).
+        return {"mse": out.generator_term, "d_loss": out.d_loss, "g_loss": out.g_loss}
 
     def checkpoint_objects(self) -> dict:
         objects = {"reconstructor": self.reconstructor, "optimizer": self.optimizer}
-        if self.critic is not None:
-            objects.update(critic=self.critic, critic_optimizer=self.critic_optimizer)
+        if self.discriminator is not None:
+            # Checkpoint keys predate the discriminator_* names; kept so older runs resume.
+            objects.update(critic=self.discriminator, critic_optimizer=self.d_optimizer)
         return objects
 
     def optimizers(self) -> list:
         pairs = [(self.optimizer, self.config.optimizer)]
-        if self.critic is not None:
-            pairs.append((self.critic_optimizer, self.config.critic_optimizer))
+        if self.discriminator is not None:
+            pairs.append((self.d_optimizer, self.config.discriminator_optimizer))
         return pairs
 
     def write_samples(self, step: int) -> None:

@@ -49,6 +49,21 @@ RESUMABLE_FIELDS = frozenset({
     "smoothness_weight", "smoothness_on", "smoothness_order", "frame_critic_weight", "frames_generator",
 })
 
+# Config fields renamed after runs were recorded with the old names: `run_config.json` records are read with
+# the new names, so those runs still resume (same variables; the checkpoint keys did not change).
+RENAMED_FIELDS = {"critic_filters": "discriminator_filters", "critic_optimizer.": "discriminator_optimizer."}
+
+
+def _renamed(flat: dict) -> dict:
+    out = {}
+    for key, value in flat.items():
+        for old, new in RENAMED_FIELDS.items():
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
 
 def check_model_dir(model_dir: str, flag: str = "--model_dir") -> None:
     """Fails early (before any work) if `model_dir` is a file or cannot be created/written, naming `flag`."""
@@ -187,7 +202,7 @@ def read_run_config(model_dir: str, config_cls):
         raise ConfigError(f"{path}: cannot read the run's config ({e})") from e
     if record.get("task") not in (None, config_cls.__name__):
         raise ConfigError(f"{path} records a {record.get('task')}, not a {config_cls.__name__}")
-    flat = record.get("config", {})
+    flat = _renamed(record.get("config", {}))
 
     def build(cls, prefix, base=None):
         kwargs = {}
@@ -241,7 +256,7 @@ def check_run_config(model_dir: str, config, flags: dict, has_checkpoint: bool) 
     if has_checkpoint and os.path.exists(path):
         try:
             with open(path) as f:
-                stored = json.load(f).get("config", {})
+                stored = _renamed(json.load(f).get("config", {}))
         except (OSError, ValueError) as e:
             raise ConfigError(f"{path} is unreadable ({e}); it records the model the checkpoints were written "
                               f"with. Restore it, or delete it to resume without the check") from e
