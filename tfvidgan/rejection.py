@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.special import expit
 
+from tfvidgan.batching import map_batches
 from tfvidgan.errors import ConfigError
 
 _EPSILON = 1e-6
@@ -63,10 +64,6 @@ class RejectionResult:
     acceptance: float
     d_star: float
     gamma: float
-
-
-def _in_batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
 def _log_ratio(scores: np.ndarray, d_star: float) -> np.ndarray:
@@ -112,11 +109,11 @@ class DiscriminatorRejectionSampler:
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 1_000 + stream]).numpy()
 
     def _render(self, z: np.ndarray) -> np.ndarray:
-        return _in_batches(lambda b: self.generator(b, training=False), z, self.config.batch).astype(np.float32)
+        return map_batches(lambda b: self.generator(b, training=False), z, self.config.batch).astype(np.float32)
 
     def scores(self, frames: np.ndarray) -> np.ndarray:
         """`[N]` float64: the mean logit over the K discriminators."""
-        logits = _in_batches(lambda b: self.discriminators(b, training=False), frames, self.config.batch)
+        logits = map_batches(lambda b: self.discriminators(b, training=False), frames, self.config.batch)
         return logits.astype(np.float64).mean(axis=1)
 
     def acceptance_probability(self, frames: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfvidgan.batching import map_batches
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, load_signature, read_description
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
@@ -61,7 +62,7 @@ def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int |
         latents = np.asarray(latents, dtype=np.float32)
         if latents.ndim != 3 or (latent_dim is not None and latents.shape[-1] != latent_dim):
             raise ConfigError(f"latents must have shape [N, T, {latent_dim or 'Z'}], got {latents.shape}")
-        return np.concatenate([render_chunk(latents[i:i + batch]) for i in range(0, len(latents), batch)])
+        return map_batches(render_chunk, latents, batch)
 
     return render, frame_shape
 

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvidgan.batching import map_batches
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.export import load_frames_generator
 from tfvidgan.metrics.balls import frame_statistics
@@ -57,7 +58,7 @@ class FramesEvalConfig:
 
 
 def _generate(generator: keras.Model, z: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([generator(z[i:i + batch], training=False).numpy() for i in range(0, len(z), batch)])
+    return map_batches(lambda b: generator(b, training=False), z, batch)
 
 
 def _rejection_row(config: FramesEvalConfig, generator, description: dict, n: int) -> dict:
