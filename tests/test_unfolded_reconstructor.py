@@ -58,7 +58,7 @@ def test_random_masks_are_seeded_binary_with_the_fill():
     assert not np.array_equal(a[0], a[1])
 
 
-@pytest.mark.parametrize("conv,share", [("2plus1d", False), ("3d", True)])
+@pytest.mark.parametrize("conv,share", [("2plus1d", False), ("3d", True), ("frames_unet", False), ("frames_unet", True)])
 def test_model_io_range_gradients_and_weight_sharing(conv, share):
     model = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv=conv, share_weights=share)
     assert [i.name for i in model.inputs] == ["sensed_image", "mask"] and model.output_names == ["scene"]
@@ -78,10 +78,11 @@ def test_model_io_range_gradients_and_weight_sharing(conv, share):
     assert per_stage.count_params() == 3 * shared.count_params()
 
 
-def test_untrained_model_is_the_clipped_gap_reconstruction_and_uses_the_given_mask():
+@pytest.mark.parametrize("conv", ["frames2d", "frames_unet"])
+def test_untrained_model_is_the_clipped_gap_reconstruction_and_uses_the_given_mask(conv):
     """Denoisers start as the identity (zero last conv), so the untrained net returns the clipped GAP
     estimate for the mask it is GIVEN: feeding another camera's mask changes the answer accordingly."""
-    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4)
+    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv=conv)
     truth = tf.random.stateless_uniform([1, T, H, W, 1], seed=[3, 3])
     for seed in (0, 1):
         mask = tf.constant(make_mask(H, W, seed=seed)[None])
@@ -93,8 +94,9 @@ def test_untrained_model_is_the_clipped_gap_reconstruction_and_uses_the_given_ma
     assert np.abs(other - expected).max() > 0.1
 
 
-def test_saved_and_restored(tmp_path):
-    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv="3d")
+@pytest.mark.parametrize("conv", ["3d", "frames_unet"])
+def test_saved_and_restored(tmp_path, conv):
+    model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv=conv)
     for w in model.trainable_weights:
         w.assign(tf.random.stateless_normal(w.shape, seed=[4, len(w.path)], stddev=0.1))
     model.save(tmp_path / "u.keras")
@@ -111,3 +113,5 @@ def test_bad_settings_name_the_field():
         build_unfolded_reconstructor(T, H, W, conv="4d")
     with pytest.raises(ConfigError, match="unfolded_conv_layers"):
         build_unfolded_reconstructor(T, H, W, conv_layers=1)
+    with pytest.raises(ConfigError, match="frames_unet.*even.*7×8"):
+        build_unfolded_reconstructor(T, 7, 8, conv="frames_unet")
