@@ -20,13 +20,20 @@ from PIL import Image
 from scipy.special import gammaln
 
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
-from tfvidgan.errors import ConfigError
+from tfvidgan.errors import ConfigError, ExportKindError
 from tfvidgan.export import export_frames_generator, load_frames_generator, load_signature
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import FrechetEncoder, frechet_distance
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import linear_interpolation, trajectory_statistics
-from tfvidgan.metrics.video_report import PHYSICS_COLUMNS, ROWS, VideoEvalConfig, evaluate_video, load_renderer
+from tfvidgan.metrics.video_report import (
+    PHYSICS_COLUMNS,
+    ROWS,
+    VideoEvalConfig,
+    _rejection,
+    evaluate_video,
+    load_renderer,
+)
 from tfvidgan.models.frames_generator import build_frames_generator
 from tfvidgan.training import loop
 from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask, describe
@@ -88,6 +95,52 @@ def setup(tmp_path_factory):
     report = evaluate_video(config)
     return {"root": root, "data": data, "frames_export": frames_export, "video_export": video_export,
             "config": config, "report": report}
+
+
+def test_rejection_row_keeps_clips_the_frame_discriminators_prefer(setup):
+    """The default report adds "generated_rejection" (after "generated"): N clips kept from about N /
+    acceptance candidates by the frames export's own discriminators; those clips score higher with them
+    than the plain generated clips of the same export."""
+    from tfvidgan.export import load_frame_discriminators
+    from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
+
+    report, c = setup["report"], setup["config"]
+    assert list(report)[:3] == ["generated", "generated_rejection", "real"]
+    assert report["generated_rejection"]["num_clips"] == N and "vs_real" in report["generated_rejection"]
+    info = report["rejection"]
+    assert info["target_acceptance"] == c.rejection_acceptance and info["candidates"] >= N
+    sampler = clip_rejection_sampler(c.export_dir, 4, 0.25, seed=1)
+    kept = sampler.sample(32, seed=1)
+    render, _ = load_renderer(c.export_dir)
+    plain = render(sample_latents(c.export_dir, 256, 4, 7))
+    critic = load_frame_discriminators(setup["frames_export"])
+    scores = lambda clips: critic(clips.reshape(-1, *clips.shape[2:])).numpy().reshape(len(clips), -1).mean(1)  # noqa: E731
+    assert scores(kept.samples).mean() > scores(plain).mean()
+    np.testing.assert_allclose(kept.samples, render(kept.latents), atol=1e-5)
+
+
+def test_rejection_row_is_missing_with_the_reason_when_off_or_without_discriminators(setup, tmp_path):
+    import shutil
+
+    from tfvidgan.export import FRAME_DISCRIMINATORS_FILE
+    from tfvidgan.video_sampling import clip_rejection_sampler
+
+    c = setup["config"]
+    off = _rejection(dataclasses.replace(c, rejection_acceptance=0.0), {})
+    assert off == {"unavailable": "off (--rejection_acceptance=0)"}
+    bare = tmp_path / "fg_without_ds"
+    shutil.copytree(os.path.join(setup["frames_export"], sorted(os.listdir(setup["frames_export"]))[-1]), bare)
+    os.remove(bare / FRAME_DISCRIMINATORS_FILE)
+    video = tmp_path / "video_export"
+    version = sorted(os.listdir(c.export_dir))[-1]
+    shutil.copytree(os.path.join(c.export_dir, version), video)
+    description_file = video / "assets.extra" / "tfvidgan.json"
+    description = json.loads(description_file.read_text())
+    description["frames_generator"] = str(bare)
+    description_file.write_text(json.dumps(description))
+    with pytest.raises(ExportKindError, match=r"--export_dir=.*clip rejection sampling needs the discriminators.*"
+                                              r"fg_without_ds"):
+        clip_rejection_sampler(str(video), 4, 0.25)
 
 
 def _generated_latents(setup):

@@ -29,11 +29,13 @@ def define_flags() -> None:
     flags.DEFINE_integer("encoder_samples", 1000, "Real samples the Fréchet encoder is trained on.")
     flags.DEFINE_integer("encoder_steps", 300, "Training steps of the Fréchet encoder (cached after the first run).")
     flags.DEFINE_string("encoder_cache", "eval_cache", "Directory where trained Fréchet encoders are cached.")
-    from tfvidgan.metrics.frames_report import FramesEvalConfig
+    from tfvidgan.rejection import RejectionConfig
 
-    flags.DEFINE_float("rejection_acceptance", FramesEvalConfig.rejection_acceptance,
-                       "frames: also sample with discriminator rejection sampling keeping this fraction of "
-                       "candidates (row generated_rejection; needs an export with discriminators); 0 = off.")
+    flags.DEFINE_float("rejection_acceptance", RejectionConfig.acceptance,
+                       "frames, video: also sample with discriminator rejection sampling keeping this fraction "
+                       "of candidates (row generated_rejection; frames: needs an export with discriminators; "
+                       "video: clips judged by the discriminators of the frames export the model was trained "
+                       "on); 0 = off.")
     flags.DEFINE_integer("num_frames", 16, "video: frames per evaluated clip.")
     flags.DEFINE_string("frames_generator", "", "video: render the trajectories with this frames export instead.")
     flags.DEFINE_integer("long_frames", 0, "video: also sample clips this long (e.g. 120) and compare the physics of "
@@ -92,7 +94,7 @@ def video(values) -> dict:
         num_frames=values.num_frames, frames_generator=values.frames_generator, plot=values.plot,
         encoder_samples=values.encoder_samples, encoder_steps=values.encoder_steps,
         encoder_cache=values.encoder_cache, seed=values.seed, long_frames=values.long_frames,
-        swap_expected_balls=values.swap_expected_balls))
+        swap_expected_balls=values.swap_expected_balls, rejection_acceptance=values.rejection_acceptance))
 
 
 @register_mode

@@ -14,14 +14,17 @@ non-saturating loss), D* the largest D over a calibration draw and γ a shift ch
 fraction of candidates is kept (`RejectionConfig.acceptance`). Fewer acceptances = closer to the data
 but more generator calls per sample (1 / acceptance on average).
 
-Used by `python -m tfvidgan.evaluate frames` (the "generated_rejection" row) and `python -m
-tfvidgan.sample frames --rejection_acceptance=...`, with the discriminators a frames export carries
-(`tfvidgan.export.load_frame_discriminators`).
+`RejectionSampler` is the method over any seeded sampler and score; `DiscriminatorRejectionSampler` draws
+frames from a frames generator, `ClipRejectionSampler` clips from a video generator (scored by the frame
+discriminators, see there). Used by `python -m tfvidgan.evaluate frames|video` (the "generated_rejection"
+rows) and `python -m tfvidgan.sample frames|video --rejection_acceptance=...`, with the discriminators a
+frames export carries (`tfvidgan.export.load_frame_discriminators`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import keras
 import numpy as np
@@ -32,6 +35,7 @@ from tfvidgan.batching import map_batches
 from tfvidgan.errors import ConfigError
 
 _EPSILON = 1e-6
+_STREAM_STRIDE = 1_000_003  # ClipRejectionSampler: int32 seed = stride · stream + seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +60,11 @@ class RejectionConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RejectionResult:
-    """frames: `[N, H, W, C]` float32 in [-1, 1]; z: `[N, Z]` float32, their latents; candidates: how many
-    were drawn; acceptance: N / candidates (before truncation to N); d_star, gamma: the calibration."""
-    frames: np.ndarray
-    z: np.ndarray
+    """samples: the N kept samples (frames `[N, H, W, C]` or clips `[N, T, H, W, C]`, float32 in [-1, 1]);
+    latents: their latents (`[N, Z]` or `[N, T, Z]`); candidates: how many were drawn; acceptance:
+    kept / candidates (before truncation to N); d_star, gamma: the calibration."""
+    samples: np.ndarray
+    latents: np.ndarray
     candidates: int
     acceptance: float
     d_star: float
@@ -86,8 +91,57 @@ def _gamma_for(f: np.ndarray, acceptance: float) -> float:
     return 0.5 * (low + high)
 
 
-class DiscriminatorRejectionSampler:
-    """Draws frames from G refined by its discriminators (module docstring).
+class RejectionSampler:
+    """Discriminator rejection sampling over any seeded sampler (module docstring).
+
+    Args:
+      draw: `(n, seed, stream) → (samples [n, ...], latents [n, ...])`, deterministic in `(seed, stream)`.
+      score: `samples [n, ...] → [n]` float64, the discriminators' logit (≈ log p_data / p_G).
+      config: `RejectionConfig`.
+      seed: seed of the calibration draw (stream 1; `sample` draws streams 10, 11, ...).
+    """
+
+    def __init__(self, draw: Callable, score: Callable, config: RejectionConfig = RejectionConfig(),
+                 seed: int = 0):
+        self._draw, self._score, self.config = draw, score, config
+        samples, _ = draw(config.calibration_samples, seed, 1)
+        scores = np.asarray(score(samples), np.float64)
+        self.d_star = float(scores.max())
+        self.gamma = _gamma_for(_log_ratio(scores, self.d_star), config.acceptance)
+
+    def acceptance_probability(self, samples: np.ndarray) -> np.ndarray:
+        """`[N]` in [0, 1]: p(x) = σ(F(x) − γ)."""
+        return expit(_log_ratio(np.asarray(self._score(samples), np.float64), self.d_star) - self.gamma)
+
+    def sample(self, num_samples: int, seed: int = 0) -> RejectionResult:
+        """`num_samples` accepted samples (deterministic for a seed). Raises `ConfigError` if fewer than
+        `num_samples` are accepted within `max_candidates_factor × num_samples / acceptance` candidates."""
+        if num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+        rng = np.random.default_rng([seed, 4242])
+        chunk = max(min(self.config.batch, num_samples), int(math.ceil(1.2 * num_samples / self.config.acceptance)))
+        limit = int(self.config.max_candidates_factor * num_samples / self.config.acceptance)
+        samples, latents, drawn, round_index = [], [], 0, 0
+        while sum(len(x) for x in samples) < num_samples:
+            if drawn >= limit:
+                raise ConfigError(
+                    f"discriminator rejection sampling accepted only {sum(len(x) for x in samples)} of "
+                    f"{drawn} candidates (target acceptance {self.config.acceptance}); raise "
+                    f"--rejection_acceptance")
+            x, z = self._draw(chunk, seed, 10 + round_index)
+            keep = rng.uniform(size=chunk) < self.acceptance_probability(x)
+            samples.append(x[keep])
+            latents.append(z[keep])
+            drawn += chunk
+            round_index += 1
+        accepted = sum(len(x) for x in samples)
+        return RejectionResult(samples=np.concatenate(samples)[:num_samples],
+                               latents=np.concatenate(latents)[:num_samples], candidates=drawn,
+                               acceptance=accepted / drawn, d_star=self.d_star, gamma=self.gamma)
+
+
+class DiscriminatorRejectionSampler(RejectionSampler):
+    """Frames from G refined by its own frame discriminators.
 
     Args:
       generator: `[N, Z]` → `[N, H, W, C]` in [-1, 1] (Keras model, called with training=False).
@@ -99,49 +153,50 @@ class DiscriminatorRejectionSampler:
 
     def __init__(self, generator: keras.Model, discriminators: keras.Model, latent_dim: int,
                  config: RejectionConfig = RejectionConfig(), seed: int = 0):
-        self.generator, self.discriminators, self.latent_dim, self.config = generator, discriminators, latent_dim, config
-        z = self._latents(config.calibration_samples, seed, stream=1)
-        scores = self.scores(self._render(z))
-        self.d_star = float(scores.max())
-        self.gamma = _gamma_for(_log_ratio(scores, self.d_star), config.acceptance)
+        self.generator, self.discriminators, self.latent_dim = generator, discriminators, latent_dim
 
-    def _latents(self, n: int, seed: int, stream: int) -> np.ndarray:
-        return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 1_000 + stream]).numpy()
+        def draw(n, seed, stream):
+            z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 1_000 + stream]).numpy()
+            return map_batches(lambda b: generator(b, training=False), z, config.batch).astype(np.float32), z
 
-    def _render(self, z: np.ndarray) -> np.ndarray:
-        return map_batches(lambda b: self.generator(b, training=False), z, self.config.batch).astype(np.float32)
+        super().__init__(draw, self.scores, config, seed)
 
     def scores(self, frames: np.ndarray) -> np.ndarray:
         """`[N]` float64: the mean logit over the K discriminators."""
         logits = map_batches(lambda b: self.discriminators(b, training=False), frames, self.config.batch)
         return logits.astype(np.float64).mean(axis=1)
 
-    def acceptance_probability(self, frames: np.ndarray) -> np.ndarray:
-        """`[N]` in [0, 1]: p(x) = σ(F(x) − γ)."""
-        return expit(_log_ratio(self.scores(frames), self.d_star) - self.gamma)
 
-    def sample(self, num_samples: int, seed: int = 0) -> RejectionResult:
-        """`num_samples` accepted frames (deterministic for a seed). Raises `ConfigError` if fewer than
-        `num_samples` are accepted within `max_candidates_factor × num_samples / acceptance` candidates."""
-        if num_samples < 1:
-            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
-        rng = np.random.default_rng([seed, 4242])
-        chunk = max(self.config.batch, int(math.ceil(1.2 * num_samples / self.config.acceptance)))
-        limit = int(self.config.max_candidates_factor * num_samples / self.config.acceptance)
-        frames, latents, drawn, round_index = [], [], 0, 0
-        while sum(len(f) for f in frames) < num_samples:
-            if drawn >= limit:
-                raise ConfigError(
-                    f"discriminator rejection sampling accepted only {sum(len(f) for f in frames)} of "
-                    f"{drawn} candidates (target acceptance {self.config.acceptance}); raise "
-                    f"--rejection_acceptance")
-            z = self._latents(chunk, seed, stream=10 + round_index)
-            x = self._render(z)
-            keep = rng.uniform(size=chunk) < self.acceptance_probability(x)
-            frames.append(x[keep])
-            latents.append(z[keep])
-            drawn += chunk
-            round_index += 1
-        accepted = sum(len(f) for f in frames)
-        return RejectionResult(frames=np.concatenate(frames)[:num_samples], z=np.concatenate(latents)[:num_samples],
-                               candidates=drawn, acceptance=accepted / drawn, d_star=self.d_star, gamma=self.gamma)
+class ClipRejectionSampler(RejectionSampler):
+    """Clips of a video generator kept by how real their FRAMES look to step 1's frame discriminators.
+
+    A clip's score is the mean over its T frames of the frame discriminators' mean logit: the video
+    analogue of DRS with the frames export's discriminators (the same ones `--frame_critic_weight` trains
+    against). It is a heuristic, not the clip density ratio: it prefers clips whose every frame looks real
+    (e.g. holds the right number of balls throughout) and knows nothing about motion.
+
+    Args:
+      draw_latents: `(n, seed) → [n, T, Z]` latent trajectories (e.g. the export's `sample_latents`).
+      render: `[n, T, Z] → [n, T, H, W, C]` clips in [-1, 1].
+      frame_discriminators: `[M, H, W, C]` → logits `[M, K]`.
+      config, seed: as `RejectionSampler` (`config.batch` counts frames when scoring).
+    """
+
+    def __init__(self, draw_latents: Callable, render: Callable, frame_discriminators: keras.Model,
+                 config: RejectionConfig = RejectionConfig(calibration_samples=500), seed: int = 0):
+        self.frame_discriminators = frame_discriminators
+
+        def draw(n, seed, stream):
+            # One int32 seed per (seed, stream) for the export's seeded signatures; streams >= 1 never
+            # reproduce the plain `sample_latents(seed)` draw of the same seed.
+            latents = np.asarray(draw_latents(n, _STREAM_STRIDE * stream + seed))
+            return np.asarray(render(latents), np.float32), latents
+
+        super().__init__(draw, self.scores, config, seed)
+
+    def scores(self, clips: np.ndarray) -> np.ndarray:
+        """`[N]` float64: the mean over frames and the K discriminators of the frame logits."""
+        n, t = clips.shape[:2]
+        logits = map_batches(lambda b: self.frame_discriminators(b, training=False),
+                             clips.reshape(n * t, *clips.shape[2:]), self.config.batch)
+        return logits.astype(np.float64).reshape(n, t, -1).mean(axis=(1, 2))

@@ -3,6 +3,8 @@ r"""Writes samples from an exported generator.
     python -m tfvidgan.sample frames --export_dir=runs/frames/export --num_samples=64 --output=grid.png
     python -m tfvidgan.sample frames --export_dir=runs/frames/export --rejection_acceptance=0.1  # refined by its Ds
     python -m tfvidgan.sample video  --export_dir=runs/video/export --num_samples=8 --output_dir=videos/
+    python -m tfvidgan.sample video  --export_dir=runs/video/export --rejection_acceptance=0.25  # clips kept by
+        # the frame discriminators of the frames export the model was trained on
 
 `--export_dir` is an export base directory (the newest numbered version is used) or one SavedModel.
 Only TensorFlow is needed to run the SavedModels themselves; this tool adds the PNG/GIF writing.
@@ -32,9 +34,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
     flags.DEFINE_string("output", "samples.png", "frames mode: PNG grid to write.")
     flags.DEFINE_integer("rows", 0, "frames mode: grid rows (0 = about square).")
-    flags.DEFINE_float("rejection_acceptance", 0.0, "frames mode: keep this fraction of candidates by discriminator "
-                       "rejection sampling with the export's own discriminators (tfvidgan.rejection; about "
-                       "1/acceptance generator calls per sample); 0 = plain sampling with the `sample` signature.")
+    flags.DEFINE_float("rejection_acceptance", 0.0, "Keep this fraction of candidates by discriminator rejection "
+                       "sampling (tfvidgan.rejection; about 1/acceptance generator calls per sample). frames mode: "
+                       "with the export's own discriminators; video mode: clips judged by the discriminators of "
+                       "the frames export the model was trained on. 0 = plain sampling.")
     flags.DEFINE_integer("num_frames", 30, "video mode: frames per video (any length, not only the training one).")
     flags.DEFINE_string("output_dir", "video_samples", "video mode: directory for GIFs, PNG strips, latents.npy.")
     flags.DEFINE_string("frames_generator", "", "video mode: render the trajectories with this frames export "
@@ -57,7 +60,7 @@ def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, row
         result = sampler.sample(num_samples, seed=seed)
         logging.info("Rejection sampling: kept %d of %d candidates (%.3f)", num_samples, result.candidates,
                      result.acceptance)
-        frames = result.frames
+        frames = result.samples
     else:
         sample = load_signature(export_dir, "sample", inputs={"num_samples", "seed"})
         frames = sample(num_samples=tf.constant(num_samples, tf.int32), seed=tf.constant(seed, tf.int32))["frames"]
@@ -67,16 +70,19 @@ def sample_frames(export_dir: str, num_samples: int, seed: int, output: str, row
 
 
 def sample_videos_to_dir(export_dir: str, num_samples: int, num_frames: int, seed: int, frames_generator: str,
-                         output_dir: str) -> list[str]:
-    """video mode: GIFs and PNG strips per video, `latents.npy` and a `samples.json` listing in `output_dir`."""
+                         output_dir: str, rejection_acceptance: float = 0.0) -> list[str]:
+    """video mode: GIFs and PNG strips per video, `latents.npy` and a `samples.json` listing in `output_dir`
+    (with `rejection_acceptance` > 0, clips kept by clip rejection sampling: `video_sampling.sample_videos`)."""
     if num_frames < 1:
         raise ConfigError(f"--num_frames must be >= 1, got {num_frames}")
-    videos, latents = sample_videos(export_dir, num_samples, num_frames, seed, frames_generator)
+    videos, latents = sample_videos(export_dir, num_samples, num_frames, seed, frames_generator,
+                                    rejection_acceptance)
     written = write_video_samples(videos, output_dir)
     np.save(os.path.join(output_dir, "latents.npy"), latents)
     with open(os.path.join(output_dir, "samples.json"), "w") as f:
         json.dump({"export_dir": export_dir, "frames_generator": frames_generator or None,
                    "num_samples": num_samples, "num_frames": num_frames, "seed": seed,
+                   "rejection_acceptance": rejection_acceptance,
                    "files": [os.path.basename(p) for p in written]}, f, indent=2)
     return written
 
@@ -95,7 +101,7 @@ def main(argv):
         logging.info("Wrote %s", path)
     else:
         written = sample_videos_to_dir(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed,
-                                       FLAGS.frames_generator, FLAGS.output_dir)
+                                       FLAGS.frames_generator, FLAGS.output_dir, FLAGS.rejection_acceptance)
         logging.info("Wrote %d files to %s", len(written), FLAGS.output_dir)
 
 

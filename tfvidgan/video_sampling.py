@@ -13,11 +13,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.batching import map_batches
-from tfvidgan.errors import ConfigError
-from tfvidgan.export import FRAMES_GENERATOR, load_signature, read_description
+from tfvidgan.errors import ConfigError, ExportKindError
+from tfvidgan.export import (
+    FRAMES_GENERATOR,
+    VIDEO_GENERATOR,
+    load_frame_discriminators,
+    load_signature,
+    read_description,
+)
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
 
 RENDER_CHUNK = 64  # clips per rendering call (bounds memory)
+CLIP_CALIBRATION_SAMPLES = 500  # clips drawn once to calibrate clip rejection sampling
 
 
 def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
@@ -74,13 +81,46 @@ def sample_latents(export_dir: str, num_samples: int, num_frames: int, seed: int
     return load_signature(export_dir, "sample_latents", "export_dir", inputs=set(args))(**args)["latents"].numpy()
 
 
+def clip_rejection_sampler(export_dir: str, num_frames: int, acceptance: float, seed: int = 0):
+    """A `tfvidgan.rejection.ClipRejectionSampler` for a video export: candidate trajectories from its
+    `sample_latents`, rendered by its own FG and scored by the frame discriminators of the frames export it
+    was trained on (its description's `frames_generator`).
+
+    Raises:
+      ConfigError / ExportKindError: bad acceptance, or that frames export is missing or carries no
+        discriminators (the message names `--export_dir` and the frames export).
+    """
+    from tfvidgan.rejection import ClipRejectionSampler, RejectionConfig
+
+    config = RejectionConfig(acceptance=acceptance, calibration_samples=CLIP_CALIBRATION_SAMPLES)
+    _, description = read_description(export_dir, VIDEO_GENERATOR, "export_dir")
+    source = description.get("frames_generator")
+    try:
+        if not source:
+            raise ExportKindError("its description names no frames export")
+        discriminators = load_frame_discriminators(source, flag="frames_generator")
+    except ExportKindError as e:
+        raise ExportKindError(f"--export_dir={export_dir!r}: clip rejection sampling needs the discriminators of "
+                              f"the frames export it was trained on ({source!r}): {e}") from e
+    render, _ = load_renderer(export_dir, latent_dim=int(description["latent_dim"]))
+    return ClipRejectionSampler(lambda n, s: sample_latents(export_dir, n, num_frames, s), render, discriminators,
+                                config, seed=seed)
+
+
 def sample_videos(export_dir: str, num_samples: int, num_frames: int, seed: int,
-                  frames_generator: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  frames_generator: str | None = None,
+                  rejection_acceptance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`(videos [N, T, H, W, C] in [-1, 1], latents [N, T, Z])` from a video export.
 
     With `frames_generator` (a frames export of the same latent size), the latents are rendered by it.
+    With `rejection_acceptance` > 0 the trajectories are kept by clip rejection sampling
+    (`clip_rejection_sampler`, judged on the export's own renders) before any swap.
     """
-    latents = sample_latents(export_dir, num_samples, num_frames, seed)
+    if rejection_acceptance > 0:
+        latents = clip_rejection_sampler(export_dir, num_frames, rejection_acceptance, seed).sample(
+            num_samples, seed=seed).latents
+    else:
+        latents = sample_latents(export_dir, num_samples, num_frames, seed)
     render, _ = load_renderer(export_dir, frames_generator or "", latent_dim=latents.shape[-1])
     return render(latents), latents
 

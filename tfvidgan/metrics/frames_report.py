@@ -30,6 +30,7 @@ from tfvidgan.export import load_frames_generator
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frechet import ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder, train_frame_encoder
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
+from tfvidgan.rejection import RejectionConfig
 
 FRAME_COLUMNS = ("fraction_expected_count", "count_mean", "blob_area_mean", "blob_area_std")
 NO_BALLS = ("ball statistics (counts, blob areas, vs_real) need ball positions, but this dataset has none "
@@ -54,7 +55,7 @@ class FramesEvalConfig:
     seed: int = 0
     # Row "generated_rejection": discriminator rejection sampling keeping this fraction of candidates
     # (`tfvidgan.rejection`), when the export carries its discriminators; 0 = off.
-    rejection_acceptance: float = 0.25
+    rejection_acceptance: float = RejectionConfig.acceptance
 
 
 def _generate(generator: keras.Model, z: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -69,13 +70,13 @@ def _rejection_row(config: FramesEvalConfig, generator, description: dict, n: in
     if not description.get("discriminators"):
         return {"unavailable": "the export has no discriminators (written before tfvidgan saved them)"}
     from tfvidgan.export import load_frame_discriminators
-    from tfvidgan.rejection import DiscriminatorRejectionSampler, RejectionConfig
+    from tfvidgan.rejection import DiscriminatorRejectionSampler
 
     sampler = DiscriminatorRejectionSampler(generator, load_frame_discriminators(config.export_dir),
                                             description["latent_dim"],
                                             RejectionConfig(acceptance=config.rejection_acceptance), seed=config.seed)
     result = sampler.sample(n, seed=config.seed)
-    return {"frames": result.frames, "target_acceptance": config.rejection_acceptance,
+    return {"frames": result.samples, "target_acceptance": config.rejection_acceptance,
             "acceptance": result.acceptance, "candidates": result.candidates,
             "generator_calls_per_sample": result.candidates / n, "d_star": result.d_star, "gamma": result.gamma}
 

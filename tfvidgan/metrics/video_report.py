@@ -22,7 +22,11 @@ clip encoder trained on REAL clips:
   It scores perfectly on the binarised MSE, count changes and second difference, and must FAIL the
   speed columns ("mean_speed", "fraction_steps_in_speed_band");
 * "collapsed": the first held-out real clip for every sample — perfect physics, no diversity. It must
-  FAIL the Fréchet distance.
+  FAIL the Fréchet distance;
+* "generated_rejection" (when `rejection_acceptance` > 0 and the frames export the model was trained on
+  carries its discriminators): the model's clips kept by clip rejection sampling
+  (`tfvidgan.rejection.ClipRejectionSampler`: clips whose frames step 1's discriminators find real);
+  report["rejection"] says how many clips it drew per kept clip, or why the row is missing.
 Read the columns together: count stability, second difference and binarised MSE are only meaningful
 beside a speed within the real band, and physics only beside a Fréchet distance near the real row's.
 Every row except "real" also carries "vs_real": |row − real| of each physics column
@@ -62,14 +66,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
-from tfvidgan.errors import ConfigError
+from tfvidgan.errors import ConfigError, ExportKindError
 from tfvidgan.export import VIDEO_GENERATOR, read_description
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_clips
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
-from tfvidgan.video_sampling import load_renderer, sample_latents
+from tfvidgan.rejection import RejectionConfig
+from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
 
 __all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
            "ISOMAP_TRAJECTORIES", "ROWS"]
@@ -111,6 +116,7 @@ class VideoEvalConfig:
     seed: int = 0
     long_frames: int = 0
     swap_expected_balls: int = 1
+    rejection_acceptance: float = RejectionConfig.acceptance
 
     def __post_init__(self):
         if self.long_frames and self.long_frames < 2 * self.num_frames:
@@ -173,6 +179,23 @@ def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np
 def vs_real(row: dict, real: dict) -> dict:
     """|row − real| of every `PHYSICS_COLUMNS` entry (NaN where either is undefined)."""
     return {k: float(abs(row[k] - real[k])) for k in PHYSICS_COLUMNS}
+
+
+def _rejection(config: VideoEvalConfig, description: dict) -> dict:
+    """{"latents": [N, T, Z] kept trajectories, acceptance, candidates, ...} by clip rejection sampling, or
+    {"unavailable": why} (off, or the frames export the model was trained on has no discriminators)."""
+    if config.rejection_acceptance <= 0:
+        return {"unavailable": "off (--rejection_acceptance=0)"}
+    try:
+        sampler = clip_rejection_sampler(config.export_dir, config.num_frames, config.rejection_acceptance,
+                                         seed=config.seed)
+    except ExportKindError as e:
+        return {"unavailable": str(e)}
+    result = sampler.sample(config.num_samples, seed=config.seed)
+    return {"latents": result.latents, "target_acceptance": config.rejection_acceptance,
+            "acceptance": result.acceptance, "candidates": result.candidates,
+            "clips_drawn_per_sample": result.candidates / config.num_samples, "d_star": result.d_star,
+            "gamma": result.gamma}
 
 
 def evaluate_video(config: VideoEvalConfig) -> dict:
@@ -264,7 +287,19 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
             generated_clips = clips
         if balls:
             report[row]["vs_real"] = vs_real(report[row], report["real"])
-    report = {row: report[row] for row in ROWS}  # fixed row order in the JSON
+    rejection = _rejection(config, description)
+    if "latents" in rejection:
+        latents = rejection.pop("latents")
+        clips = render(latents)
+        row = _row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        row["trajectory"] = trajectory_statistics(latents.astype(np.float64))
+        if balls:
+            row["vs_real"] = vs_real(row, report["real"])
+        report["generated_rejection"] = row
+    # Fixed row order in the JSON; the optional rejection row follows "generated".
+    order = ROWS[:1] + (("generated_rejection",) if "generated_rejection" in report else ()) + ROWS[1:]
+    report = {row: report[row] for row in order}
+    report["rejection"] = rejection
     if config.frames_generator:
         swap = clip_physics(generated_clips, config.swap_expected_balls)
         report["fg_swap"] = {"frames_generator": config.frames_generator,
