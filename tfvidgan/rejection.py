@@ -35,7 +35,8 @@ from tfvidgan.batching import map_batches
 from tfvidgan.errors import ConfigError
 
 _EPSILON = 1e-6
-_STREAM_STRIDE = 1_000_003  # ClipRejectionSampler: int32 seed = stride · stream + seed
+_STREAM_STRIDE = 1_000_003  # ClipRejectionSampler: int32 seed = (stride · stream + seed) mod 2³¹ − 1
+_INT32_LIMIT = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +190,7 @@ class ClipRejectionSampler(RejectionSampler):
         def draw(n, seed, stream):
             # One int32 seed per (seed, stream) for the export's seeded signatures; streams >= 1 never
             # reproduce the plain `sample_latents(seed)` draw of the same seed.
-            latents = np.asarray(draw_latents(n, _STREAM_STRIDE * stream + seed))
+            latents = np.asarray(draw_latents(n, (_STREAM_STRIDE * stream + seed) % _INT32_LIMIT))
             return np.asarray(render(latents), np.float32), latents
 
         super().__init__(draw, self.scores, config, seed)
