@@ -126,7 +126,7 @@ def test_rejection_row_is_missing_with_the_reason_when_off_or_without_discrimina
     from tfvidgan.video_sampling import clip_rejection_sampler
 
     c = setup["config"]
-    off = _rejection(dataclasses.replace(c, rejection_acceptance=0.0), {})
+    off = _rejection(dataclasses.replace(c, rejection_acceptance=0.0))
     assert off == {"unavailable": "off (--rejection_acceptance=0)"}
     bare = tmp_path / "fg_without_ds"
     shutil.copytree(os.path.join(setup["frames_export"], sorted(os.listdir(setup["frames_export"]))[-1]), bare)

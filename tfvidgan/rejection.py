@@ -37,6 +37,7 @@ from tfvidgan.errors import ConfigError
 _EPSILON = 1e-6
 _STREAM_STRIDE = 1_000_003  # ClipRejectionSampler: int32 seed = (stride · stream + seed) mod 2³¹ − 1
 _INT32_LIMIT = 2**31 - 1
+CLIP_CALIBRATION_SAMPLES = 500  # clips drawn once to calibrate clip rejection sampling (× T frames scored)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +185,8 @@ class ClipRejectionSampler(RejectionSampler):
     """
 
     def __init__(self, draw_latents: Callable, render: Callable, frame_discriminators: keras.Model,
-                 config: RejectionConfig = RejectionConfig(calibration_samples=500), seed: int = 0):
+                 config: RejectionConfig = RejectionConfig(calibration_samples=CLIP_CALIBRATION_SAMPLES),
+                 seed: int = 0):
         self.frame_discriminators = frame_discriminators
 
         def draw(n, seed, stream):

@@ -24,7 +24,6 @@ from tfvidgan.export import (
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
 
 RENDER_CHUNK = 64  # clips per rendering call (bounds memory)
-CLIP_CALIBRATION_SAMPLES = 500  # clips drawn once to calibrate clip rejection sampling
 
 
 def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
@@ -74,11 +73,22 @@ def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int |
     return render, frame_shape
 
 
+def load_latent_sampler(export_dir: str) -> Callable[[int, int, int], np.ndarray]:
+    """The video export's `sample_latents` signature, loaded once, as
+    `(num_samples, num_frames, seed) → latents [N, T, Z]` float32 (seeded)."""
+    signature = load_signature(export_dir, "sample_latents", "export_dir",
+                               inputs={"num_samples", "num_frames", "seed"})
+
+    def draw(num_samples: int, num_frames: int, seed: int) -> np.ndarray:
+        return signature(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
+                         seed=tf.constant(seed, tf.int32))["latents"].numpy()
+
+    return draw
+
+
 def sample_latents(export_dir: str, num_samples: int, num_frames: int, seed: int) -> np.ndarray:
     """Latent trajectories `[N, T, Z]` from a video export's `sample_latents` signature (seeded)."""
-    args = dict(num_samples=tf.constant(num_samples, tf.int32), num_frames=tf.constant(num_frames, tf.int32),
-                seed=tf.constant(seed, tf.int32))
-    return load_signature(export_dir, "sample_latents", "export_dir", inputs=set(args))(**args)["latents"].numpy()
+    return load_latent_sampler(export_dir)(num_samples, num_frames, seed)
 
 
 def clip_rejection_sampler(export_dir: str, num_frames: int, acceptance: float, seed: int = 0):
@@ -90,21 +100,22 @@ def clip_rejection_sampler(export_dir: str, num_frames: int, acceptance: float, 
       ConfigError / ExportKindError: bad acceptance, or that frames export is missing or carries no
         discriminators (the message names `--export_dir` and the frames export).
     """
-    from tfvidgan.rejection import ClipRejectionSampler, RejectionConfig
+    from tfvidgan.rejection import CLIP_CALIBRATION_SAMPLES, ClipRejectionSampler, RejectionConfig
 
     config = RejectionConfig(acceptance=acceptance, calibration_samples=CLIP_CALIBRATION_SAMPLES)
     _, description = read_description(export_dir, VIDEO_GENERATOR, "export_dir")
     source = description.get("frames_generator")
+    needs = (f"--export_dir={export_dir!r}: clip rejection sampling needs the discriminators of the frames "
+             f"export it was trained on ({source!r})")
+    if not source:
+        raise ExportKindError(f"{needs}: its description names no frames export")
     try:
-        if not source:
-            raise ExportKindError("its description names no frames export")
         discriminators = load_frame_discriminators(source, flag="frames_generator")
     except ExportKindError as e:
-        raise ExportKindError(f"--export_dir={export_dir!r}: clip rejection sampling needs the discriminators of "
-                              f"the frames export it was trained on ({source!r}): {e}") from e
+        raise ExportKindError(f"{needs}: {e}") from e
     render, _ = load_renderer(export_dir, latent_dim=int(description["latent_dim"]))
-    return ClipRejectionSampler(lambda n, s: sample_latents(export_dir, n, num_frames, s), render, discriminators,
-                                config, seed=seed)
+    draw = load_latent_sampler(export_dir)
+    return ClipRejectionSampler(lambda n, s: draw(n, num_frames, s), render, discriminators, config, seed=seed)
 
 
 def sample_videos(export_dir: str, num_samples: int, num_frames: int, seed: int,

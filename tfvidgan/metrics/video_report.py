@@ -181,8 +181,9 @@ def vs_real(row: dict, real: dict) -> dict:
     return {k: float(abs(row[k] - real[k])) for k in PHYSICS_COLUMNS}
 
 
-def _rejection(config: VideoEvalConfig, description: dict) -> dict:
-    """{"latents": [N, T, Z] kept trajectories, acceptance, candidates, ...} by clip rejection sampling, or
+def _rejection(config: VideoEvalConfig) -> dict:
+    """{"latents": [N, T, Z] kept trajectories, "clips": [N, T, H, W, C] their renders by the export's own FG,
+    acceptance, candidates, ...} by clip rejection sampling, or
     {"unavailable": why} (off, or the frames export the model was trained on has no discriminators)."""
     if config.rejection_acceptance <= 0:
         return {"unavailable": "off (--rejection_acceptance=0)"}
@@ -192,7 +193,7 @@ def _rejection(config: VideoEvalConfig, description: dict) -> dict:
     except ExportKindError as e:
         return {"unavailable": str(e)}
     result = sampler.sample(config.num_samples, seed=config.seed)
-    return {"latents": result.latents, "target_acceptance": config.rejection_acceptance,
+    return {"latents": result.latents, "clips": result.samples, "target_acceptance": config.rejection_acceptance,
             "acceptance": result.acceptance, "candidates": result.candidates,
             "clips_drawn_per_sample": result.candidates / config.num_samples, "d_star": result.d_star,
             "gamma": result.gamma}
@@ -287,10 +288,11 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
             generated_clips = clips
         if balls:
             report[row]["vs_real"] = vs_real(report[row], report["real"])
-    rejection = _rejection(config, description)
+    rejection = _rejection(config)
     if "latents" in rejection:
-        latents = rejection.pop("latents")
-        clips = render(latents)
+        latents, clips = rejection.pop("latents"), rejection.pop("clips")
+        if config.frames_generator:  # the row is rendered like "generated": by the swapped FG
+            clips = render(latents)
         row = _row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
         row["trajectory"] = trajectory_statistics(latents.astype(np.float64))
         if balls:
