@@ -19,6 +19,7 @@ from tfvidgan.data.default_dataset import ensure_dataset
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
+from tfvidgan.models.ensemble_discriminator import VIDEO_DISCRIMINATOR_INPUTS
 from tfvidgan.models.sequence_generator import _CELLS as CELLS
 from tfvidgan.models.sequence_generator import _CONSTRAINTS as LATENT_CONSTRAINTS
 from tfvidgan.models.sequence_generator import TRAJECTORIES
@@ -53,6 +54,10 @@ def config_flags() -> dict:
                                "Δ_t with |Δ_t| < --max_step: no jumps).", choices=TRAJECTORIES),
         "max_step": "Bound on each residual latent step's norm.",
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
+        "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips, or the clips "
+                                        "and their frame differences x_t - x_{t-1} as extra channels (motion made "
+                                        "explicit, so slow or frozen clips stand out).",
+                                        choices=VIDEO_DISCRIMINATOR_INPUTS),
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",
         "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),

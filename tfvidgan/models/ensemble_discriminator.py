@@ -71,6 +71,10 @@ DEFAULT_FRAME_BASE_FILTERS = 16
 DEFAULT_VIDEO_BASE_FILTERS = 16
 DEFAULT_NORMALIZATION = "sync_batch"
 DEFAULT_HEAD = "linear"
+# What a video discriminator's projections see: the clip, or the clip with its temporal differences
+# x_t − x_{t−1} as extra channels (motion made explicit: their magnitude grows with the speed).
+VIDEO_DISCRIMINATOR_INPUTS = ("clips", "clips_and_differences")
+DEFAULT_VIDEO_INPUT = "clips"
 CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
 _MAX_FINAL_SIZE = 4
 
@@ -293,6 +297,23 @@ class MinibatchStdDev(keras.layers.Layer):
         return dict(super().get_config(), num_discriminators=self.num_discriminators, group_size=self.group_size)
 
 
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class TemporalDifferences(keras.layers.Layer):
+    """`[B, T, H, W, C]` → `[B, T, H, W, 2C]`: the clip, then its differences `x_t − x_{t−1}`.
+
+    The first frame's difference is zero (the clip is padded by repeating its first frame), so no
+    frame sees another sample or wraps around in time. Values of the differences lie in [-2, 2]
+    for clips in [-1, 1].
+    """
+
+    def call(self, inputs):
+        previous = tf.concat([inputs[:, :1], inputs[:, :-1]], axis=1)
+        return tf.concat([inputs, inputs - previous], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 * input_shape[-1])
+
+
 def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head="linear",
                   minibatch_std=0):
     if not isinstance(minibatch_std, (int, np.integer)) or minibatch_std < 0 or minibatch_std == 1:
@@ -441,6 +462,7 @@ def build_video_discriminators(
     conv_implementation: str = "auto",
     head: str = DEFAULT_HEAD,
     minibatch_std: int = 0,
+    inputs: str = DEFAULT_VIDEO_INPUT,
 ) -> keras.Model:
     """K projected clip discriminators (3-D convs) as one grouped model.
 
@@ -458,6 +480,9 @@ def build_video_discriminators(
         "layer" when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
       head, minibatch_std: as in `build_frame_discriminators`.
+      inputs: "clips" (default) or "clips_and_differences" (`VIDEO_DISCRIMINATOR_INPUTS`): the
+        projections also see `TemporalDifferences` (2C input channels), so a slow or frozen clip
+        is visible as near-zero difference channels.
 
     Returns:
       `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
@@ -471,12 +496,15 @@ def build_video_discriminators(
     clip_shape = tuple(clip_shape)
     _check_dims(clip_shape, ("T", "H", "W", "C"), "clip_shape", caller)
     _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head, minibatch_std)
+    if inputs not in VIDEO_DISCRIMINATOR_INPUTS:
+        raise ConfigError(f"{caller}: `inputs` must be one of {VIDEO_DISCRIMINATOR_INPUTS}, got {inputs!r}")
     frames, height, width, _ = clip_shape
     if min(height, width) < 8:
         raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
 
     clips = keras.Input(shape=clip_shape, name="clips", dtype="float32")
-    x = RandomProjection(num_discriminators, seed=seed, name="projection")(clips)
+    x = clips if inputs == "clips" else TemporalDifferences(name="temporal_differences")(clips)
+    x = RandomProjection(num_discriminators, seed=seed, name="projection")(x)
     dims = (frames, projected_size(height), projected_size(width))
     logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation,
                              head, minibatch_std)
@@ -521,6 +549,8 @@ def _single_discriminator_layer(layer, k, num_discriminators):
         return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
     if isinstance(layer, MinibatchStdDev):
         return MinibatchStdDev(1, layer.group_size, name=name), lambda n: None
+    if isinstance(layer, TemporalDifferences):
+        return TemporalDifferences(name=name), lambda n: None
     if isinstance(layer, keras.layers.LeakyReLU):
         config = layer.get_config()
         config.update(name=name)

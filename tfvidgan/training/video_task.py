@@ -27,6 +27,7 @@ from tfvidgan.models.ensemble_discriminator import (
     DEFAULT_HEAD,
     DEFAULT_NORMALIZATION,
     DEFAULT_VIDEO_BASE_FILTERS,
+    DEFAULT_VIDEO_INPUT,
     build_video_discriminators,
 )
 from tfvidgan.models.frames_generator import render
@@ -70,6 +71,8 @@ class VideoGanConfig:
     discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
     discriminator_head: str = DEFAULT_HEAD
+    # "clips" or "clips_and_differences" (the projections also see x_t − x_{t−1}: motion made explicit).
+    discriminator_input: str = DEFAULT_VIDEO_INPUT
     projection_seed: int = 0
     noise_seed: int = 0
     finetune_frames_generator: bool = False
@@ -153,7 +156,7 @@ class VideoGanTask:
         self.discriminators = build_video_discriminators(
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
             seed=c.projection_seed, normalization=c.discriminator_normalization,
-            head=c.discriminator_head)
+            head=c.discriminator_head, inputs=c.discriminator_input)
         self.frame_critic = None
         if c.frame_critic_weight > 0:
             self.frame_critic = load_frame_discriminators(c.frames_generator, flag="frames_generator")
