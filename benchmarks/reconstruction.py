@@ -38,13 +38,16 @@ flags.DEFINE_string("test", None, "Comma-separated name=directory CUP pairs test
 flags.DEFINE_string("exports", "", "Comma-separated name=export_dir reconstructors.")
 flags.DEFINE_integer("num_samples", 100, "Test pairs per test set (the first ones).")
 flags.DEFINE_integer("val_samples", 32, "Validation pairs for the TV weight search.")
-flags.DEFINE_string("tv_weights", "0.03,0.1,0.3,1,3", "TV weights tried on --val.")
+flags.DEFINE_string("tv_weights", "0.1,0.3,1,3,8,20,50", "TV weights tried on --val (the report warns when the "
+                    "best is at either end of the grid).")
 flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
 flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
 flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
 flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
                     "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
                     "cup_test_mask1_clean (see make_results_data).")
+flags.DEFINE_integer("make_data_frames", 8, "T of the --make_data datasets (the table uses 8 and 16).")
+flags.DEFINE_integer("make_data_size", 32, "Frame side of the --make_data datasets (the table uses 32 and 64).")
 flags.DEFINE_string("output", "", "Write the JSON report here.")
 flags.DEFINE_string("markdown", "", "Write the Markdown table here.")
 FLAGS = flags.FLAGS
@@ -89,19 +92,21 @@ def config_from_flags(values) -> BenchmarkConfig:
                            timing_samples_batch1=values.timing_samples_batch1)
 
 
-def make_results_data(root: str) -> None:
+def make_results_data(root: str, num_frames: int = 8, size: int = 32) -> None:
     """The datasets of the README's results table, under ``root`` (existing ones are kept).
 
-    Bouncing-balls scenes (8 frames, 32×32, 3 balls; the embedded default's generator): 1,500 training
-    (seed 0), 100 test (seed 1), 100 validation (seed 2). CUP pairs (T = 8, one clip per scene):
-    ``cup_train`` (mask seed 0, 2000 photons + 0.01 read noise, noise seed 0), ``cup_val`` (mask 0, noise
-    seed 2), ``cup_test`` / ``cup_test_mask1`` (mask 0 / 1, noise seed 1) and the noiseless
-    ``cup_test_clean`` / ``cup_test_mask1_clean``.
+    Bouncing-balls scenes (``num_frames`` frames of ``size``×``size``, 3 balls; the embedded default's
+    generator, ball radius and speeds scaled with ``size``): 1,500 training (seed 0), 100 test (seed 1),
+    100 validation (seed 2). CUP pairs (T = ``num_frames``, one clip per scene): ``cup_train`` (mask
+    seed 0, 2000 photons + 0.01 read noise, noise seed 0), ``cup_val`` (mask 0, noise seed 2),
+    ``cup_test`` / ``cup_test_mask1`` (mask 0 / 1, noise seed 1) and the noiseless ``cup_test_clean`` /
+    ``cup_test_mask1_clean``. The table's settings: T = 8 and 16 at 32×32, T = 8 at 64×64.
     """
     from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
     from tfvidgan.data.default_dataset import ensure_dataset
 
-    balls = {split: ensure_dataset("", os.path.join(root, f"balls_{split}"), num_scenes=n, num_frames=8, seed=seed)
+    balls = {split: ensure_dataset("", os.path.join(root, f"balls_{split}"), num_scenes=n, num_frames=num_frames,
+                                   size=size, seed=seed)
              for split, n, seed in (("train", 1500, 0), ("test", 100, 1), ("val", 100, 2))}
     for name, split, mask_seed, noise_seed, photons, read_noise in (
             ("cup_train", "train", 0, 0, 2000.0, 0.01), ("cup_val", "val", 0, 2, 2000.0, 0.01),
@@ -109,8 +114,9 @@ def make_results_data(root: str) -> None:
             ("cup_test_clean", "test", 0, 1, 0.0, 0.0), ("cup_test_mask1_clean", "test", 1, 1, 0.0, 0.0)):
         out = os.path.join(root, name)
         if not os.path.exists(os.path.join(out, "metadata.json")):
-            generate_cup_pairs(CupPairsConfig(scenes=balls[split], num_frames=8, mask_seed=mask_seed, photons=photons,
-                                              read_noise=read_noise, noise_seed=noise_seed, shards=2), out)
+            generate_cup_pairs(CupPairsConfig(scenes=balls[split], num_frames=num_frames, mask_seed=mask_seed,
+                                              photons=photons, read_noise=read_noise, noise_seed=noise_seed,
+                                              shards=2), out)
 
 
 def run(config: BenchmarkConfig) -> dict:
@@ -137,7 +143,9 @@ def run(config: BenchmarkConfig) -> dict:
     tv_weight = float(max(tuning, key=tuning.get))
 
     report = {"gap_tv_tuning": {"val": config.val, "val_samples": len(val_sensed), "psnr_db_by_tv_weight": tuning,
-                                "chosen_tv_weight": tv_weight}, "tests": {}}
+                                "chosen_tv_weight": tv_weight,
+                                "chosen_at_grid_edge": tv_weight in (min(config.tv_weights), max(config.tv_weights))},
+              "tests": {}}
     largest = max(config.batch_sizes)
     for test_name, test_dir in config.tests:
         sensed, scenes, metadata = read_pairs(test_dir, config.num_samples)
@@ -193,7 +201,7 @@ def markdown(report: dict) -> str:
 def main(argv):
     del argv
     if FLAGS.make_data:
-        make_results_data(FLAGS.make_data)
+        make_results_data(FLAGS.make_data, FLAGS.make_data_frames, FLAGS.make_data_size)
     report = run(config_from_flags(FLAGS))
     if FLAGS.markdown:
         with open(FLAGS.markdown, "w") as f:

@@ -14,6 +14,7 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.models.ensemble_discriminator import (
     GroupedConv2D,
     GroupedConv3D,
+    TemporalDifferences,
     build_frame_discriminators,
     build_video_discriminators,
     ensemble_cost,
@@ -264,6 +265,34 @@ def test_video_discriminator_never_mixes_samples():
     # And each sample's logits equal those computed on that sample alone.
     for b in range(4):
         np.testing.assert_allclose(model(clips[b : b + 1]).numpy()[0], logits[b], rtol=1e-4, atol=1e-5)
+
+
+def test_video_discriminator_difference_input_sees_motion_and_stays_per_sample(tmp_path):
+    layer = TemporalDifferences()
+    clips = tf.random.uniform((3, 5, 8, 8, 2), -1.0, 1.0, seed=4)
+    out = layer(clips).numpy()
+    assert out.shape == (3, 5, 8, 8, 4)
+    np.testing.assert_array_equal(out[..., :2], clips.numpy())
+    np.testing.assert_array_equal(out[:, 0, ..., 2:], 0.0)  # no wrap-around from the last frame
+    np.testing.assert_allclose(out[:, 1:, ..., 2:], (clips[:, 1:] - clips[:, :-1]).numpy(), atol=1e-6)
+    # A frozen clip has all-zero difference channels.
+    frozen = tf.repeat(clips[:, :1], 5, axis=1)
+    np.testing.assert_array_equal(layer(frozen).numpy()[..., 2:], 0.0)
+
+    model = build_video_discriminators((16, 16, 16, 1), 3, base_filters=2, normalization="none",
+                                       inputs="clips_and_differences")
+    _randomize_trainable(model, seed=3)
+    assert model.get_layer("projection").kernel.shape[-2] == 2  # the projection reads 2C channels
+    x = tf.random.uniform((4, 16, 16, 16, 1), -1.0, 1.0, seed=5)
+    np.testing.assert_allclose(model(x).numpy(), reference_logits(model, x).numpy(), rtol=1e-5, atol=1e-5)
+    # Samples stay independent, and the model survives Keras saving.
+    changed = tf.tensor_scatter_nd_update(x, [[2]], -x[2:3])
+    np.testing.assert_allclose(model(changed).numpy()[[0, 1, 3]], model(x).numpy()[[0, 1, 3]], rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "d.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "d.keras")(x).numpy(), model(x).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConfigError, match="inputs"):
+        build_video_discriminators((16, 16, 16, 1), 2, inputs="flow")
 
 
 def test_ensemble_cost_matches_hand_count():
