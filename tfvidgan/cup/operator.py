@@ -66,11 +66,17 @@ def shear_and_sum(frames: tf.Tensor) -> tf.Tensor:
 
 
 def unshear(image: tf.Tensor, num_frames: int) -> tf.Tensor:
-    """Adjoint of `shear_and_sum`: ``[B, H + T - 1, W] -> [B, T, H, W]`` with out[t, r] = in[r + t]."""
-    out_rows = image.shape[1]
+    """Adjoint of `shear_and_sum`: ``[B, H + T - 1, W] -> [B, T, H, W]`` with out[t, r] = in[r + t].
+
+    Without a gather, by the inverse skew: tile the image ``T`` times, flatten time and rows, pad ``T``
+    rows and fold with row length ``H + T``, so copy ``t`` starts ``t`` rows later; keep ``H`` rows.
+    """
+    out_rows, width = image.shape[1], image.shape[2]
     height = out_rows - num_frames + 1
-    rows = np.arange(num_frames)[:, None] + np.arange(height)[None, :]  # [T, H]
-    return tf.gather(image, tf.constant(rows, tf.int32), axis=1)
+    tiled = tf.tile(image[:, None], [1, num_frames, 1, 1])
+    flat = tf.reshape(tiled, [-1, num_frames * out_rows, width])
+    flat = tf.pad(flat, [[0, 0], [0, num_frames], [0, 0]])
+    return tf.reshape(flat, [-1, num_frames, height + num_frames, width])[:, :, :height]
 
 
 class CupOperator:

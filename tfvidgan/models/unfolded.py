@@ -64,11 +64,28 @@ class GapInit(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
 class GapStep(keras.layers.Layer):
-    """``[x [B, T, H, W, 1], sensed [B, H+T−1, W, 1], mask [B, H, W]]`` -> `gap_step` ``[B, T, H, W, 1]``."""
+    """``[x [B, T, H, W, 1], sensed [B, H+T−1, W, 1], mask [B, H, W]]`` (and optionally the precomputed
+    ``diag(A Aᵀ)`` ``[B, H+T−1, W, 1]`` of `AatDiagonal`, so S stages compute it once) -> `gap_step`
+    ``[B, T, H, W, 1]``."""
 
     def call(self, inputs):
-        x, sensed, mask = inputs
-        return gap_step(x, sensed, mask)
+        x, sensed, mask, *diagonal = inputs
+        return gap_step(x, sensed, mask, diagonal[0] if diagonal else None)
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class AatDiagonal(keras.layers.Layer):
+    """``mask [B, H, W]`` -> ``diag(A Aᵀ)`` ``[B, H+T−1, W, 1]`` float32 (`aat_diagonal_with_masks`)."""
+
+    def __init__(self, num_frames: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_frames = int(num_frames)
+
+    def call(self, mask):
+        return aat_diagonal_with_masks(mask, self.num_frames)
+
+    def get_config(self):
+        return {**super().get_config(), "num_frames": self.num_frames}
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -244,12 +261,13 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     mask = keras.Input((height, width), name=MASK_INPUT_NAME)
     mask_channel = MaskChannel(num_frames, name="mask_channel")(mask)
     x = GapInit(num_frames, name="back_projection")([sensed, mask])
+    diagonal = AatDiagonal(num_frames, name="aat_diagonal")(mask)
     make = {"frames2d": _frames2d_stack, "frames_unet": _frames_unet}.get(conv, _conv_stack)
     frames_last = conv in ("frames2d", "frames_unet")
     shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
     mask_image = keras.layers.Reshape((height, width, 1), name="mask_image")(mask)
     for s in range(int(stages)):
-        x = GapStep(name=f"gap{s}")([x, sensed, mask])
+        x = GapStep(name=f"gap{s}")([x, sensed, mask, diagonal])
         layers = shared or make(filters, conv_layers, conv, f"denoiser{s}", num_frames)
         if frames_last:  # frames as channels: [B, H, W, T + 1]
             frames = keras.layers.Permute((2, 3, 1), name=f"stage{s}_frames_last")(
