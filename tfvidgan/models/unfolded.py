@@ -31,7 +31,7 @@ import tensorflow as tf
 from tfvidgan.cup.operator import aat_diagonal_with_masks, adjoint_with_masks, gap_step
 from tfvidgan.errors import ConfigError
 
-__all__ = ["build_unfolded_reconstructor", "GapInit", "GapStep", "MaskChannel", "DefaultMask", "CONV_KINDS",
+__all__ = ["build_unfolded_reconstructor", "GapInit", "AatDiagonal", "GapStep", "MaskChannel", "DefaultMask", "CONV_KINDS",
            "MASK_INPUT_NAME"]
 
 MASK_INPUT_NAME = "mask"
