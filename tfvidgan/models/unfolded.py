@@ -45,21 +45,26 @@ DEFAULT_CONV_LAYERS = 2
 DEFAULT_CONV = "frames_unet"
 
 
-@keras.saving.register_keras_serializable(package="tfvidgan")
-class GapInit(keras.layers.Layer):
-    """``[sensed [B, H+T−1, W, 1], mask [B, H, W]]`` -> ``Aᵀ (y ⊘ diag(A Aᵀ))`` ``[B, T, H, W, 1]`` float32."""
+class _NumFramesLayer(keras.layers.Layer):
+    """A layer configured by the number of frames ``T`` alone (serialised as ``num_frames``)."""
 
     def __init__(self, num_frames: int, **kwargs):
         super().__init__(**kwargs)
         self.num_frames = int(num_frames)
 
-    def call(self, inputs):
-        sensed, mask = inputs
-        diagonal = aat_diagonal_with_masks(mask, self.num_frames)
-        return adjoint_with_masks(tf.math.divide_no_nan(sensed, diagonal), mask, self.num_frames)
-
     def get_config(self):
         return {**super().get_config(), "num_frames": self.num_frames}
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class GapInit(_NumFramesLayer):
+    """``[sensed [B, H+T−1, W, 1], mask [B, H, W]]`` (and optionally the precomputed ``diag(A Aᵀ)`` of
+    `AatDiagonal`) -> ``Aᵀ (y ⊘ diag(A Aᵀ))`` ``[B, T, H, W, 1]`` float32."""
+
+    def call(self, inputs):
+        sensed, mask, *diagonal = inputs
+        diagonal = diagonal[0] if diagonal else aat_diagonal_with_masks(mask, self.num_frames)
+        return adjoint_with_masks(tf.math.divide_no_nan(sensed, diagonal), mask, self.num_frames)
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -74,33 +79,19 @@ class GapStep(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
-class AatDiagonal(keras.layers.Layer):
+class AatDiagonal(_NumFramesLayer):
     """``mask [B, H, W]`` -> ``diag(A Aᵀ)`` ``[B, H+T−1, W, 1]`` float32 (`aat_diagonal_with_masks`)."""
-
-    def __init__(self, num_frames: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_frames = int(num_frames)
 
     def call(self, mask):
         return aat_diagonal_with_masks(mask, self.num_frames)
 
-    def get_config(self):
-        return {**super().get_config(), "num_frames": self.num_frames}
-
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
-class MaskChannel(keras.layers.Layer):
+class MaskChannel(_NumFramesLayer):
     """``mask [B, H, W]`` -> ``[B, T, H, W, 1]`` (the same mask for every frame)."""
-
-    def __init__(self, num_frames: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_frames = int(num_frames)
 
     def call(self, mask):
         return tf.tile(mask[:, None, :, :, None], [1, self.num_frames, 1, 1, 1])
-
-    def get_config(self):
-        return {**super().get_config(), "num_frames": self.num_frames}
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -260,8 +251,8 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     sensed = keras.Input((height + num_frames - 1, width, 1), name=SENSED_INPUT_NAME)
     mask = keras.Input((height, width), name=MASK_INPUT_NAME)
     mask_channel = MaskChannel(num_frames, name="mask_channel")(mask)
-    x = GapInit(num_frames, name="back_projection")([sensed, mask])
-    diagonal = AatDiagonal(num_frames, name="aat_diagonal")(mask)
+    diagonal = AatDiagonal(num_frames, name="aat_diagonal")(mask)  # once for the init and every stage
+    x = GapInit(num_frames, name="back_projection")([sensed, mask, diagonal])
     make = {"frames2d": _frames2d_stack, "frames_unet": _frames_unet}.get(conv, _conv_stack)
     frames_last = conv in ("frames2d", "frames_unet")
     shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
