@@ -6,7 +6,7 @@ behave the same way:
 * **Shard listing** (`find_shards`): a directory (= its default shard glob), a glob or one file.
   Every shard that ``metadata.json`` lists and the pattern covers must exist, or the error names it;
   files that match the pattern but are not listed are ignored with a log warning.
-* **Upfront scan** (`scan_shards`, once per file size/mtime per process): TFRecord framing, both
+* **Upfront scan** (`scan_shards`, once per file size/mtime (and inode/ctime for local files) per process): TFRecord framing, both
   CRC-32C checksums of every record (`google_crc32c`), the record count against ``metadata.json``
   and a format-specific content check of every record (for bouncing balls: every PNG frame is
   decoded). Problems become `BadRecord`s naming the file, record index and byte offset.
@@ -307,12 +307,25 @@ _SCAN_CACHE: dict[tuple, ShardScan] = {}
 _SCAN_LOCK = threading.Lock()
 
 
+def _local_identity(path: str) -> tuple | None:
+    """(inode, mtime ns, ctime ns) of a local file, None for other filesystems. `tf.io.gfile.stat` has whole
+    seconds only, so a shard rewritten (or re-copied with its old mtime) within the same second at the same
+    size would otherwise hit a stale cached scan; the ctime changes on every write and cannot be copied."""
+    if "://" in path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+
 def _scan_shard(path: str, expected: int, listed_in: str, check: RecordCheck, check_key: Hashable) -> ShardScan:
     try:
         stat = tf.io.gfile.stat(path)
     except tf.errors.OpError as e:
         raise DatasetError(f"{path}: cannot read ({e.message})") from e
-    key = (path, stat.length, stat.mtime_nsec, expected, check_key)
+    key = (path, stat.length, _local_identity(path) or stat.mtime_nsec, expected, check_key)
     with _SCAN_LOCK:
         if key in _SCAN_CACHE:
             return _SCAN_CACHE[key]
