@@ -280,6 +280,9 @@ class _TaskGAN(keras.Model):
         if jit_compile and self.distribute_strategy.num_replicas_in_sync > 1:
             raise ConfigError(f"compile(jit_compile=True) supports one replica, this strategy has "
                               f"{self.distribute_strategy.num_replicas_in_sync}")
+        if jit_compile and not getattr(self.task, "xla_compatible", True):
+            raise ConfigError(f"compile(jit_compile=True) cannot compile this {type(self).__name__}'s step "
+                              f"(e.g. rollout_length draws a shape per step)")
         if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ConfigError(f"compile(steps_per_execution={steps_per_execution!r}) must be a positive int")
         changes = dict(adversarial_options)

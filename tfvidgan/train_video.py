@@ -66,6 +66,10 @@ def config_flags() -> dict:
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",
+        "rollout_length": FlagSpec("Long-rollout training, 0 = off: each step rolls out R ~ U{clip_length..this} "
+                                   "latent steps and renders a random clip_length window of each, so late steps "
+                                   "of long videos are trained too (against drift). Not with --jit_compile.",
+                                   minimum=0),
         "num_sample_videos": FlagSpec("Videos in each sample summary.", minimum=1),
         **common_flags.adversarial_flags(),
         **common_flags.optimizer_flags("sequence", "sequence_optimizer", "sequence generator"),

@@ -284,6 +284,9 @@ def run_training(task: Task, dataset_fn: DatasetFn | None = None, strategy: tf.d
     if config.jit_compile and strategy.num_replicas_in_sync > 1:
         raise ConfigError(f"--jit_compile supports one replica per run, this strategy has "
                           f"{strategy.num_replicas_in_sync}: XLA cannot compile the cross-replica all-reduce")
+    if config.jit_compile and not getattr(task, "xla_compatible", True):
+        raise ConfigError(f"--jit_compile cannot compile this {type(task).__name__}'s step (e.g. --rollout_length "
+                          f"draws a shape per step); drop one of them")
     # Only the chief writes into model_dir; the other workers of its job must not (and need not) lock it.
     lock = lock_run_dir(config.model_dir) if is_chief(strategy) else None
     try:

@@ -23,14 +23,38 @@ def replica_normal(per_replica_batch: int, dims, seed: int, step, stream: int) -
       stream: which independent stream within the step, 0 <= stream < 1024 (the seed's second word is
         `step * 1024 + stream`). `adversarial.train_step` asks its `generate(stream)` for stream 0 in the
         generator update and 2 + i in discriminator step i (1 is unused); the video task draws its two
-        noises of `generate(s)` from streams 2·s and 2·s + 1.
+        noises of `generate(s)` from streams 2·s and 2·s + 1, and its rollout windows' offsets from 768 + s
+        (`replica_uniform_int`).
     """
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    replica = context.replica_id_in_sync_group if context is not None else 0
-    stateless_seed = tf.stack([tf.constant(seed, tf.int64),
-                               tf.cast(step, tf.int64) * 1024 + stream])
+    replicas, replica = _replicas()
     # Philox explicitly: the same numbers with and without XLA (the default algorithm differs under XLA).
-    everyone = tf.random.stateless_normal([per_replica_batch * replicas, *dims], seed=stateless_seed, alg="philox")
+    everyone = tf.random.stateless_normal([per_replica_batch * replicas, *dims], seed=step_seed(seed, step, stream),
+                                          alg="philox")
     start = tf.cast(replica, tf.int32) * per_replica_batch
     return everyone[start:start + per_replica_batch]
+
+
+def replica_uniform_int(per_replica_batch: int, maxval, seed: int, step, stream: int) -> tf.Tensor:
+    """`[per_replica_batch] int32`, uniform on {0, …, maxval − 1}: this replica's slice of a global draw.
+
+    Same seeding and slicing as `replica_normal` (so N replicas draw what one replica with N times the
+    batch draws); `maxval` (>= 1) may be a scalar int32 tensor.
+    """
+    replicas, replica = _replicas()
+    everyone = tf.random.stateless_uniform([per_replica_batch * replicas], seed=step_seed(seed, step, stream),
+                                           minval=0, maxval=tf.cast(maxval, tf.int32), dtype=tf.int32,
+                                           alg="philox")
+    start = tf.cast(replica, tf.int32) * per_replica_batch
+    return everyone[start:start + per_replica_batch]
+
+
+def step_seed(seed: int, step, stream: int) -> tf.Tensor:
+    """The stateless seed `[seed, step · 1024 + stream]` (int64 `[2]`) of one stream of one step."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64) * 1024 + stream])
+
+
+def _replicas() -> tuple:
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 1, 0
+    return context.num_replicas_in_sync, context.replica_id_in_sync_group

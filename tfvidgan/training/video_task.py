@@ -34,7 +34,7 @@ from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.loop import InputConfig, require_inputs
-from tfvidgan.training.noise import replica_normal
+from tfvidgan.training.noise import replica_normal, replica_uniform_int, step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 SMOOTHNESS_TARGETS = ("latents", "frames")
@@ -85,6 +85,12 @@ class VideoGanConfig:
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
     frame_critic_weight: float = 0.0
+    # Long-rollout training (0 = off): each step the sequence generator rolls out R steps, R drawn uniformly
+    # from {clip_length, …, rollout_length} (one R per step, the same on every replica), and each sample's
+    # rendered clip is a clip_length window at a uniform random offset in its rollout. The discriminators
+    # still judge clip_length frames; the generator learns to keep late steps (and, bidirectional, every
+    # length up to rollout_length) looking real, the remedy for drift in videos longer than the clips.
+    rollout_length: int = 0
     num_sample_videos: int = 4
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     sequence_optimizer: OptimizerConfig = OptimizerConfig()
@@ -103,6 +109,14 @@ class VideoGanConfig:
         for name in ("clip_length", "sample_length"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
+        if self.rollout_length and self.rollout_length < self.clip_length:
+            raise ConfigError(f"--rollout_length={self.rollout_length} must be 0 (off) or >= --clip_length="
+                              f"{self.clip_length}")
+
+    @property
+    def uses_rollouts(self) -> bool:
+        """Whether training draws clip windows from longer rollouts (`rollout_length` > `clip_length`)."""
+        return self.rollout_length > self.clip_length
 
 
 def temporal_smoothness(sequence: tf.Tensor, order: int = 1) -> tf.Tensor:
@@ -175,16 +189,41 @@ class VideoGanTask:
                 "step_noise": replica_normal(batch, [steps, c.step_noise_dim], c.noise_seed, step,
                                              2 * stream + 1)}
 
+    @property
+    def xla_compatible(self) -> bool:
+        """False with rollouts: the rollout length is drawn per step, a shape XLA cannot compile."""
+        return not self.config.uses_rollouts
+
+    def rollout(self, batch: int, steps: int, step, stream: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """(latents `[batch, R, Z]`, windows `[batch, steps, Z]`) of one stream of one step, float32.
+
+        Without rollouts R = steps and the window is the rollout. With them R is uniform on
+        {clip_length, …, rollout_length} (seeded by the step and stream: the same on every replica) and
+        sample b's window is latents[b, o_b : o_b + steps], o_b uniform on {0, …, R − steps}, drawn
+        from one global draw sliced per replica like the noise.
+        """
+        c = self.config
+        if not c.uses_rollouts:
+            latents = self.sequence_generator(self._noise(batch, steps, step, stream), training=True)
+            return latents, latents
+        length = tf.random.stateless_uniform([], seed=step_seed(c.noise_seed, step, 512 + stream),
+                                             minval=steps, maxval=c.rollout_length + 1, dtype=tf.int32,
+                                             alg="philox")
+        latents = self.sequence_generator(self._noise(batch, length, step, stream), training=True)
+        offsets = replica_uniform_int(batch, length - steps + 1, c.noise_seed, step, 768 + stream)
+        windows = tf.gather(latents, offsets[:, None] + tf.range(steps)[None], batch_dims=1)
+        return latents, windows
+
     def train_step(self, real, step):
         batch, steps = real.shape[0], real.shape[1]
         global_batch = batch * tf.distribute.get_replica_context().num_replicas_in_sync
 
         def generate(stream):
-            latents = self.sequence_generator(self._noise(batch, steps, step, stream), training=True)
+            rollout, latents = self.rollout(batch, steps, step, stream)
             clips = render(self.frames_generator, latents)
             terms = []
-            if self.config.smoothness_weight > 0:
-                target = latents if self.config.smoothness_on == "latents" else clips
+            if self.config.smoothness_weight > 0:  # latents: over the whole rollout; frames: the rendered window
+                target = rollout if self.config.smoothness_on == "latents" else clips
                 terms.append(self.config.smoothness_weight * tf.reduce_sum(
                     temporal_smoothness(target, self.config.smoothness_order)) / global_batch)
             if self.frame_critic is not None:
@@ -249,7 +288,8 @@ class VideoGanTask:
                 "channels": self.frame_shape[2], "clip_length": c.clip_length,
                 "sample_length": c.sample_length, "frames_generator": c.frames_generator,
                 "frames_generator_finetuned": c.finetune_frames_generator,
-                "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional}
+                "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional,
+                "rollout_length": c.rollout_length}
 
     def export(self, directory: str) -> None:
         export_video_generator(self.sequence_generator, self.frames_generator, self.description(), directory)
