@@ -27,7 +27,7 @@ FROM_DATA = {
     "train_reconstructor": {"num_frames", "height", "width", "mask", "mask_fill", "photons", "read_noise",
                             "adversarial.combiner", "adversarial.gman_alpha", "adversarial.hypervolume_delta",
                             "adversarial.hypervolume_normalize", "adversarial.discriminator_steps",
-                            "adversarial.joint_batch"},
+                            "adversarial.joint_batch", "adversarial.r1_weight"},
 }
 TRAINERS = [(train_frames, FramesGanConfig), (train_video, VideoGanConfig),
             (train_reconstructor, ReconstructionConfig)]

@@ -276,6 +276,9 @@ def adversarial_flags(field: str = "adversarial") -> dict:
         "discriminator_joint_batch": FlagSpec("Pass real and fake frames through the discriminators as one batch "
                                               "(shared normalisation statistics) instead of two.",
                                               f"{field}.joint_batch"),
+        "r1_weight": FlagSpec("R1 gradient penalty gamma on real data (0 = off): each discriminator's loss gains "
+                              "gamma/2 E||grad D_k||^2 w.r.t. its own projected input.", f"{field}.r1_weight",
+                              minimum=0.0),
     }
 
 

@@ -181,13 +181,18 @@ class _TaskGAN(keras.Model):
             self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
                                         aggregation="only_first_replica", name="global_step")
             self._track_task()
-            scalars, vectors, k = self._metric_spec()
-            self._metric_keys = {name: [keras.metrics.Mean(name=name)] for name in scalars}
-            for key in vectors:
-                leaf = key.split("/")[-1]
-                self._metric_keys[key] = [keras.metrics.Mean(name=f"{leaf}_{i:03d}") for i in range(k)]
-        self._tracker_list = [m for ms in self._metric_keys.values() for m in ms]
+            self._make_trackers()
         self.built = True
+
+    def _make_trackers(self) -> None:
+        """One `Mean` per task output (scalars) or per discriminator (vectors), from `_metric_spec`: called
+        again by `compile`, whose options can add outputs (e.g. `r1_penalty`)."""
+        scalars, vectors, k = self._metric_spec()
+        self._metric_keys = {name: [keras.metrics.Mean(name=name)] for name in scalars}
+        for key in vectors:
+            leaf = key.split("/")[-1]
+            self._metric_keys[key] = [keras.metrics.Mean(name=f"{leaf}_{i:03d}") for i in range(k)]
+        self._tracker_list = [m for ms in self._metric_keys.values() for m in ms]
 
     # -- for subclasses ----------------------------------------------------------------------
     def _track_task(self) -> None:
@@ -296,6 +301,8 @@ class _TaskGAN(keras.Model):
             raise ConfigError(f"compile(): {e}") from e
         self._set_optimizers(generator_optimizer, discriminator_optimizer, extra)
         self.task.config = dataclasses.replace(self.task.config, adversarial=new_adversarial)
+        with self.distribute_strategy.scope():
+            self._make_trackers()
         super().compile(optimizer=None, loss=None, run_eagerly=run_eagerly, jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution)
         self._loss_tracker = None
@@ -376,7 +383,8 @@ class FramesGAN(_TaskGAN):
 
     def _metric_spec(self):
         k = int(self.task.discriminators.outputs[0].shape[-1])
-        return (["d_loss", "g_loss"],
+        r1 = ["r1_penalty"] if self.task.config.adversarial.r1_weight > 0 else []
+        return (["d_loss", "g_loss"] + r1,
                 ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):
@@ -447,7 +455,8 @@ class VideoGAN(_TaskGAN):
         k = int(self.task.discriminators.outputs[0].shape[-1])
         c = self.task.config
         regularised = c.smoothness_weight > 0 or c.frame_critic_weight > 0
-        scalars = ["d_loss", "g_loss"] + (["g_regularizer"] if regularised else [])
+        scalars = ["d_loss", "g_loss"] + (["g_regularizer"] if regularised else []) + (
+            ["r1_penalty"] if c.adversarial.r1_weight > 0 else [])
         return (scalars, ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):

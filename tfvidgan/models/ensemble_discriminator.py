@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -585,6 +586,34 @@ def unrolled_discriminators(ensemble: keras.Model) -> list[keras.Model]:
             set_weights(new)
         models.append(keras.Model(inputs, x, name=f"discriminator_{k}"))
     return models
+
+
+_SPLITS = weakref.WeakKeyDictionary()
+
+
+def split_at_projection(ensemble: keras.Model) -> tuple[keras.Model, keras.Model, int]:
+    """`(front, trunk, K)`: the ensemble as `trunk(front(x)) == ensemble(x)`, cut after its projection.
+
+    `front` maps the ensemble's input to the projected maps `[B, ..., K·c]` (discriminator k owns the
+    channel block `[k·c, (k+1)·c)`), `trunk` maps those to the logits; both share the ensemble's layers and
+    weights. Used for per-discriminator gradient penalties (discriminator k's gradient w.r.t. its own
+    input, one backward pass for all K). Cached per ensemble.
+
+    Raises:
+      ConfigError: the model has no `RandomProjection` layer named "projection".
+    """
+    if ensemble not in _SPLITS:
+        try:
+            projection = ensemble.get_layer("projection")
+        except ValueError:
+            projection = None
+        if not isinstance(projection, RandomProjection):
+            raise ConfigError(f"model {ensemble.name!r} is not a projected discriminator ensemble (no "
+                              f"RandomProjection layer named 'projection'): R1 needs one")
+        front = keras.Model(ensemble.inputs, projection.output, name=f"{ensemble.name}_front")
+        trunk = keras.Model(projection.output, ensemble.outputs, name=f"{ensemble.name}_trunk")
+        _SPLITS[ensemble] = (front, trunk, projection.num_projections)
+    return _SPLITS[ensemble]
 
 
 def reference_logits(ensemble: keras.Model, inputs, training: bool = False):

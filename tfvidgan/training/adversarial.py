@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfvidgan import losses
 from tfvidgan.errors import ConfigError
+from tfvidgan.models.ensemble_discriminator import split_at_projection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,10 @@ class AdversarialConfig:
     # Real and fake through the discriminators as ONE batch (normalisation statistics over both), in
     # the discriminator and in the generator update; False: separate real and fake batches.
     joint_batch: bool = False
+    # R1 gradient penalty (Mescheder et al. 2018), 0 = off: discriminator k's loss gains
+    # r1_weight / 2 · E_real ||∇ D_k||², the gradient taken w.r.t. discriminator k's OWN input (its
+    # projection of the frame or clip), so each discriminator is penalised alone (one backward pass for all K).
+    r1_weight: float = 0.0
 
     def __post_init__(self):
         if self.loss not in losses.LOSSES:
@@ -41,6 +46,8 @@ class AdversarialConfig:
         losses.make_combiner(self)  # its parameters are checked now (e.g. hypervolume_delta > 1)
         if self.discriminator_steps < 1:
             raise ConfigError(f"--discriminator_steps must be >= 1, got {self.discriminator_steps}")
+        if not self.r1_weight >= 0:
+            raise ConfigError(f"--r1_weight must be >= 0, got {self.r1_weight}")
 
 
 # generate(stream) -> (fake batch [b, ...] float32 in [-1, 1], generator_term): `generator_term` is a
@@ -62,6 +69,7 @@ class AdversarialStepOutput:
       g_weight_per_discriminator: `[K]`, the combiner's weights (divided by the number of replicas).
       generator_term: scalar, the task's non-adversarial term of the generator's objective (see
         `GenerateFn`), or None when the task has none. The task names it (`as_dict` does not).
+      r1_penalty: scalar, Σ_k E_real ||∇ D_k||² (unweighted, last discriminator step), or None when R1 is off.
     """
     d_loss: tf.Tensor
     g_loss: tf.Tensor
@@ -69,16 +77,20 @@ class AdversarialStepOutput:
     g_loss_per_discriminator: tf.Tensor
     g_weight_per_discriminator: tf.Tensor
     generator_term: tf.Tensor | None = None
+    r1_penalty: tf.Tensor | None = None
 
     def as_dict(self) -> dict[str, tf.Tensor]:
         """The adversarial values under their logged names (TensorBoard scalars, `last_metrics` keys)."""
-        return {
+        values = {
             "d_loss": self.d_loss,
             "g_loss": self.g_loss,
             "per_discriminator/d_loss": self.d_loss_per_discriminator,
             "per_discriminator/g_loss": self.g_loss_per_discriminator,
             "per_discriminator/g_weight": self.g_weight_per_discriminator,
         }
+        if self.r1_penalty is not None:
+            values["r1_penalty"] = self.r1_penalty
+        return values
 
 
 def _replicas() -> int:
@@ -105,6 +117,30 @@ def _real_and_fake_logits(discriminator, real, fake, joint: bool):
         return _flat(discriminator(real, training=True)), _flat(discriminator(fake, training=True))
     both = _flat(discriminator(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True))
     return both[:real.shape[0]], both[real.shape[0]:]
+
+
+def _logits_and_r1(discriminator, real, fake, joint: bool):
+    """`(real [b, K], fake [b, K], r1 [b, K])` float32: the logits and each real example's squared gradient
+    norm ||∇ D_k||² w.r.t. discriminator k's own projected input (a double-backprop-able tensor)."""
+    front, trunk, k = split_at_projection(discriminator)
+    b = real.shape[0]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        if joint:
+            projected = front(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True)
+            tape.watch(projected)
+            both = _flat(trunk(projected, training=True))
+            real_logits, fake_logits = both[:b], both[b:]
+        else:
+            projected = front(real, training=True)
+            tape.watch(projected)
+            real_logits = _flat(trunk(projected, training=True))
+            fake_logits = _flat(discriminator(fake, training=True))
+        # Sample i's logits depend on sample i's input only (batch statistics aside), and discriminator
+        # k's on channel block k only: one gradient of the sum holds every ∇ D_k(x_i).
+        total = tf.reduce_sum(real_logits)
+    gradient = tf.cast(tape.gradient(total, projected)[:b], tf.float32)   # [b, ..., K·c]
+    per_block = tf.reshape(tf.square(gradient), [b, -1, k, gradient.shape[-1] // k])
+    return real_logits, fake_logits, tf.reduce_sum(per_block, axis=[1, 3])
 
 
 def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Model,
@@ -135,11 +171,18 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     for i in range(config.discriminator_steps):
         fake, _ = generate(2 + i)
         fake = tf.stop_gradient(fake)
+        r1_penalty = None
         with tf.GradientTape() as tape:
-            real_logits, fake_logits = _real_and_fake_logits(discriminator, real, fake, config.joint_batch)
+            if config.r1_weight > 0:
+                real_logits, fake_logits, r1 = _logits_and_r1(discriminator, real, fake, config.joint_batch)
+            else:
+                real_logits, fake_logits = _real_and_fake_logits(discriminator, real, fake, config.joint_batch)
             per_example = losses.discriminator_loss(real_logits, fake_logits, kind=config.loss)
             d_per_disc = tf.reduce_sum(per_example, axis=0) / global_batch      # [K]
             d_loss = tf.reduce_sum(d_per_disc)
+            if config.r1_weight > 0:
+                r1_penalty = tf.reduce_sum(r1) / global_batch
+                d_loss += 0.5 * config.r1_weight * r1_penalty
         d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
 
     g_vars = [v for _, variables in generator_updates for v in variables]
@@ -167,4 +210,4 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     return AdversarialStepOutput(
         d_loss=d_loss, g_loss=g_value / replicas, d_loss_per_discriminator=d_per_disc,
         g_loss_per_discriminator=g_per_disc, g_weight_per_discriminator=weights / replicas,
-        generator_term=generator_term)
+        generator_term=generator_term, r1_penalty=r1_penalty)
