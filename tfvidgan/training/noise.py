@@ -23,8 +23,8 @@ def replica_normal(per_replica_batch: int, dims, seed: int, step, stream: int) -
       stream: which independent stream within the step, 0 <= stream < 1024 (the seed's second word is
         `step * 1024 + stream`). `adversarial.train_step` asks its `generate(stream)` for stream 0 in the
         generator update and 2 + i in discriminator step i (1 is unused); the video task draws its two
-        noises of `generate(s)` from streams 2·s and 2·s + 1, and its rollout windows' offsets from 768 + s
-        (`replica_uniform_int`).
+        noises of `generate(s)` from streams 2·s and 2·s + 1, its rollout length from 512 + s and its
+        rollout windows' offsets from 768 + s (`replica_uniform_int`).
     """
     replicas, replica = _replicas()
     # Philox explicitly: the same numbers with and without XLA (the default algorithm differs under XLA).
