@@ -188,6 +188,8 @@ class _TaskGAN(keras.Model):
         """One `Mean` per task output (scalars) or per discriminator (vectors), from `_metric_spec`: called
         again by `compile`, whose options can add outputs (e.g. `r1_penalty`)."""
         scalars, vectors, k = self._metric_spec()
+        if self.task.config.adversarial.r1_weight > 0:  # every adversarial task reports it when on
+            scalars = [*scalars, "r1_penalty"]
         self._metric_keys = {name: [keras.metrics.Mean(name=name)] for name in scalars}
         for key in vectors:
             leaf = key.split("/")[-1]
@@ -383,8 +385,7 @@ class FramesGAN(_TaskGAN):
 
     def _metric_spec(self):
         k = int(self.task.discriminators.outputs[0].shape[-1])
-        r1 = ["r1_penalty"] if self.task.config.adversarial.r1_weight > 0 else []
-        return (["d_loss", "g_loss"] + r1,
+        return (["d_loss", "g_loss"],
                 ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):
@@ -455,8 +456,7 @@ class VideoGAN(_TaskGAN):
         k = int(self.task.discriminators.outputs[0].shape[-1])
         c = self.task.config
         regularised = c.smoothness_weight > 0 or c.frame_critic_weight > 0
-        scalars = ["d_loss", "g_loss"] + (["g_regularizer"] if regularised else []) + (
-            ["r1_penalty"] if c.adversarial.r1_weight > 0 else [])
+        scalars = ["d_loss", "g_loss"] + (["g_regularizer"] if regularised else [])
         return (scalars, ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):

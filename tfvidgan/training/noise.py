@@ -26,12 +26,11 @@ def replica_normal(per_replica_batch: int, dims, seed: int, step, stream: int) -
         noises of `generate(s)` from streams 2·s and 2·s + 1, its rollout length from 512 + s and its
         rollout windows' offsets from 768 + s (`replica_uniform_int`).
     """
-    replicas, replica = _replicas()
     # Philox explicitly: the same numbers with and without XLA (the default algorithm differs under XLA).
-    everyone = tf.random.stateless_normal([per_replica_batch * replicas, *dims], seed=step_seed(seed, step, stream),
-                                          alg="philox")
-    start = tf.cast(replica, tf.int32) * per_replica_batch
-    return everyone[start:start + per_replica_batch]
+    return _this_replicas_slice(
+        lambda global_batch: tf.random.stateless_normal([global_batch, *dims], seed=step_seed(seed, step, stream),
+                                                        alg="philox"),
+        per_replica_batch)
 
 
 def replica_uniform_int(per_replica_batch: int, maxval, seed: int, step, stream: int) -> tf.Tensor:
@@ -40,21 +39,23 @@ def replica_uniform_int(per_replica_batch: int, maxval, seed: int, step, stream:
     Same seeding and slicing as `replica_normal` (so N replicas draw what one replica with N times the
     batch draws); `maxval` (>= 1) may be a scalar int32 tensor.
     """
-    replicas, replica = _replicas()
-    everyone = tf.random.stateless_uniform([per_replica_batch * replicas], seed=step_seed(seed, step, stream),
-                                           minval=0, maxval=tf.cast(maxval, tf.int32), dtype=tf.int32,
-                                           alg="philox")
-    start = tf.cast(replica, tf.int32) * per_replica_batch
-    return everyone[start:start + per_replica_batch]
+    return _this_replicas_slice(
+        lambda global_batch: tf.random.stateless_uniform([global_batch], seed=step_seed(seed, step, stream), minval=0,
+                                                         maxval=tf.cast(maxval, tf.int32), dtype=tf.int32,
+                                                         alg="philox"),
+        per_replica_batch)
 
 
-def step_seed(seed: int, step, stream: int) -> tf.Tensor:
-    """The stateless seed `[seed, step · 1024 + stream]` (int64 `[2]`) of one stream of one step."""
-    return tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64) * 1024 + stream])
+def step_seed(seed: int, step, stream) -> tf.Tensor:
+    """The stateless seed `[seed, step · 1024 + stream]` (int64 `[2]`) of one stream of one step; `stream`
+    (0 <= stream < 1024) may be an int or an integer tensor (e.g. the replica id)."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64) * 1024 + tf.cast(stream, tf.int64)])
 
 
-def _replicas() -> tuple:
+def _this_replicas_slice(draw, per_replica_batch: int) -> tf.Tensor:
+    """Rows `[r·b, (r+1)·b)` of `draw(b · replicas)`, r this replica's id and b `per_replica_batch`."""
     context = tf.distribute.get_replica_context()
-    if context is None:
-        return 1, 0
-    return context.num_replicas_in_sync, context.replica_id_in_sync_group
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    replica = context.replica_id_in_sync_group if context is not None else 0
+    start = tf.cast(replica, tf.int32) * per_replica_batch
+    return draw(per_replica_batch * replicas)[start:start + per_replica_batch]

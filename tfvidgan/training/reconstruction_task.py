@@ -28,6 +28,7 @@ from tfvidgan.models.reconstructor import SENSED_INPUT_NAME, build_reconstructio
 from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, build_unfolded_reconstructor
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.loop import InputConfig, require_inputs
+from tfvidgan.training.noise import step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 
 ARCHITECTURES = ("unet", "unfolded")
@@ -150,7 +151,7 @@ class ReconstructionTask:
             masks = tf.tile(tf.constant(np.asarray(c.mask, np.float32))[None], [batch, 1, 1])
             return {SENSED_INPUT_NAME: sensed, MASK_INPUT_NAME: masks}
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([tf.cast(c.random_mask_seed, tf.int64), tf.cast(step, tf.int64) * 1024 + tf.cast(replica, tf.int64)])
+        seed = step_seed(c.random_mask_seed, step, replica)
         mask_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         masks = random_masks(batch, c.height, c.width, mask_seed, c.mask_fill)
         resensed = add_noise(forward_with_masks(tf.cast(scene, tf.float32), masks), c.photons, c.read_noise,
