@@ -115,3 +115,33 @@ def test_bad_settings_name_the_field():
         build_unfolded_reconstructor(T, H, W, conv_layers=1)
     with pytest.raises(ConfigError, match="frames_unet.*even.*7×8"):
         build_unfolded_reconstructor(T, 7, 8, conv="frames_unet")
+
+
+def test_mixed_precision_keeps_the_physics_float32():
+    """Under "mixed_bfloat16" the denoisers compute in bfloat16 but the GAP steps, the residual sums and the
+    clip stay float32: the untrained net (identity denoisers) still returns the clipped GAP estimate to
+    float32 precision (bfloat16 GAP arithmetic misses it by ~1e-2), and trained-like weights give what the
+    float32 model gives up to bfloat16 rounding of the denoisers."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv="frames_unet")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    compute = {layer.name: layer.compute_dtype for layer in mixed.layers}
+    assert compute["gap0"] == compute["back_projection"] == compute["stage0_residual"] == "float32"
+    assert compute["scene"] == "float32" and "bfloat16" in compute.values()
+    truth = tf.random.stateless_uniform([2, T, H, W, 1], seed=[6, 6])
+    masks = tf.constant(np.stack([make_mask(H, W, seed=s) for s in (0, 1)]))
+    inputs = {"sensed_image": forward_with_masks(truth, masks), "mask": masks}
+    expected = np.stack([np.clip(CupOperator(masks.numpy()[i], T).normalized_back_projection(
+        inputs["sensed_image"][i:i + 1]).numpy()[0], 0, 1) for i in range(2)])
+    scene = mixed(inputs)
+    assert scene.dtype == tf.float32
+    np.testing.assert_allclose(scene.numpy(), expected, atol=1e-5)
+    full = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv="frames_unet")
+    for w in full.trainable_weights:
+        w.assign(tf.random.stateless_normal(w.shape, seed=[4, len(w.path)], stddev=0.1))
+    mixed.set_weights(full.get_weights())
+    difference = np.abs(mixed(inputs).numpy() - full(inputs).numpy())
+    assert 0 < difference.max() < 0.05, difference.max()
