@@ -17,6 +17,22 @@ class ConfigError(TfvidganError):
     """A flag or configuration field is unknown, out of range or contradicts another one."""
 
 
+def flag_error(field: str, value, why: str) -> ConfigError:
+    """The `ConfigError` for flag/field ``field`` holding ``value``: message ``"--field=value: why"``."""
+    return ConfigError(f"--{field}={value}: {why}")
+
+
+def check_whole_number(field: str, value, minimum: int, maximum: int | None = None) -> None:
+    """Raises `flag_error` unless ``value`` is an int (not a bool) in ``[minimum, maximum]`` (no upper bound
+    when ``maximum`` is None)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise flag_error(field, value, "must be an integer")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise flag_error(field, value, f"must be in [{minimum}, {maximum if maximum is not None else '∞'}]")
+
+
 class ExportKindError(ConfigError):
     """An export directory holds no tfvidgan export, or one of another kind than the flag needs.
 

@@ -54,7 +54,7 @@ from tfvidgan.data.format import (
 )
 from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data.progress import ProgressBar
-from tfvidgan.errors import ConfigError
+from tfvidgan.errors import ConfigError, check_whole_number, flag_error
 
 __all__ = [
     "SUPPORTED_SIZES",
@@ -88,7 +88,7 @@ def max_radius(size: int, num_balls: int) -> float:
 
 
 def _fail(field: str, value, why: str):
-    raise ConfigError(f"--{field}={value}: {why}")
+    raise flag_error(field, value, why)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +126,7 @@ class BouncingBallsConfig:
 
     def __post_init__(self):
         def whole(field, minimum, maximum=None):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                _fail(field, value, "must be an integer")
-            if value < minimum or (maximum is not None and value > maximum):
-                _fail(field, value, f"must be in [{minimum}, {maximum if maximum is not None else '∞'}]")
+            check_whole_number(field, getattr(self, field), minimum, maximum)
 
         whole("num_scenes", 1)
         whole("num_frames", 2)

@@ -82,7 +82,7 @@ from tfvidgan.data.format import (
 )
 from tfvidgan.data.metadata import DatasetMetadata, ShardInfo, write_metadata
 from tfvidgan.data.progress import ProgressBar
-from tfvidgan.errors import ConfigError, DatasetError
+from tfvidgan.errors import ConfigError, DatasetError, check_whole_number, flag_error
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -117,7 +117,7 @@ _MIN_DECODED_FRACTION = 0.9
 
 
 def _fail(field: str, value, why: str):
-    raise ConfigError(f"--{field}={value}: {why}")
+    raise flag_error(field, value, why)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,11 +151,7 @@ class VideoDatasetConfig:
 
     def __post_init__(self):
         def whole(field, minimum, maximum=None):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                _fail(field, value, "must be an integer")
-            if value < minimum or (maximum is not None and value > maximum):
-                _fail(field, value, f"must be in [{minimum}, {maximum if maximum is not None else '∞'}]")
+            check_whole_number(field, getattr(self, field), minimum, maximum)
 
         def rate(field, value):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

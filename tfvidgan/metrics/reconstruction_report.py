@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tfvidgan.cup.gap_tv import gap_tv_reconstruct
 from tfvidgan.data.cup_pairs import CupMetadata, cup_pairs_dataset, read_cup_metadata
-from tfvidgan.errors import ConfigError, DatasetError
+from tfvidgan.errors import ConfigError, DatasetError, check_whole_number
 from tfvidgan.export import WITH_MASK_SIGNATURE, load_reconstructor
 from tfvidgan.metrics.image_quality import psnr_per_frame, ssim_per_frame, ssim_window
 from tfvidgan.metrics.plotting import image_grid
@@ -90,9 +90,7 @@ class ReconstructionEvalConfig:
                 raise ConfigError(f"--{name} is required")
         for name, minimum in (("num_samples", 1), ("gap_tv_iterations", 1), ("batch_size", 1),
                               ("picture_examples", 1), ("picture_scale", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+            check_whole_number(name, getattr(self, name), minimum)
         if not self.tv_weight >= 0:
             raise ConfigError(f"tv_weight must be >= 0, got {self.tv_weight!r}")
 

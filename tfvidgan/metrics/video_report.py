@@ -66,7 +66,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
-from tfvidgan.errors import ConfigError, ExportKindError
+from tfvidgan.errors import ConfigError, ExportKindError, check_whole_number
 from tfvidgan.export import VIDEO_GENERATOR, read_description
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
@@ -124,9 +124,7 @@ class VideoEvalConfig:
                               f"({2 * self.num_frames}): its first and last --num_frames frames are compared")
         for name, minimum in (("num_samples", 2), ("num_frames", 2), ("encoder_samples", 2),
                               ("encoder_steps", 1), ("swap_expected_balls", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+            check_whole_number(name, getattr(self, name), minimum)
         for name in ("export_dir", "data"):
             if not getattr(self, name):
                 raise ConfigError(f"--{name} is required")

@@ -237,10 +237,6 @@ class GroupedConv3D(_FastGroupedConvMixin, keras.layers.Conv3D):
 
 
 # ---------------------------------------------------------------------------------------------
-# The ensembles.
-
-
-# ---------------------------------------------------------------------------------------------
 # Minibatch standard deviation (Karras et al. 2018, "Progressive growing of GANs", §3).
 
 
@@ -313,6 +309,10 @@ class TemporalDifferences(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 2 * input_shape[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The ensembles.
 
 
 def _check_common(num_discriminators, base_filters, normalization, conv_implementation, caller, head="linear",
