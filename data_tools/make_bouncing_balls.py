@@ -7,19 +7,18 @@ r"""Generates a bouncing-balls dataset: sharded TFRecords + ``metadata.json``.
 Flags are the fields of `tfvidgan.data.bouncing_balls.BouncingBallsConfig` (defaults included) plus
 ``--output_dir``, ``--workers``, ``--overwrite`` and ``--progress``; the work is done by
 `tfvidgan.data.bouncing_balls.generate_dataset`. A progress bar goes to stderr and a JSON summary
-to stdout; a bad flag exits with status 2 and a one-line message naming it.
+to stdout; a bad flag exits with code 1 and one line (`tfvidgan.cli`) naming it.
 """
 from __future__ import annotations
 
 import json
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 # Light import (numpy only): spawned generator workers re-import this module.
+from tfvidgan import cli
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
-from tfvidgan.errors import ConfigError, TfvidganError
 
 _HELP = {
     "num_scenes": "Scenes to generate.",
@@ -51,16 +50,11 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     values = flags.FLAGS
-    try:
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-        config = BouncingBallsConfig(**{name: values[name].value for name in _HELP})
-        started = time.monotonic()
-        metadata = generate_dataset(config, values.output_dir, overwrite=values.overwrite, workers=values.workers,
-                                    show_progress=values.progress)
-    except TfvidganError as e:
-        print(f"make_bouncing_balls: error: {e}", file=sys.stderr)
-        return 2
+    cli.check_positional(argv)
+    config = BouncingBallsConfig(**{name: values[name].value for name in _HELP})
+    started = time.monotonic()
+    metadata = generate_dataset(config, values.output_dir, overwrite=values.overwrite, workers=values.workers,
+                                show_progress=values.progress)
     seconds = time.monotonic() - started
     print(json.dumps({"output_dir": metadata.directory, "num_scenes": metadata.num_scenes,
                       "shape": list(metadata.shape), "shards": metadata.num_shards, "seconds": round(seconds, 2),
@@ -71,4 +65,4 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

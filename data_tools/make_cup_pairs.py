@@ -6,18 +6,17 @@ r"""Simulates CUP measurements of bouncing-balls scenes and writes (sensed, scen
 Flags are the fields of `tfvidgan.data.cup_simulation.CupPairsConfig` (defaults included) plus
 ``--output_dir`` and ``--overwrite``; the work is done by
 `tfvidgan.data.cup_simulation.generate_cup_pairs`. Prints a JSON summary; a bad flag exits with
-status 2 and a one-line message naming it.
+code 1 and one line (`tfvidgan.cli`) naming it.
 """
 from __future__ import annotations
 
 import json
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.data.cup_simulation import CupPairsConfig, generate_cup_pairs
-from tfvidgan.errors import ConfigError, TfvidganError
 
 _HELP = {
     "scenes": "Bouncing-balls dataset directory or shard glob (tfvidgan.data.readers.scenes_dataset).",
@@ -47,15 +46,10 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     values = flags.FLAGS
-    try:
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-        config = CupPairsConfig(**{name: values[name].value for name in _HELP})
-        started = time.monotonic()
-        metadata = generate_cup_pairs(config, values.output_dir, overwrite=values.overwrite)
-    except TfvidganError as e:
-        print(f"make_cup_pairs: error: {e}", file=sys.stderr)
-        return 2
+    cli.check_positional(argv)
+    config = CupPairsConfig(**{name: values[name].value for name in _HELP})
+    started = time.monotonic()
+    metadata = generate_cup_pairs(config, values.output_dir, overwrite=values.overwrite)
     print(json.dumps({
         "output_dir": metadata.directory, "num_examples": metadata.num_examples, "num_scenes": metadata.num_scenes,
         "sensed_shape": list(metadata.sensed_shape), "scene_shape": list(metadata.scene_shape),
@@ -66,4 +60,4 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

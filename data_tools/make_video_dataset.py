@@ -9,19 +9,18 @@ Flags are the fields of `tfvidgan.data.video_ingest.VideoDatasetConfig` (default
 `tfvidgan.data.video_ingest.make_video_dataset` (frame-rate resampling, centre crop then resize, scene
 cutting: see its module doc). Reading video files needs PyAV: ``pip install -e ".[video]"``. A progress
 bar goes to stderr and a JSON summary (scenes, files skipped per problem kind, each problem naming its
-file, speed) to stdout; a bad flag or, with ``--on_error=fail``, a bad file exits with status 2 and one
-line naming it.
+file, speed) to stdout; a bad flag or, with ``--on_error=fail``, a bad file exits with code 1 and one
+line (`tfvidgan.cli`) naming it.
 """
 from __future__ import annotations
 
 import json
-import sys
 
-from absl import app, flags
+from absl import flags
 
 # Light import (numpy, Pillow): spawned worker processes re-import this module.
+from tfvidgan import cli
 from tfvidgan.data.video_ingest import ON_ERROR, VideoDatasetConfig, make_video_dataset
-from tfvidgan.errors import ConfigError, TfvidganError
 
 _HELP = {
     "input": "Videos: a directory (walked recursively: video files and folders of numbered images), a glob "
@@ -58,19 +57,14 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     values = flags.FLAGS
-    try:
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-        config = VideoDatasetConfig(**{name: values[name].value for name in _HELP})
-        result = make_video_dataset(config, values.output_dir, overwrite=values.overwrite, workers=values.workers,
-                                    show_progress=values.progress)
-    except TfvidganError as e:
-        print(f"make_video_dataset: error: {e}", file=sys.stderr)
-        return 2
+    cli.check_positional(argv)
+    config = VideoDatasetConfig(**{name: values[name].value for name in _HELP})
+    result = make_video_dataset(config, values.output_dir, overwrite=values.overwrite, workers=values.workers,
+                                show_progress=values.progress)
     print(json.dumps(result.summary))
     return 0
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

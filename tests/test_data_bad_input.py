@@ -257,8 +257,8 @@ def test_cli_with_a_bad_flag_exits_with_a_message_and_writes_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-m", "data_tools.make_bouncing_balls", f"--output_dir={out}",
                            "--size=48", "--num_scenes=10"], capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": REPO})
-    assert done.returncode == 2
-    assert "--size=48: must be one of (30, 32, 64)" in done.stderr
+    assert done.returncode == 1
+    assert "tfvidgan.errors.ConfigError: --size=48: must be one of (30, 32, 64)" in done.stderr
     assert not out.exists() and os.listdir(tmp_path) == []
 
 

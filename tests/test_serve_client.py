@@ -197,11 +197,22 @@ def test_command_line(served, tmp_path):
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["scene"], model(sensed[None]).numpy(), atol=1e-5)
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "serve_client: error: --output is required" in done.stderr
+    assert done.returncode == 1 and "tfvidgan.errors.ConfigError: --output is required" in done.stderr
     np.save(tmp_path / "bad.npy", np.zeros((3, 3), np.float32))
     done = subprocess.run(args[:-1] + [f"--input={tmp_path / 'bad.npy'}", f"--output={tmp_path / 'o.npz'}"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "bad.npy" in done.stderr and "do not fit input 'sensed_image'" in done.stderr
+    assert done.returncode == 1 and "bad.npy" in done.stderr and "do not fit input 'sensed_image'" in done.stderr
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    done = subprocess.run([args[0], "-m", "tfvidgan.serve_client", f"--server=http://127.0.0.1:{port}",
+                           "--model=cup_reconstructor", f"--input={tmp_path / 'one.npy'}",
+                           f"--output={tmp_path / 'never.npz'}", "--timeout=5"],
+                          capture_output=True, text=True, timeout=120)
+    errors = [line for line in done.stderr.splitlines() if "ServeError" in line]
+    assert done.returncode == 1 and len(errors) == 1 and errors[0].startswith("tfvidgan.errors.ServeError: ")
+    assert str(port) in errors[0] and not (tmp_path / "never.npz").exists()
 
 
 # -- gRPC, the unfolded export (two signatures, warm-up file), and the client's limits ------------------

@@ -291,7 +291,7 @@ def test_command_line_end_to_end_and_bad_flag(ingested, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "data_tools.make_video_dataset", f"--input={root / 'videos'}",
                           f"--output_dir={tmp_path / 'other'}", "--channels=2"],
                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert bad.returncode == 2 and "--channels=2: must be 1 (grayscale) or 3 (RGB)" in bad.stderr
+    assert bad.returncode == 1 and "tfvidgan.errors.ConfigError: --channels=2: must be 1 (grayscale) or 3 (RGB)" in bad.stderr
 
 
 def test_a_few_frames_gan_steps_on_an_ingested_colour_dataset(ingested, tmp_path):

@@ -290,11 +290,6 @@ def check_adversarial_flags(values) -> None:
         raise ConfigError(f"--num_discriminators must be >= 1, got {values.num_discriminators}")
 
 
-def check_positional(argv) -> None:
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-
-
 def run_flags(values) -> dict:
     """{name: value} of the flags defined by tfvidgan and by the entry point (written to TensorBoard)."""
     return {flag.name: flag.value

@@ -57,5 +57,13 @@ class TrainingPreempted(RuntimeError):
         self.checkpoint = checkpoint
 
 
+class ServeError(RuntimeError):
+    """A model server is unreachable, too slow, answered with an error, or its answer cannot be understood
+    or is not a valid reconstruction (`tfvidgan.serve_client`). The message is one line."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
 class ClusterError(RuntimeError):
     """A multi-worker peer died, never started or stopped answering; the message names the task."""

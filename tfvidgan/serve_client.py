@@ -50,7 +50,7 @@ import urllib.parse
 
 import numpy as np
 
-from tfvidgan.errors import ConfigError, DatasetError
+from tfvidgan.errors import ConfigError, DatasetError, ServeError
 
 __all__ = [
     "ServeError",
@@ -76,14 +76,6 @@ WITH_MASK_SIGNATURE = "with_mask"
 PROTOCOLS = ("rest", "grpc")
 DEFAULT_SERVERS = {"rest": "http://localhost:8501", "grpc": "localhost:8500"}
 _MAX_DETAIL = 300
-
-
-class ServeError(RuntimeError):
-    """The server is unreachable, too slow, answered with an error, or its answer cannot be understood
-    or is not a valid reconstruction. The message is one line."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -690,26 +682,19 @@ def config_from_flags(values) -> ClientConfig:
 
 
 def main(argv) -> int:
-    import sys
-
     from absl import flags
 
-    from tfvidgan.errors import TfvidganError
+    from tfvidgan import cli
 
-    try:
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected positional arguments {argv[1:]} (flags are --name=value)")
-        config = config_from_flags(flags.FLAGS)
-        scenes = run(config)
-    except (TfvidganError, ServeError) as e:
-        print("serve_client: error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
+    cli.check_positional(argv)
+    config = config_from_flags(flags.FLAGS)
+    scenes = run(config)
     print(json.dumps({"output": config.output, "scene_shape": list(scenes.shape)}))
     return 0
 
 
 if __name__ == "__main__":
-    from absl import app
+    from tfvidgan import cli
 
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -83,7 +83,7 @@ def _quality_probe(values, data: str, config: FramesGanConfig):
 
 
 def main(argv):
-    common_flags.check_positional(argv)
+    cli.check_positional(argv)
     run = common_flags.prepare_run(FLAGS)
     data = ensure_dataset(FLAGS.data, FLAGS.model_dir, size=FLAGS.image_size or FramesGanConfig.image_size)
     metadata = read_metadata(data)

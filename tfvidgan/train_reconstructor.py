@@ -75,7 +75,7 @@ def reconstruction_config(values, metadata) -> ReconstructionConfig:
 
 
 def main(argv):
-    common_flags.check_positional(argv)
+    cli.check_positional(argv)
     if FLAGS.architecture not in ARCHITECTURES:  # before any data is simulated
         raise ConfigError(f"--architecture={FLAGS.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
     run = common_flags.prepare_run(FLAGS)

@@ -114,7 +114,7 @@ def _quality_probe(values, data: str, config: VideoGanConfig):
 
 
 def main(argv):
-    common_flags.check_positional(argv)
+    cli.check_positional(argv)
     run = common_flags.prepare_run(FLAGS)
     data = ensure_dataset(FLAGS.data, FLAGS.model_dir)
     config = video_config(FLAGS, read_metadata(data))
