@@ -172,7 +172,14 @@ def _native_grouped_conv3d_by_frames(x, kernel, strides, padding):
 
 
 class _FastGroupedConvMixin:
-    """Overrides `convolution_op` of a Keras Conv layer; weights and config stay Keras'."""
+    """Overrides `convolution_op` of a Keras Conv layer; weights and config stay Keras'. A subclass sets
+    `_native_conv(x, kernel, strides, padding)`, its "native" grouped convolution."""
+
+    _native_conv = None
+
+    def __init__(self, *args, implementation="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_implementation(implementation)
 
     def _init_implementation(self, implementation):
         resolved = resolve_conv_implementation(implementation, self.rank)  # probes once for "auto"
@@ -183,10 +190,12 @@ class _FastGroupedConvMixin:
         self.implementation = implementation  # what the config saves (e.g. "auto", portable)
         self.resolved_implementation = resolved
 
-    def _grouped_path(self):
+    def convolution_op(self, inputs, kernel):
         if self.groups == 1 or self.resolved_implementation == "xla":
-            return None
-        return self.resolved_implementation
+            return super().convolution_op(inputs, kernel)
+        if self.resolved_implementation == "native":
+            return type(self)._native_conv(inputs, kernel, self.strides, self.padding)
+        return _split_grouped_conv(inputs, kernel, self.strides, self.padding, self.groups)
 
     def get_config(self):
         config = super().get_config()
@@ -202,17 +211,7 @@ class GroupedConv2D(_FastGroupedConvMixin, keras.layers.Conv2D):
     `[B, H, W, C]` (static H, W, C) → `[B, H', W', filters]`, identical to `Conv2D`.
     """
 
-    def __init__(self, *args, implementation="auto", **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_implementation(implementation)
-
-    def convolution_op(self, inputs, kernel):
-        path = self._grouped_path()
-        if path == "native":
-            return _native_grouped_conv2d(inputs, kernel, self.strides, self.padding)
-        if path == "split":
-            return _split_grouped_conv(inputs, kernel, self.strides, self.padding, self.groups)
-        return super().convolution_op(inputs, kernel)
+    _native_conv = staticmethod(_native_grouped_conv2d)
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -223,17 +222,7 @@ class GroupedConv3D(_FastGroupedConvMixin, keras.layers.Conv3D):
     C) → `[B, T', H', W', filters]`, identical to `Conv3D`.
     """
 
-    def __init__(self, *args, implementation="auto", **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_implementation(implementation)
-
-    def convolution_op(self, inputs, kernel):
-        path = self._grouped_path()
-        if path == "native":
-            return _native_grouped_conv3d_by_frames(inputs, kernel, self.strides, self.padding)
-        if path == "split":
-            return _split_grouped_conv(inputs, kernel, self.strides, self.padding, self.groups)
-        return super().convolution_op(inputs, kernel)
+    _native_conv = staticmethod(_native_grouped_conv3d_by_frames)
 
 
 # ---------------------------------------------------------------------------------------------
