@@ -544,3 +544,13 @@ def test_batching_parameters_match_the_warmup_sizes_and_models_config_parses():
         assert regex.search(rf"{field}\s*\{{\s*value:\s*\d+\s*\}}", body), field
     config = text_format.Parse((configs / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.name for c in config.model_config_list.config] == ["cup_reconstructor"]
+
+
+def test_the_client_and_its_command_line_import_no_tensorflow():
+    """ARCHITECTURE.md: the client runs where only numpy (and, for gRPC, `tensorflow-serving-api`) is installed."""
+    code = ("import sys, tfvidgan.serve_client, tfvidgan.cli\n"
+            "tfvidgan.serve_client.define_flags()\n"
+            "print(sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
