@@ -492,13 +492,7 @@ def load_mask(path: str, expected: list[int | None]) -> np.ndarray:
     the file."""
     if not os.path.isfile(path):
         raise DatasetError(f"--mask={path}: file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"--mask={path}: cannot read as .npy: {e}") from e
-    if not np.issubdtype(array.dtype, np.number):
-        raise DatasetError(f"--mask={path}: expected a numeric array, got dtype {array.dtype}")
-    array = array.astype(np.float32)
+    array = _load_numeric_npy(path, f"--mask={path}")
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     want = list(expected[1:])
@@ -508,6 +502,17 @@ def load_mask(path: str, expected: list[int | None]) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise DatasetError(f"--mask={path}: contains NaN or infinite values")
     return array
+
+
+def _load_numeric_npy(path: str, label: str) -> np.ndarray:
+    """A numeric ``.npy`` (no pickles) as float32; `DatasetError` starting with ``label`` otherwise."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{label}: cannot read as .npy: {e}") from e
+    if not np.issubdtype(array.dtype, np.number):
+        raise DatasetError(f"{label}: expected a numeric array, got dtype {array.dtype}")
+    return array.astype(np.float32)
 
 
 def load_sensed(path: str, *, png_full_scale: float | None = None) -> np.ndarray:
@@ -521,13 +526,7 @@ def load_sensed(path: str, *, png_full_scale: float | None = None) -> np.ndarray
         raise DatasetError(f"{path}: input file not found")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: cannot read as .npy: {e}") from e
-        if not np.issubdtype(array.dtype, np.number):
-            raise DatasetError(f"{path}: expected a numeric array, got dtype {array.dtype}")
-        array = array.astype(np.float32)
+        array = _load_numeric_npy(path, path)
     elif ext == ".png":
         if png_full_scale is None:
             raise ConfigError(f"{path}: a PNG input needs --png_full_scale (the model metadata did not give T)")
