@@ -8,8 +8,8 @@ r"""The CUP results table: back-projection, GAP-TV and trained reconstructors on
 For every test set (``name=directory`` of CUP pairs, `data_tools.make_cup_pairs`; the first
 ``--num_samples`` pairs, unshuffled) and every method, it reports PSNR and SSIM (dB / [0, 1], means over
 samples and frames, `tfvidgan.metrics.reconstruction_report.method_scores`), parameters, and seconds per
-sample at each ``--batch_sizes`` (first call per batch shape excluded; host → TF → numpy included;
-all methods one after the other in one process, so times compare with each other, not across machines).
+sample at each ``--batch_sizes`` (first call per batch shape excluded; the fastest of
+``--timing_repeats`` passes; host → TF → numpy included; all methods one after the other in one process, so times compare with each other, not across machines).
 
 * ``back_projection``: ``clip(Aᵀ (y ⊘ A Aᵀ 1), 0, 1)`` with the test set's own operator.
 * ``gap_tv``: `gap_tv_reconstruct` with the test set's operator (XLA); its TV weight is picked from
@@ -43,6 +43,8 @@ flags.DEFINE_string("tv_weights", "0.1,0.3,1,3,8,20,50", "TV weights tried on --
 flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
 flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
 flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
+flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size; the fastest counts (other jobs "
+                     "on a shared machine only add time).")
 flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
                     "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
                     "cup_test_mask1_clean (see make_results_data).")
@@ -65,6 +67,7 @@ class BenchmarkConfig:
     gap_tv_iterations: int
     batch_sizes: tuple
     timing_samples_batch1: int
+    timing_repeats: int = 3
 
 
 def _pairs_list(value: str, flag: str) -> tuple:
@@ -89,7 +92,8 @@ def config_from_flags(values) -> BenchmarkConfig:
                            exports=_pairs_list(values.exports, "exports"), num_samples=values.num_samples,
                            val_samples=values.val_samples, tv_weights=tv_weights,
                            gap_tv_iterations=values.gap_tv_iterations, batch_sizes=batch_sizes,
-                           timing_samples_batch1=values.timing_samples_batch1)
+                           timing_samples_batch1=values.timing_samples_batch1,
+                           timing_repeats=values.timing_repeats)
 
 
 def make_results_data(root: str, num_frames: int = 8, size: int = 32) -> None:
@@ -166,7 +170,7 @@ def run(config: BenchmarkConfig) -> dict:
             row = dict(info)
             for batch in config.batch_sizes:
                 inputs = sensed if batch == largest else sensed[:config.timing_samples_batch1]
-                out, seconds = timed_reconstruction(fn, inputs, batch)
+                out, seconds = timed_reconstruction(fn, inputs, batch, config.timing_repeats)
                 row[f"seconds_per_sample_batch{batch}"] = seconds
                 if batch == largest:
                     row.update({k: v for k, v in method_scores(out, scenes).items() if not k.endswith("per_frame")})

@@ -176,3 +176,28 @@ def test_an_unfolded_export_is_given_the_datas_own_mask(setup):
     np.testing.assert_allclose(reconstruct(sensed), expected, atol=1e-5)
     default_only, _, _ = rr.load_reconstructor_signature(export_dir, other, use_data_mask=False)
     assert not default_only.uses_data_mask and np.abs(default_only(sensed) - expected).max() > 1e-3
+
+
+def test_timing_counts_the_fastest_pass_and_returns_every_sample_in_order():
+    """Warm-up calls are not timed; of `repeats` timed passes the fastest counts (a pass slowed by another
+    job does not show); outputs cover every sample in order, across a short last batch."""
+    import time as _time
+
+    calls = []
+
+    def method(batch):
+        calls.append(len(batch))
+        if len(calls) == 3:  # the first timed pass's first batch (after 2 warm-up calls: shapes 4 and 2)
+            _time.sleep(0.3)
+        return np.repeat(batch[:, None], 2, axis=1)
+
+    sensed = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    out, seconds = rr.timed_reconstruction(method, sensed, 4, repeats=3)
+    assert calls == [4, 2] + [4, 4, 2] * 3
+    np.testing.assert_array_equal(out[:, 0, 0, 0, 0], np.arange(10))
+    assert seconds < 0.3 / 10 / 3  # the slow pass (≥ 0.03 s per sample) is not the one reported
+    calls.clear()
+    _, slow = rr.timed_reconstruction(method, sensed, 4, repeats=1)  # the slow pass is the only one
+    assert slow >= 0.3 / 10
+    with pytest.raises(ConfigError, match="--repeats=0"):
+        rr.timed_reconstruction(method, sensed, 4, repeats=0)
