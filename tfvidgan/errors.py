@@ -3,6 +3,7 @@
 Every error raised for bad user input is a `TfvidganError` (a `ValueError`), and its message names
 the offending file, flag or field so that the user knows what to fix.
 """
+import numbers
 
 
 class TfvidganError(ValueError):
@@ -25,8 +26,6 @@ def flag_error(field: str, value, why: str) -> ConfigError:
 def check_whole_number(field: str, value, minimum: int, maximum: int | None = None) -> None:
     """Raises `flag_error` unless ``value`` is an int (not a bool) in ``[minimum, maximum]`` (no upper bound
     when ``maximum`` is None)."""
-    import numbers
-
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise flag_error(field, value, "must be an integer")
     if value < minimum or (maximum is not None and value > maximum):

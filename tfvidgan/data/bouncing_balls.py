@@ -87,10 +87,6 @@ def max_radius(size: int, num_balls: int) -> float:
     return min(math.sqrt(_MAX_FILL * size * size / (math.pi * num_balls)), size / 4.0)
 
 
-def _fail(field: str, value, why: str):
-    raise flag_error(field, value, why)
-
-
 @dataclasses.dataclass(frozen=True)
 class BouncingBallsConfig:
     """What to generate. Field names equal the flags of ``python -m data_tools.make_bouncing_balls``.
@@ -134,31 +130,32 @@ class BouncingBallsConfig:
         whole("seed", 0)
         whole("shards", 1)
         if self.size not in SUPPORTED_SIZES:
-            _fail("size", self.size, f"must be one of {SUPPORTED_SIZES}")
+            raise flag_error("size", self.size, f"must be one of {SUPPORTED_SIZES}")
         if self.channels not in (1, 3):
-            _fail("channels", self.channels, "must be 1 (grayscale) or 3 (RGB)")
+            raise flag_error("channels", self.channels, "must be 1 (grayscale) or 3 (RGB)")
         if self.shards > self.num_scenes:
-            _fail("shards", self.shards, f"more shards than scenes (--num_scenes={self.num_scenes})")
+            raise flag_error("shards", self.shards, f"more shards than scenes (--num_scenes={self.num_scenes})")
         radius = self.size / 10.0 if self.radius is None else float(self.radius)
         limit = max_radius(self.size, self.num_balls)
         if not (radius >= 1.0):
-            _fail("radius", self.radius, "must be at least 1 pixel")
+            raise flag_error("radius", self.radius, "must be at least 1 pixel")
         if radius > limit + 1e-9:
-            _fail("radius", self.radius, f"too large to place {self.num_balls} non-overlapping balls in a "
-                  f"{self.size}×{self.size} frame (balls may cover at most {_MAX_FILL:.0%} of it): "
-                  f"use --radius ≤ {math.floor(limit * 100) / 100} or fewer --num_balls")
+            raise flag_error("radius", self.radius,
+                             f"too large to place {self.num_balls} non-overlapping balls in a "
+                             f"{self.size}×{self.size} frame (balls may cover at most {_MAX_FILL:.0%} of it): "
+                             f"use --radius ≤ {math.floor(limit * 100) / 100} or fewer --num_balls")
         min_speed = self.size / 64.0 if self.min_speed is None else float(self.min_speed)
         max_speed = 3.0 * self.size / 64.0 if self.max_speed is None else float(self.max_speed)
         if not (min_speed >= 0.0):
-            _fail("min_speed", self.min_speed, "must be ≥ 0")
+            raise flag_error("min_speed", self.min_speed, "must be ≥ 0")
         if not (max_speed > 0.0 and max_speed >= min_speed):
-            _fail("max_speed", self.max_speed, f"must be > 0 and ≥ --min_speed={min_speed}")
+            raise flag_error("max_speed", self.max_speed, f"must be > 0 and ≥ --min_speed={min_speed}")
         if max_speed > self.size / 4.0:
-            _fail("max_speed", self.max_speed, f"must be ≤ size/4 = {self.size / 4} pixels per frame")
+            raise flag_error("max_speed", self.max_speed, f"must be ≤ size/4 = {self.size / 4} pixels per frame")
         bound = max_speed * math.sqrt(self.num_balls)  # equal masses: |v_k|² ≤ Σ|v|² ≤ N·max_speed²
         substeps = max(1, math.ceil(4.0 * bound / radius)) if self.substeps is None else self.substeps
         if isinstance(substeps, bool) or not isinstance(substeps, (int, np.integer)) or not 1 <= substeps <= 1000:
-            _fail("substeps", self.substeps, "must be an integer in [1, 1000]")
+            raise flag_error("substeps", self.substeps, "must be an integer in [1, 1000]")
         object.__setattr__(self, "radius", radius)
         object.__setattr__(self, "min_speed", min_speed)
         object.__setattr__(self, "max_speed", max_speed)

@@ -116,10 +116,6 @@ _EPS = 1e-6   # seconds: timestamps closer than this count as equal
 _MIN_DECODED_FRACTION = 0.9
 
 
-def _fail(field: str, value, why: str):
-    raise flag_error(field, value, why)
-
-
 @dataclasses.dataclass(frozen=True)
 class VideoDatasetConfig:
     """What to ingest. Field names equal the flags of ``python -m data_tools.make_video_dataset``.
@@ -155,20 +151,21 @@ class VideoDatasetConfig:
 
         def rate(field, value):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                _fail(field, value, "must be a number of frames per second")
+                raise flag_error(field, value, "must be a number of frames per second")
             if not (math.isfinite(value) and value > 0):
-                _fail(field, value, "must be a positive, finite number of frames per second")
+                raise flag_error(field, value, "must be a positive, finite number of frames per second")
             return float(value)
 
         if not isinstance(self.input, str) or not self.input:
-            _fail("input", self.input, "is required: a directory of videos / image folders, a glob or a file")
+            raise flag_error("input", self.input,
+                             "is required: a directory of videos / image folders, a glob or a file")
         whole("size", 4, 4096)
         whole("num_frames", 2)
         whole("shards", 1)
         if self.channels not in (1, 3):
-            _fail("channels", self.channels, "must be 1 (grayscale) or 3 (RGB)")
+            raise flag_error("channels", self.channels, "must be 1 (grayscale) or 3 (RGB)")
         if self.on_error not in ON_ERROR:
-            _fail("on_error", self.on_error, f"must be one of {ON_ERROR}")
+            raise flag_error("on_error", self.on_error, f"must be one of {ON_ERROR}")
         object.__setattr__(self, "fps", rate("fps", self.fps))
         object.__setattr__(self, "image_fps", self.fps if self.image_fps is None else rate("image_fps",
                                                                                           self.image_fps))
