@@ -9,7 +9,8 @@ For every test set (``name=directory`` of CUP pairs, `data_tools.make_cup_pairs`
 ``--num_samples`` pairs, unshuffled) and every method, it reports PSNR and SSIM (dB / [0, 1], means over
 samples and frames, `tfvidgan.metrics.reconstruction_report.method_scores`), parameters, and seconds per
 sample at each ``--batch_sizes`` (first call per batch shape excluded; the fastest of
-``--timing_repeats`` passes; host → TF → numpy included; all methods one after the other in one process, so times compare with each other, not across machines).
+``--timing_repeats`` passes; host → TF → numpy included; all methods one after the other in one process,
+so times compare with each other, not across machines).
 
 * ``back_projection``: ``clip(Aᵀ (y ⊘ A Aᵀ 1), 0, 1)`` with the test set's own operator.
 * ``gap_tv``: `gap_tv_reconstruct` with the test set's operator (XLA); its TV weight is picked from
@@ -44,7 +45,7 @@ flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
 flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
 flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
 flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size; the fastest counts (other jobs "
-                     "on a shared machine only add time).")
+                     "on a shared machine only add time).", lower_bound=1)
 flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
                     "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
                     "cup_test_mask1_clean (see make_results_data).")
@@ -67,7 +68,7 @@ class BenchmarkConfig:
     gap_tv_iterations: int
     batch_sizes: tuple
     timing_samples_batch1: int
-    timing_repeats: int = 3
+    timing_repeats: int
 
 
 def _pairs_list(value: str, flag: str) -> tuple:

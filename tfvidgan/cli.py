@@ -2,8 +2,9 @@
 
 Errors the user can act on (bad flags, files, data: `TfvidganError`; a diverged run; a lost multi-worker
 peer; a model server failing the client: `ServeError`) print ONE line on stderr,
-`<module>.<ErrorClass>: message`, and exit with code 1; `--verbose` adds the traceback. A run stopped by SIGTERM (preemption) after saving its checkpoint prints one line and exits
-with code 143 (what a SIGTERM kill reports, so schedulers restart it). Anything else is a bug and keeps
+`<module>.<ErrorClass>: message`, and exit with code 1; `--verbose` adds the traceback. A run stopped by
+SIGTERM (preemption) after saving its checkpoint prints one line and exits with code 143 (what a SIGTERM
+kill reports, so schedulers restart it). Anything else is a bug and keeps
 absl's full traceback.
 """
 from __future__ import annotations
