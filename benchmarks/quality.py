@@ -8,14 +8,13 @@ r"""Sample-quality targets of issue "Convincing videos", checked on evaluation r
         --long_frames=120
     python -m benchmarks.quality video --report=docs/eval_video_bb3_small.json
 
-Frames targets (small config, >= 1,000 samples): exactly-expected-count fraction >= 0.80, blob-area spread
-<= 1.5x the real one, Fréchet distance <= 1.5x the real-vs-real floor at the same N (the "real" row's
-distance to the disjoint reference set).
-
-Video targets (>= 500 clips of 30 frames): count changes per clip <= 2x real, free-flight second
-difference <= 0.3 px, mean speed within +-15 % of real, binarised MSE within +-25 % of real, and
-better (smaller |row - real|) than the latent-interpolation, independent-latents, static and collapsed
-rows on every physics column at once; long videos (if reported): first and last windows within 20 %.
+The targets are defined once, in `tfvidgan.metrics.targets` (the in-training probe checks the same ones):
+frames (>= 1,000 samples): exactly-expected-count fraction >= 0.80, blob-area spread <= 1.5x real,
+Fréchet distance <= 1.5x the real-vs-real floor at the same N (the "real" row's distance to the disjoint
+reference set); video (>= 500 clips of 30 frames): count changes per clip <= 2x real, free-flight second
+difference <= 0.3 px, mean speed within +-15 % of real, binarised MSE within +-25 % of real, long videos
+(if reported) first and last windows within 20 %; and, here only, better (smaller |row - real|) than the
+latent-interpolation, independent-latents, static and collapsed rows on every physics column at once.
 
 Every target is reported with its measured value and pass/fail; the exit code is 0 either way (these
 are measurements, not tests).
@@ -23,29 +22,29 @@ are measurements, not tests).
 from __future__ import annotations
 
 import json
-import math
 
 from absl import app, flags
 
 from tfvidgan.json_report import emit
+from tfvidgan.metrics import targets
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("report", "", "An existing evaluate report (JSON) to check instead of evaluating.")
-flags.DEFINE_string("export_dir", "", "Export to evaluate (when --report is not given).")
-flags.DEFINE_string("data", "", "Real dataset (when --report is not given).")
-flags.DEFINE_integer("num_samples", 1000, "Samples per row (frames: >= 1000; video: >= 500).")
-flags.DEFINE_integer("num_frames", 30, "video: frames per clip.")
-flags.DEFINE_integer("long_frames", 120, "video: long-video length (0 = skip the drift check).")
-flags.DEFINE_string("encoder_cache", "eval_cache", "Cached Fréchet encoders.")
-flags.DEFINE_string("output", "", "Also write the JSON here.")
-flags.DEFINE_string("row", "generated", "The report row to check, e.g. generated_rejection (rejection sampling).")
+
+
+def define_flags() -> None:
+    """Defines the command line's flags (only when run as a program, so importing the checks defines none)."""
+    flags.DEFINE_string("report", "", "An existing evaluate report (JSON) to check instead of evaluating.")
+    flags.DEFINE_string("export_dir", "", "Export to evaluate (when --report is not given).")
+    flags.DEFINE_string("data", "", "Real dataset (when --report is not given).")
+    flags.DEFINE_integer("num_samples", 1000, "Samples per row (frames: >= 1000; video: >= 500).")
+    flags.DEFINE_integer("num_frames", 30, "video: frames per clip.")
+    flags.DEFINE_integer("long_frames", 120, "video: long-video length (0 = skip the drift check).")
+    flags.DEFINE_string("encoder_cache", "eval_cache", "Cached Fréchet encoders.")
+    flags.DEFINE_string("output", "", "Also write the JSON here.")
+    flags.DEFINE_string("row", "generated", "The report row to check, e.g. generated_rejection (rejection sampling).")
+
 
 BASELINES = ("latent_interpolation", "independent_latents", "static", "collapsed")
-
-
-def _target(value, ok: bool, rule: str) -> dict:
-    return {"value": value, "pass": bool(ok) and not (isinstance(value, float) and math.isnan(value)),
-            "rule": rule}
 
 
 def _checked_row(report: dict, row: str) -> dict:
@@ -56,45 +55,23 @@ def _checked_row(report: dict, row: str) -> dict:
 
 
 def frames_targets(report: dict, row: str = "generated") -> dict:
-    """Targets for row `row` of a frames report (`tfvidgan.metrics.frames_report.evaluate_frames`)."""
+    """Targets (`tfvidgan.metrics.targets.FRAMES_TARGETS`) for row `row` of a frames report
+    (`tfvidgan.metrics.frames_report.evaluate_frames`); the floor is the "real" row's distance."""
     g, r = _checked_row(report, row), report["real"]
-    spread = g["blob_area_std"] / r["blob_area_std"]
-    fd_ratio = g["frechet_distance"] / r["frechet_distance"]
-    return {
-        "fraction_expected_count": _target(g["fraction_expected_count"], g["fraction_expected_count"] >= 0.80,
-                                           ">= 0.80"),
-        "area_spread_ratio": _target(spread, spread <= 1.5, "<= 1.5 x real"),
-        "frechet_ratio_to_floor": _target(fd_ratio, fd_ratio <= 1.5, "<= 1.5 x real-vs-real floor"),
-    }
+    return targets.check(targets.FRAMES_TARGETS, targets.frames_values(g, r, r["frechet_distance"]))
 
 
 def video_targets(report: dict, row: str = "generated") -> dict:
-    """Targets for row `row` of a video report (`tfvidgan.metrics.video_report.evaluate_video`); the
-    long-video drift is always the plain model's (the report samples long videos without rejection)."""
+    """Targets (`tfvidgan.metrics.targets.VIDEO_TARGETS`, and the baseline comparison) for row `row` of a
+    video report (`tfvidgan.metrics.video_report.evaluate_video`); the long-video drift is always the plain
+    model's (the report samples long videos without rejection)."""
     g, r = _checked_row(report, row), report["real"]
-    changes = g["mean_count_changes"] / max(r["mean_count_changes"], 1e-9)
-    speed = g["mean_speed"] / r["mean_speed"] - 1.0
-    mse = g["consecutive_binarized_mse"] / r["consecutive_binarized_mse"] - 1.0
-    out = {
-        "count_changes_ratio": _target(changes, changes <= 2.0, "<= 2 x real"),
-        "free_flight_second_difference": _target(g["free_flight_second_difference"],
-                                                 g["free_flight_second_difference"] <= 0.3, "<= 0.3 px"),
-        "speed_relative_error": _target(speed, abs(speed) <= 0.15, "within +-15 % of real"),
-        "binarized_mse_relative_error": _target(mse, abs(mse) <= 0.25, "within +-25 % of real"),
-    }
-    beaten = {}
-    for baseline in BASELINES:
-        if baseline in report:
-            worse = [k for k, v in g["vs_real"].items()
-                     if not (v < report[baseline]["vs_real"][k])]
-            beaten[baseline] = worse
-    out["better_than_every_baseline_on_every_physics_column"] = _target(
-        {k: v for k, v in beaten.items() if v} or "all", all(not v for v in beaten.values()),
-        "|generated - real| < |baseline - real| on every physics column, for every baseline")
-    if "long_video" in report:
-        change = report["long_video"]["relative_change"]
-        worst = max((v for v in change.values() if not math.isnan(v)), default=float("nan"))
-        out["long_video_drift"] = _target(worst, worst <= 0.2, "first vs last window within 20 %")
+    change = report["long_video"]["relative_change"] if "long_video" in report else None
+    out = targets.check(targets.VIDEO_TARGETS, targets.video_values(g, r, change))
+    beaten = targets.baseline_comparison(report, row, BASELINES)
+    out["better_than_every_baseline_on_every_physics_column"] = {
+        "value": {k: v for k, v in beaten.items() if v} or "all", "pass": all(not v for v in beaten.values()),
+        "rule": "|generated - real| < |baseline - real| on every physics column, for every baseline"}
     return out
 
 
@@ -129,4 +106,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -99,10 +99,11 @@ def setup(tmp_path_factory):
 
 def test_rejection_row_keeps_clips_the_frame_discriminators_prefer(setup):
     """The default report adds "generated_rejection" (after "generated"): N clips kept from about N /
-    acceptance candidates by the frames export's own discriminators; those clips score higher with them
-    than the plain generated clips of the same export."""
-    from tfvidgan.export import load_frame_discriminators
-    from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
+    acceptance candidates by the frames export's own discriminators, each the render of its kept latents.
+    (That the kept clips are the ones the discriminators prefer is tested in test_rejection.py with a
+    discriminator that separates clips: this fixture's two-step discriminators score every clip within
+    1e-8 of each other, so here the kept and plain means differ by float noise.)"""
+    from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer
 
     report, c = setup["report"], setup["config"]
     assert list(report)[:3] == ["generated", "generated_rejection", "real"]
@@ -112,10 +113,7 @@ def test_rejection_row_keeps_clips_the_frame_discriminators_prefer(setup):
     sampler = clip_rejection_sampler(c.export_dir, 4, 0.25, seed=1)
     kept = sampler.sample(32, seed=1)
     render, _ = load_renderer(c.export_dir)
-    plain = render(sample_latents(c.export_dir, 256, 4, 7))
-    critic = load_frame_discriminators(setup["frames_export"])
-    scores = lambda clips: critic(clips.reshape(-1, *clips.shape[2:])).numpy().reshape(len(clips), -1).mean(1)  # noqa: E731
-    assert scores(kept.samples).mean() > scores(plain).mean()
+    assert kept.samples.shape == (32, 4, SIZE, SIZE, 1) and kept.candidates >= 32
     np.testing.assert_allclose(kept.samples, render(kept.latents), atol=1e-5)
 
 

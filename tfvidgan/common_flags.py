@@ -23,6 +23,7 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.quality_probe import ProbeConfig
 from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMINATOR_NORMALIZATIONS
 from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
+from tfvidgan.training.best_export import MODES as BEST_METRIC_MODES
 from tfvidgan.training.loop import InputConfig, LoopConfig
 from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.run_lock import check_model_dir
@@ -180,6 +181,11 @@ LOOP_FLAGS = {
     "divergence_threshold": FlagSpec("Stop (non-zero exit, no checkpoint or export of the diverged state) when "
                                      "|loss| or |weight| exceeds this after a step; NaN/inf always stop. 0 = only "
                                      "NaN/inf.", minimum=0.0),
+    "best_metric": "With --eval_every: after each evaluation, export the model to <model_dir>/best_export/<step> "
+                   "when this evaluation value (an eval/* name, e.g. worst_target_ratio: <= 1 when every quality "
+                   "target holds) improves; <model_dir>/best.json records it. Empty = off.",
+    "best_metric_mode": FlagSpec("Whether a lower (min) or higher (max) --best_metric is better.",
+                                 choices=BEST_METRIC_MODES),
     "steps_per_loop": FlagSpec("Training steps per tf.function call (fewer host round trips); logging, samples, "
                                "checkpoints and SIGTERM handling happen between calls, at their exact steps.",
                                minimum=1),
@@ -193,6 +199,10 @@ PROBE_FLAGS = {
     "eval_samples": FlagSpec("Generated and real samples per --eval_every evaluation.", "num_samples"),
     "encoder_cache": FlagSpec("Directory of the cached Fréchet encoders (shared with `python -m "
                               "tfvidgan.evaluate`).", "cache_dir"),
+    "eval_long_frames": FlagSpec("Video trainer: each evaluation also rolls out --eval_samples videos this long "
+                                 "(>= 2 x --sample_length) and reports the drift between their first and last "
+                                 "windows (eval/long_video_drift, and the drift target). 0 = off.",
+                                 "long_frames", minimum=0),
 }
 # The only defaults an entry point may set: the required fields and the loop's cadence (its quick start).
 QUICK_START_FLAGS = ("model_dir", "train_steps", "batch_size", "log_every", "sample_every", "checkpoint_every")
@@ -313,6 +323,13 @@ def probe_config(values, data: str) -> ProbeConfig | None:
     if not values.eval_every:
         return None
     return ProbeConfig(data=data, **config_kwargs(ProbeConfig, values, PROBE_FLAGS))
+
+
+def check_best_metric(values, probe) -> None:
+    """`--best_metric` must name a value the run's quality probe reports (checked before training starts)."""
+    if values.best_metric and probe is not None and values.best_metric not in probe.names():
+        raise ConfigError(f"--best_metric={values.best_metric!r} is not an evaluation value of this trainer; "
+                          f"--eval_every reports {', '.join(probe.names())}")
 
 
 def check_global_batch(batch_size: int, num_replicas: int) -> int:

@@ -75,11 +75,13 @@ def frames_config(values, dataset_size: int, dataset_channels: int) -> FramesGan
 
 
 def _quality_probe(values, data: str, config: FramesGanConfig):
-    probe = common_flags.probe_config(values, data)
-    if probe is None:
+    settings = common_flags.probe_config(values, data)
+    if settings is None:
         return None
     from tfvidgan.metrics.quality_probe import FramesQualityProbe
-    return FramesQualityProbe(probe, config.latent_dim)
+    probe = FramesQualityProbe(settings, config.latent_dim)
+    common_flags.check_best_metric(values, probe)
+    return probe
 
 
 def main(argv):

@@ -106,11 +106,13 @@ def video_config(values, metadata) -> VideoGanConfig:
 
 
 def _quality_probe(values, data: str, config: VideoGanConfig):
-    probe = common_flags.probe_config(values, data)
-    if probe is None:
+    settings = common_flags.probe_config(values, data)
+    if settings is None:
         return None
     from tfvidgan.metrics.quality_probe import VideoQualityProbe
-    return VideoQualityProbe(probe, config.sample_length)
+    probe = VideoQualityProbe(settings, config.sample_length)
+    common_flags.check_best_metric(values, probe)
+    return probe
 
 
 def main(argv):

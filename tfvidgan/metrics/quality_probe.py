@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
+from tfvidgan.metrics import targets
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse, frame_statistics
 from tfvidgan.metrics.frames_report import frame_encoder_name
 from tfvidgan.metrics.frechet import (
@@ -39,18 +40,23 @@ from tfvidgan.metrics.video_report import clip_encoder_name
 class ProbeConfig:
     """data: real dataset; num_samples: generated and real samples per evaluation (>= 2);
     encoder_samples/encoder_steps: the Fréchet encoder's training; cache_dir: where it is cached;
-    seed: the fixed sample's seed. The dataset needs `encoder_samples + 2 · num_samples` scenes."""
+    seed: the fixed sample's seed; long_frames (video only, 0 = off): also roll out `num_samples` videos
+    this long and measure the drift between their first and last windows. The dataset needs
+    `encoder_samples + 2 · num_samples` scenes."""
     data: str
     num_samples: int = 500
     encoder_samples: int = 1000
     encoder_steps: int = 300
     cache_dir: str = "eval_cache"
     seed: int = 0
+    long_frames: int = 0
 
     def __post_init__(self):
         if self.num_samples < 2 or self.encoder_samples < 2 or self.encoder_steps < 1:
             raise ConfigError(f"--eval_samples must be >= 2 (got {self.num_samples}); encoder settings "
                               f"must be positive")
+        if self.long_frames < 0:
+            raise ConfigError(f"--eval_long_frames must be >= 0 (0 = off), got {self.long_frames}")
 
     def check_balls(self, num_balls: int) -> None:
         if num_balls == 0:
@@ -69,12 +75,17 @@ class ProbeConfig:
 class FramesQualityProbe:
     """`probe(generator) -> dict` for a frames generator `[N, Z] → [N, H, W, C]` in [-1, 1].
 
-    Returned keys: `fraction_expected_count`, `count_mean`, `blob_area_std`, `area_spread_ratio`
-    (generated over real spread), `frechet_distance`, `frechet_floor` (real vs real at the same N),
-    `frechet_ratio` (distance / floor).
+    Returned keys (`names()`): `fraction_expected_count`, `count_mean`, `blob_area_std`,
+    `area_spread_ratio` (generated over real spread), `frechet_distance`, `frechet_floor` (real vs real
+    at the same N), `frechet_ratio` (distance / floor), and the frames targets of
+    `tfvidgan.metrics.targets`: `targets/<name>` (each target's ratio, <= 1 when it holds),
+    `targets_met` (how many hold) and `worst_target_ratio` (<= 1 when all hold).
     """
 
     def __init__(self, config: ProbeConfig, latent_dim: int):
+        if config.long_frames:
+            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer "
+                              "setting; the frames trainer takes --eval_long_frames=0")
         self.config = config
         self.latent_dim = latent_dim
         self._ready = False
@@ -103,27 +114,43 @@ class FramesQualityProbe:
         frames = np.concatenate([np.asarray(generator(self.z[i:i + 250], training=False), np.float32)
                                  for i in range(0, self.config.num_samples, 250)])
         stats = frame_statistics(frames, self.expected_balls)
-        distance = frechet_distance(self.reference_features, self.encoder.features(frames))
-        return {"fraction_expected_count": stats["fraction_expected_count"], "count_mean": stats["count_mean"],
-                "blob_area_std": stats["blob_area_std"],
-                "area_spread_ratio": stats["blob_area_std"] / self.real_stats["blob_area_std"],
-                "frechet_distance": distance, "frechet_floor": self.floor,
-                "frechet_ratio": distance / max(self.floor, 1e-12)}
+        stats["frechet_distance"] = frechet_distance(self.reference_features, self.encoder.features(frames))
+        out = {"fraction_expected_count": stats["fraction_expected_count"], "count_mean": stats["count_mean"],
+               "blob_area_std": stats["blob_area_std"],
+               "area_spread_ratio": stats["blob_area_std"] / self.real_stats["blob_area_std"],
+               "frechet_distance": stats["frechet_distance"], "frechet_floor": self.floor,
+               "frechet_ratio": stats["frechet_distance"] / max(self.floor, 1e-12)}
+        out.update(_target_keys(targets.FRAMES_TARGETS,
+                                targets.frames_values(stats, self.real_stats, max(self.floor, 1e-12))))
+        return out
+
+    def names(self) -> tuple:
+        """The keys every call returns."""
+        return ("fraction_expected_count", "count_mean", "blob_area_std", "area_spread_ratio", "frechet_distance",
+                "frechet_floor", "frechet_ratio") + _target_names(targets.FRAMES_TARGETS)
 
 
 class VideoQualityProbe:
     """`probe(sample_clips) -> dict` where `sample_clips(n, t, seed) -> [n, t, H, W, C]` in [-1, 1].
 
-    Returned keys: the physics columns of the video report for the fixed generated sample
+    Returned keys (`names()`): the physics columns of the video report for the fixed generated sample
     (`fraction_expected_count_frames`, `mean_count_changes`, `free_flight_second_difference`,
     `mean_speed`, `fraction_steps_in_speed_band` with the real clips' band,
-    `consecutive_binarized_mse`), their real values as `real/<name>`, and `frechet_distance`.
+    `consecutive_binarized_mse`), their real values as `real/<name>`, `frechet_distance`; with
+    `long_frames`, `long/<column>` (the relative change of each physics column between the first and last
+    `num_frames` of fixed-seed `long_frames`-frame videos) and `long_video_drift` (the worst one); and the
+    video targets of `tfvidgan.metrics.targets`: `targets/<name>` (each target's ratio, <= 1 when it
+    holds; the drift target only with `long_frames`), `targets_met` and `worst_target_ratio` (<= 1 when
+    all hold: the number to pick a checkpoint by, `--best_metric=worst_target_ratio`).
     """
 
     COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
                "mean_speed", "fraction_steps_in_speed_band")
 
     def __init__(self, config: ProbeConfig, num_frames: int):
+        if config.long_frames and config.long_frames < 2 * num_frames:
+            raise ConfigError(f"--eval_long_frames={config.long_frames} must be 0 (off) or >= 2 × the sampled "
+                              f"length ({num_frames}, --sample_length), so its first and last windows differ")
         self.config = config
         self.num_frames = num_frames
         self._ready = False
@@ -157,4 +184,44 @@ class VideoQualityProbe:
         out["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
         out["frechet_distance"] = frechet_distance(self.reference_features, self.encoder.features(clips))
         out.update({f"real/{k}": self.real[k] for k in self.COLUMNS + ("consecutive_binarized_mse",)})
+        change = None
+        if self.config.long_frames:
+            change = self._long_video_change(sample_clips)
+            out.update({f"long/{k}": v for k, v in change.items()})
+            out["long_video_drift"] = targets.worst_change(change)
+        out.update(_target_keys(targets.VIDEO_TARGETS, targets.video_values(out, self.real, change)))
         return out
+
+    def _long_video_change(self, sample_clips: Callable) -> dict:
+        """Relative change of every physics column between the first and last `num_frames` of
+        `num_samples` fixed-seed long videos (the short sample's seed, as in the video report)."""
+        c, t = self.config, self.num_frames
+        clips = np.asarray(sample_clips(c.num_samples, c.long_frames, c.seed), np.float32)
+        windows = []
+        for window in (clips[:, :t], clips[:, -t:]):
+            row = clip_physics(window, self.expected_balls, speed_band=self.real["speed_band"])
+            row["consecutive_binarized_mse"] = consecutive_binarized_mse(window)
+            windows.append(row)
+        return targets.long_video_change(*windows)
+
+    def names(self) -> tuple:
+        """The keys every call returns."""
+        physics = self.COLUMNS + ("consecutive_binarized_mse",)
+        video_targets = {k: v for k, v in targets.VIDEO_TARGETS.items()
+                         if self.config.long_frames or k != "long_video_drift"}
+        long = (tuple(f"long/{k}" for k in targets.PHYSICS_COLUMNS) + ("long_video_drift",)
+                if self.config.long_frames else ())
+        return (physics + ("frechet_distance",) + tuple(f"real/{k}" for k in physics) + long
+                + _target_names(video_targets))
+
+
+def _target_keys(table: dict, values: dict) -> dict:
+    """`targets/<name>` ratios, `targets_met` and `worst_target_ratio` of `values` checked against `table`."""
+    checked = targets.check(table, values)
+    return {**{f"targets/{k}": c["ratio"] for k, c in checked.items()},
+            "targets_met": float(sum(c["pass"] for c in checked.values())),
+            "worst_target_ratio": targets.worst_ratio(checked)}
+
+
+def _target_names(table: dict) -> tuple:
+    return tuple(f"targets/{k}" for k in table) + ("targets_met", "worst_target_ratio")

@@ -72,6 +72,7 @@ from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_clips
+from tfvidgan.metrics.targets import PHYSICS_COLUMNS, long_video_change
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
 from tfvidgan.rejection import RejectionConfig
 from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
@@ -81,8 +82,6 @@ __all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_n
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
 # Physics columns compared with the real row (|row − real| in "vs_real").
-PHYSICS_COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
-                   "mean_speed", "fraction_steps_in_speed_band", "consecutive_binarized_mse")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
@@ -315,8 +314,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         last = _row(long_clips[:, -t:], metadata.num_balls, None, None, speed_band=band)
         report["long_video"] = {
             "num_frames": config.long_frames, "window": t, "first": first, "last": last,
-            "relative_change": {k: float(abs(last[k] - first[k]) / max(abs(first[k]), 1e-9))
-                                for k in PHYSICS_COLUMNS if k in first}}
+            "relative_change": long_video_change(first, last)}
     if not balls:
         report["unavailable"] = NO_BALLS
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,

@@ -23,7 +23,8 @@ A task implements (see ARCHITECTURE.md):
   evaluate(step) (optional)    chief only, host side: quality metrics `{name: float}` of the current
                                model (e.g. ball physics and a Fréchet distance on a fixed-seed sample);
                                called every `eval_every` steps, written to TensorBoard under `eval/` and
-                               appended as one JSON line to `<model_dir>/metrics.jsonl`.
+                               appended as one JSON line to `<model_dir>/metrics.jsonl`; with
+                               `best_metric`, the best step's model is exported to `best_export/`.
 
 Around the steps (see `run_training`): the chief locks `model_dir` (one run per directory) and checks the
 task's config against `<model_dir>/run_config.json` before resuming; every step's losses AND the weights
@@ -49,6 +50,7 @@ from absl import logging
 from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
 from tfvidgan.export import export_version
 from tfvidgan.training import summaries
+from tfvidgan.training.best_export import BestExporter
 from tfvidgan.training.checkpointing import CheckpointKeeper
 from tfvidgan.training.preemption import SigtermWatcher
 from tfvidgan.training.run_lock import check_run_config, lock_run_dir
@@ -117,9 +119,12 @@ class LoopConfig:
     or, if > 0, when |loss| or |weight| exceeds it (0 = only non-finite values stop it).
     `steps_per_loop`: steps per `tf.function` call (host-side work and the SIGTERM check between calls;
     actions still happen at exactly their steps). `preemption_grace_seconds`: after SIGTERM, the time
-    allowed to reach a step boundary and save before the process exits anyway.
+    allowed to reach a step boundary and save before the process exits anyway. `best_metric` (needs
+    `eval_every`): after every evaluation, export the model to `best_export/<step>/` when this evaluation
+    value improves (`best_metric_mode` "min" or "max"; `tfvidgan.training.best_export`).
 
     Layout under `model_dir`: `checkpoints/`, `summaries/` (TensorBoard), `export/<version>/`,
+    `metrics.jsonl` (evaluations), `best.json` and `best_export/<step>/` (with `best_metric`),
     `run_config.json` (the model's config, checked on resume), `.run.lock`.
     """
     model_dir: str
@@ -135,6 +140,8 @@ class LoopConfig:
     divergence_threshold: float = 1e6
     steps_per_loop: int = 1
     preemption_grace_seconds: float = 30.0
+    best_metric: str = ""
+    best_metric_mode: str = "min"
     flags: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -144,6 +151,9 @@ class LoopConfig:
                 raise ConfigError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.eval_every < 0:
             raise ConfigError(f"--eval_every must be >= 0 (0 = off), got {self.eval_every}")
+        if self.best_metric and not self.eval_every:
+            raise ConfigError(f"--best_metric={self.best_metric} picks the best evaluated step: it needs "
+                              f"--eval_every > 0")
         if not (math.isfinite(self.divergence_threshold) and self.divergence_threshold >= 0):
             raise ConfigError(f"--divergence_threshold must be a finite number >= 0 (0 = off), "
                               f"got {self.divergence_threshold}")
@@ -337,6 +347,11 @@ def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strat
         for optimizer, optimizer_config in task.optimizers():  # the flags win over the checkpoint
             optimizer.learning_rate = optimizer_config.learning_rate
 
+    best = None
+    if config.best_metric and chief:
+        if not hasattr(task, "evaluate"):
+            raise ConfigError(f"--best_metric={config.best_metric}: this trainer has no in-training evaluation")
+        best = BestExporter(config.model_dir, config.best_metric, config.best_metric_mode, task.export)
     writer = (tf.summary.create_file_writer(config.summary_dir) if chief
               else tf.summary.create_noop_writer())
     if chief and config.flags and start_step == 0:
@@ -404,7 +419,9 @@ def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strat
 
     def evaluate(step):
         if chief and hasattr(task, "evaluate"):
-            _run_evaluation(task, step, config, writer)
+            values = _run_evaluation(task, step, config, writer)
+            if best is not None:
+                best.update(step, values)
 
     def checkpoint(step):
         keeper.save(step)  # every worker: a collective under MultiWorkerMirroredStrategy

@@ -1,0 +1,79 @@
+"""The quality targets as data (`tfvidgan.metrics.targets`): ratios <= 1 exactly when a target holds, NaN
+failing, and the benchmark's checks of evaluate reports built on them."""
+import math
+
+import pytest
+
+from benchmarks.quality import frames_targets, video_targets
+from tfvidgan.metrics import targets
+from tfvidgan.metrics.targets import AT_LEAST, AT_MOST, WITHIN, Target
+
+
+@pytest.mark.parametrize("kind, limit, value, ratio", [
+    (AT_MOST, 2.0, 1.0, 0.5), (AT_MOST, 2.0, 3.0, 1.5), (AT_MOST, 0.3, 0.3, 1.0),
+    (WITHIN, 0.15, -0.12, 0.8), (WITHIN, 0.15, 0.3, 2.0),
+    (AT_LEAST, 0.8, 0.9, 0.8 / 0.9), (AT_LEAST, 0.8, 0.4, 2.0), (AT_LEAST, 0.8, 0.0, math.inf)])
+def test_ratio_is_at_most_one_exactly_when_the_target_holds(kind, limit, value, ratio):
+    checked = Target(kind, limit, "rule").check(value)
+    assert checked["ratio"] == pytest.approx(ratio)
+    assert checked["pass"] == (ratio <= 1.0)
+    assert checked["value"] == value and checked["rule"] == "rule"
+
+
+def test_an_undefined_value_fails_and_makes_the_worst_ratio_infinite():
+    checked = targets.check(targets.VIDEO_TARGETS, {"free_flight_second_difference": math.nan,
+                                                    "count_changes_ratio": 0.5})
+    assert math.isnan(checked["free_flight_second_difference"]["ratio"])
+    assert not checked["free_flight_second_difference"]["pass"] and checked["count_changes_ratio"]["pass"]
+    assert targets.worst_ratio(checked) == math.inf
+    good = targets.check(targets.VIDEO_TARGETS, {"count_changes_ratio": 0.5, "speed_relative_error": -0.12})
+    assert targets.worst_ratio(good) == pytest.approx(0.8)
+
+
+REAL = {"mean_count_changes": 2.0, "free_flight_second_difference": 0.03, "mean_speed": 1.0,
+        "consecutive_binarized_mse": 0.04, "fraction_expected_count_frames": 0.9, "fraction_steps_in_speed_band": 0.9}
+
+
+def _row(**changes):
+    row = {**REAL, **changes}
+    return {**row, "vs_real": {k: abs(row[k] - REAL[k]) for k in targets.PHYSICS_COLUMNS}}
+
+
+def test_video_values_and_the_drift_of_the_worst_column():
+    row = _row(mean_count_changes=3.0, free_flight_second_difference=0.25, mean_speed=0.9,
+               consecutive_binarized_mse=0.05)
+    first = {"mean_speed": 1.0, "mean_count_changes": 0.0, "fraction_steps_in_speed_band": 0.8}
+    last = {"mean_speed": 1.3, "mean_count_changes": 0.0, "fraction_steps_in_speed_band": 0.4, "extra": 1.0}
+    change = targets.long_video_change(first, last)
+    assert change == pytest.approx({"mean_speed": 0.3, "mean_count_changes": 0.0, "fraction_steps_in_speed_band": 0.5})
+    values = targets.video_values(row, REAL, change)
+    assert values == pytest.approx({"count_changes_ratio": 1.5, "free_flight_second_difference": 0.25,
+                                    "speed_relative_error": -0.1, "binarized_mse_relative_error": 0.25,
+                                    "long_video_drift": 0.5})
+    assert "long_video_drift" not in targets.video_values(row, REAL)
+    assert targets.worst_change({"a": math.nan, "b": 0.1}) == 0.1 and math.isnan(targets.worst_change({}))
+
+
+def test_the_benchmark_checks_a_report_and_names_the_baselines_not_beaten():
+    report = {"real": _row(), "generated": _row(mean_count_changes=3.0, mean_speed=0.9),
+              "static": _row(mean_speed=0.0, consecutive_binarized_mse=0.0, mean_count_changes=0.0),
+              "collapsed": _row(mean_speed=0.0, fraction_expected_count_frames=1.0, mean_count_changes=2.0),
+              "long_video": {"relative_change": {"mean_speed": 0.25, "mean_count_changes": math.nan}}}
+    out = video_targets(report)
+    assert [k for k, v in out.items() if v["pass"]] == ["count_changes_ratio", "free_flight_second_difference",
+                                                        "speed_relative_error", "binarized_mse_relative_error"]
+    assert out["long_video_drift"]["value"] == 0.25 and not out["long_video_drift"]["pass"]
+    baselines = out["better_than_every_baseline_on_every_physics_column"]
+    # A column where generated ties the baseline is not "better"; "collapsed" has the real count changes.
+    assert not baselines["pass"] and "mean_count_changes" in baselines["value"]["collapsed"]
+    assert "mean_speed" not in baselines["value"]["static"]
+
+
+def test_frames_targets_use_the_real_rows_distance_as_the_floor():
+    report = {"real": {"fraction_expected_count": 0.91, "blob_area_std": 2.0, "frechet_distance": 0.5, "vs_real": {}},
+              "generated": {"fraction_expected_count": 0.79, "blob_area_std": 2.8, "frechet_distance": 0.7,
+                            "vs_real": {}}}
+    out = frames_targets(report)
+    assert out["fraction_expected_count"]["pass"] is False
+    assert out["area_spread_ratio"]["value"] == pytest.approx(1.4) and out["area_spread_ratio"]["pass"]
+    assert out["frechet_ratio_to_floor"]["value"] == pytest.approx(1.4) and out["frechet_ratio_to_floor"]["pass"]

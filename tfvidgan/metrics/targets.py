@@ -1,0 +1,123 @@
+"""The sample-quality targets of issue "Convincing videos", as data: the one definition that the benchmark
+(`benchmarks/quality.py`, on evaluate reports) and the in-training probe (`--eval_every`, and so
+`--best_metric`) both check.
+
+Each target turns a measured value into a **ratio** that is <= 1 exactly when the target holds (NaN when
+the value is undefined, which fails), so targets of different units compare: `worst_ratio` of a set of
+checked targets is <= 1 exactly when all of them hold, and it falls as the worst one improves; it is the
+natural single number to pick a checkpoint by ("worst_target_ratio" of `VideoQualityProbe`).
+
+Frames targets (>= 1,000 samples): exactly-expected-count fraction >= 0.80, blob-area spread <= 1.5x the
+real one, Fréchet distance <= 1.5x the real-vs-real floor at the same N.
+
+Video targets (>= 500 clips of 30 frames): count changes per clip <= 2x real, free-flight second
+difference <= 0.3 px, mean speed within +-15 % of real, binarised MSE within +-25 % of real; long videos:
+the physics of the first and last windows within 20 % of each other (the worst column). The comparison
+with the baseline rows (`baseline_comparison`) is a target of the reports only (a probe has no baselines).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+AT_MOST, AT_LEAST, WITHIN = "at_most", "at_least", "within"
+
+# The physics columns compared between first and last long-video windows (and between rows and "real"):
+# the video report's `PHYSICS_COLUMNS`.
+PHYSICS_COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
+                   "mean_speed", "fraction_steps_in_speed_band", "consecutive_binarized_mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One target: `kind` AT_MOST (value <= limit), AT_LEAST (value >= limit) or WITHIN (|value| <= limit,
+    for signed relative errors); `rule` is its human-readable statement."""
+    kind: str
+    limit: float
+    rule: str
+
+    def ratio(self, value: float) -> float:
+        """<= 1 exactly when the target holds; NaN for an undefined (NaN) value; AT_LEAST: limit / value
+        (inf when value <= 0)."""
+        value = float(value)
+        if math.isnan(value):
+            return math.nan
+        if self.kind == AT_MOST:
+            return value / self.limit
+        if self.kind == WITHIN:
+            return abs(value) / self.limit
+        return self.limit / value if value > 0 else math.inf
+
+    def check(self, value: float) -> dict:
+        """`{"value", "ratio", "pass", "rule"}`; NaN never passes."""
+        ratio = self.ratio(value)
+        return {"value": float(value), "ratio": ratio, "pass": bool(ratio <= 1.0), "rule": self.rule}
+
+
+FRAMES_TARGETS = {
+    "fraction_expected_count": Target(AT_LEAST, 0.80, ">= 0.80"),
+    "area_spread_ratio": Target(AT_MOST, 1.5, "<= 1.5 x real"),
+    "frechet_ratio_to_floor": Target(AT_MOST, 1.5, "<= 1.5 x real-vs-real floor"),
+}
+VIDEO_TARGETS = {
+    "count_changes_ratio": Target(AT_MOST, 2.0, "<= 2 x real"),
+    "free_flight_second_difference": Target(AT_MOST, 0.3, "<= 0.3 px"),
+    "speed_relative_error": Target(WITHIN, 0.15, "within +-15 % of real"),
+    "binarized_mse_relative_error": Target(WITHIN, 0.25, "within +-25 % of real"),
+    "long_video_drift": Target(AT_MOST, 0.2, "first vs last window within 20 %"),
+}
+
+
+def frames_values(row: dict, real: dict, floor: float) -> dict:
+    """The frames targets' values from a row of frame statistics (`fraction_expected_count`,
+    `blob_area_std`, `frechet_distance`), the real row's statistics and the real-vs-real Fréchet floor."""
+    return {"fraction_expected_count": float(row["fraction_expected_count"]),
+            "area_spread_ratio": float(row["blob_area_std"]) / float(real["blob_area_std"]),
+            "frechet_ratio_to_floor": float(row["frechet_distance"]) / float(floor)}
+
+
+def long_video_change(first: dict, last: dict) -> dict:
+    """`{column: |last − first| / |first|}` over the `PHYSICS_COLUMNS` both windows report (the first
+    window's value floored at 1e-9, so a column that is 0 at first and moves later is a large change)."""
+    return {k: float(abs(last[k] - first[k]) / max(abs(first[k]), 1e-9))
+            for k in PHYSICS_COLUMNS if k in first and k in last}
+
+
+def worst_change(change: dict) -> float:
+    """The largest defined relative change (NaN if none is defined)."""
+    return max((v for v in change.values() if not math.isnan(v)), default=math.nan)
+
+
+def video_values(row: dict, real: dict, long_change: dict | None = None) -> dict:
+    """The video targets' values from a row of clip physics and the real row (`mean_count_changes`,
+    `free_flight_second_difference`, `mean_speed`, `consecutive_binarized_mse`); `long_video_drift`
+    (the worst column of `long_change`, from `long_video_change`) only when `long_change` is given."""
+    values = {
+        "count_changes_ratio": float(row["mean_count_changes"]) / max(float(real["mean_count_changes"]), 1e-9),
+        "free_flight_second_difference": float(row["free_flight_second_difference"]),
+        "speed_relative_error": float(row["mean_speed"]) / float(real["mean_speed"]) - 1.0,
+        "binarized_mse_relative_error": (float(row["consecutive_binarized_mse"])
+                                         / float(real["consecutive_binarized_mse"]) - 1.0),
+    }
+    if long_change is not None:
+        values["long_video_drift"] = worst_change(long_change)
+    return values
+
+
+def check(targets: dict, values: dict) -> dict:
+    """`{name: Target.check(values[name])}` for every target whose value is given."""
+    return {name: targets[name].check(value) for name, value in values.items()}
+
+
+def worst_ratio(checked: dict) -> float:
+    """The largest ratio of `check`'s output (an undefined one counts as inf): <= 1 exactly when every
+    checked target holds."""
+    return max((math.inf if math.isnan(c["ratio"]) else c["ratio"] for c in checked.values()), default=math.nan)
+
+
+def baseline_comparison(report: dict, row: str, baselines: tuple) -> dict:
+    """Which physics columns of report row `row` are NOT closer to real than each baseline row's:
+    `{baseline: [columns]}` from the rows' `vs_real` (|row − real|) entries; empty lists mean beaten."""
+    mine = report[row]["vs_real"]
+    return {b: [k for k, v in mine.items() if not (v < report[b]["vs_real"][k])]
+            for b in baselines if b in report}
