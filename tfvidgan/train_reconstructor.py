@@ -8,7 +8,9 @@ r"""Train the CUP reconstructor (sensed image → T-frame scene) and export it f
 With no `--data`, simulates `<model_dir>/data/cup_train` and a held-out `<model_dir>/data/cup_test`
 (other scenes, same mask). Writes `<model_dir>/checkpoints/`, `summaries/` (MSE, critic losses, truth-vs-reconstruction images),
 and `export/<step>/`: a TF Serving model (`serving_default`: `sensed_image` → `scene`) written atomically;
-point `tensorflow_model_server --model_base_path` at `<model_dir>/export`.
+point `tensorflow_model_server --model_base_path` at `<model_dir>/export`. `--eval_every=N` scores held-out
+pairs (`--eval_data`) every N steps (TensorBoard `eval/psnr_db`, `eval/ssim`, `eval/mse`; `metrics.jsonl`);
+add `--best_metric=psnr_db --best_metric_mode=max` to keep the best step's export in `best_export/`.
 """
 from __future__ import annotations
 
@@ -62,6 +64,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     defines flags twice)."""
     flags.DEFINE_string("data", "", "CUP pairs (directory or glob, from data_tools.make_cup_pairs). Empty: "
                         "simulate the embedded default under <model_dir>/data.", flag_values=flag_values)
+    flags.DEFINE_string("eval_data", "", "Held-out CUP pairs of the training camera and size for --eval_every "
+                        "(eval/psnr_db, eval/ssim, eval/mse on the first --eval_samples pairs). Empty: the embedded "
+                        "default's held-out split when --data is empty (required otherwise).",
+                        flag_values=flag_values)
     common_flags.define_config_flags(ReconstructionConfig, config_flags(), flag_values)
     common_flags.define_run_flags(QUICK_START, flag_values)
 
@@ -74,6 +80,24 @@ def reconstruction_config(values, metadata) -> ReconstructionConfig:
         **common_flags.config_kwargs(ReconstructionConfig, values, config_flags()))
 
 
+def _quality_probe(values, config: ReconstructionConfig):
+    """PSNR/SSIM on held-out pairs every --eval_every steps (None when off)."""
+    if not values.eval_every:
+        return None
+    eval_data = values.eval_data
+    if not eval_data:
+        if values.data:
+            raise ConfigError("--eval_every measures PSNR/SSIM on held-out pairs: give --eval_data (CUP pairs of "
+                              "the training camera and size, e.g. the test split of data_tools.make_cup_pairs)")
+        eval_data = ensure_cup_dataset("", values.model_dir, "test")
+    common_flags.check_data_path(eval_data, "--eval_data")
+    from tfvidgan.metrics.quality_probe import ReconstructionQualityProbe
+    probe = ReconstructionQualityProbe(common_flags.probe_config(values, eval_data),
+                                       (config.num_frames, config.height, config.width, 1))
+    common_flags.check_best_metric(values, probe)
+    return probe
+
+
 def main(argv):
     cli.check_positional(argv)
     if FLAGS.architecture not in ARCHITECTURES:  # before any data is simulated
@@ -83,7 +107,8 @@ def main(argv):
     if not FLAGS.data:  # the embedded default also gets its held-out split, for `evaluate reconstruction`
         ensure_cup_dataset("", FLAGS.model_dir, "test")
     config = reconstruction_config(FLAGS, read_cup_metadata(data))
-    task = ReconstructionTask(config, inputs=common_flags.input_config(FLAGS, data))
+    task = ReconstructionTask(config, inputs=common_flags.input_config(FLAGS, data),
+                              quality_probe=_quality_probe(FLAGS, config))
     result = run_training(task, strategy=run.strategy, config=run.loop)
     if not is_chief(run.strategy):
         return

@@ -38,7 +38,7 @@ def ensure_dataset(data: str, model_dir: str, *, size: int = 32, num_balls: int 
 
 # The embedded CUP default: 8-frame clips of 32×32 scenes, mild shot and read noise.
 DEFAULT_CUP_FRAMES = 8
-DEFAULT_CUP_SCENES = {"train": 1500, "test": 100}
+DEFAULT_CUP_SCENES = {"train": 1500, "test": 500}  # test: enough for --eval_samples (500)
 
 
 def ensure_cup_dataset(data: str, model_dir: str, split: str = "train") -> str:

@@ -1,4 +1,5 @@
-"""Quality measured DURING training (`--eval_every`): cheap, fixed-seed versions of the evaluate reports.
+"""Quality measured DURING training (`--eval_every`): cheap, fixed-seed versions of the evaluate reports
+(frames and video GANs), and PSNR/SSIM on held-out pairs (CUP reconstructor).
 
 A probe is built by the entry point and handed to the task (the training code never imports metrics);
 the loop calls `task.evaluate(step)`, which calls the probe with the current sampling generator and
@@ -128,6 +129,52 @@ class FramesQualityProbe:
         """The keys every call returns."""
         return ("fraction_expected_count", "count_mean", "blob_area_std", "area_spread_ratio", "frechet_distance",
                 "frechet_floor", "frechet_ratio") + _target_names(targets.FRAMES_TARGETS)
+
+
+class ReconstructionQualityProbe:
+    """`probe(predict) -> dict` for a CUP reconstructor, where `predict(sensed [b, H+T−1, W, 1] float32,
+    mask [H, W] float32) -> scenes [b, T, H, W, 1]` in [0, 1].
+
+    Scores the first `num_samples` pairs of `config.data` (held-out CUP pairs, read once, in file order)
+    reconstructed with the data's own mask, with the metrics of `evaluate reconstruction` (per-frame PSNR
+    and SSIM averaged over frames and pairs). Returned keys (`names()`): `psnr_db`, `ssim`, `mse`. The
+    data's metadata is checked at construction (before training): its scene size must be the model's.
+    """
+
+    def __init__(self, config: ProbeConfig, scene_shape: tuple):
+        from tfvidgan.data.cup_pairs import read_cup_metadata
+        from tfvidgan.metrics.reconstruction_report import data_directory
+
+        if config.long_frames:
+            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer "
+                              "setting; the reconstructor trainer takes --eval_long_frames=0")
+        self.config = config
+        metadata = read_cup_metadata(data_directory(config.data, "--eval_data"))
+        if tuple(metadata.scene_shape) != tuple(scene_shape):
+            raise ConfigError(f"--eval_data={config.data!r} has scenes {list(metadata.scene_shape)} (T, H, W, C), "
+                              f"but the model reconstructs {list(scene_shape)}: evaluate on pairs of the training "
+                              f"size")
+        if metadata.num_examples < config.num_samples:
+            raise ConfigError(f"--eval_samples={config.num_samples} exceeds the {metadata.num_examples} pairs of "
+                              f"--eval_data={config.data!r}; lower --eval_samples")
+        self.mask = np.asarray(metadata.mask, np.float32)
+        self._pairs = None
+
+    def __call__(self, predict: Callable) -> dict:
+        from tfvidgan.metrics.reconstruction_report import method_scores, read_pairs
+
+        if self._pairs is None:
+            sensed, scenes, _ = read_pairs(self.config.data, self.config.num_samples)
+            self._pairs = sensed, scenes
+        sensed, scenes = self._pairs
+        out = np.concatenate([np.asarray(predict(sensed[i:i + 64], self.mask), np.float32)
+                              for i in range(0, len(sensed), 64)])
+        scores = method_scores(out, scenes)
+        return {"psnr_db": scores["psnr_db"], "ssim": scores["ssim"], "mse": float(np.mean((out - scenes) ** 2))}
+
+    def names(self) -> tuple:
+        """The keys every call returns."""
+        return ("psnr_db", "ssim", "mse")
 
 
 class VideoQualityProbe:

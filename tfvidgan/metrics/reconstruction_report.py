@@ -98,12 +98,14 @@ class ReconstructionEvalConfig:
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def _data_directory(data: str) -> str:
+def data_directory(data: str, flag: str = "--data") -> str:
+    """The dataset directory of CUP pairs `data` (a directory, or a glob of its shards; `flag` names it in
+    the error)."""
     if os.path.isdir(data):
         return data
     files = sorted(tf.io.gfile.glob(data))
     if not files:
-        raise DatasetError(f"--data={data!r}: no CUP pairs shards match this pattern")
+        raise DatasetError(f"{flag}={data!r}: no CUP pairs shards match this pattern")
     return os.path.dirname(files[0])
 
 
@@ -116,7 +118,7 @@ def read_pairs(data: str, num_samples: int) -> tuple[np.ndarray, np.ndarray, Cup
     Raises:
       DatasetError: unreadable data. ConfigError: fewer than `num_samples` pairs (naming --num_samples).
     """
-    metadata = read_cup_metadata(_data_directory(data))
+    metadata = read_cup_metadata(data_directory(data))
     sensed, scenes = [], []
     count = 0
     for s, x in cup_pairs_dataset(data, min(num_samples, 256), shuffle=False, repeat=False):

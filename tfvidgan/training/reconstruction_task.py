@@ -105,13 +105,17 @@ PREVIEW_EXAMPLES = 4
 class ReconstructionTask:
     """Task for `run_training`; batches are `(sensed [b, H+T−1, W, 1], scene [b, T, H, W, 1] in [0, 1])`."""
 
-    def __init__(self, config: ReconstructionConfig, preview: tuple | None = None, inputs: InputConfig | None = None):
+    def __init__(self, config: ReconstructionConfig, preview: tuple | None = None, inputs: InputConfig | None = None,
+                 quality_probe=None):
         """`preview`: optional fixed `(sensed, scene)` numpy batch shown in TensorBoard; without it, the first
         `PREVIEW_EXAMPLES` pairs of `inputs.data` (in file order) when `inputs` is given.
-        `inputs`: the training data read by `build_inputs`."""
+        `inputs`: the training data read by `build_inputs`. `quality_probe`: optional callable
+        `probe(predict) -> {name: float}` (e.g. `tfvidgan.metrics.quality_probe.ReconstructionQualityProbe`:
+        PSNR/SSIM on held-out pairs) run by `evaluate`, where `predict(sensed, mask)` is `self.predict`."""
         self.config = config
         self.preview = preview
         self.inputs = inputs
+        self.quality_probe = quality_probe
 
     def build_inputs(self, input_context: tf.distribute.InputContext | None = None,
                      start_step: int = 0) -> tf.data.Dataset:
@@ -215,6 +219,12 @@ class ReconstructionTask:
         tiles = rows.reshape(-1, *rows.shape[2:]) * 2.0 - 1.0
         summaries.write_image_grid("samples/truth_vs_reconstruction", tiles, step, rows=2 * len(scene))
         tf.summary.scalar("preview_mse", float(np.mean((prediction - scene) ** 2)), step=step)
+
+    def evaluate(self, step: int) -> dict:
+        """Quality on the probe's held-out pairs (empty without a probe)."""
+        if self.quality_probe is None:
+            return {}
+        return self.quality_probe(lambda sensed, mask: self.predict(sensed, mask).numpy())
 
     def export(self, directory: str) -> None:
         export_reconstructor(self.reconstructor, directory,
