@@ -24,3 +24,18 @@ def mirrored_strategy(devices: tuple[str, ...]) -> tf.distribute.MirroredStrateg
     process; every test module asks here instead of constructing its own.
     """
     return tf.distribute.MirroredStrategy(list(devices))
+
+
+def tiny_frames_config(**overrides):
+    """A 32×32 frames-GAN config small enough to train a few steps in a test (3 discriminators)."""
+    from tfvidgan.training.frames_task import FramesGanConfig
+    return FramesGanConfig(**{**dict(image_size=32, channels=1, latent_dim=6, generator_filters=8,
+                                     num_discriminators=3, discriminator_filters=4, num_sample_images=4),
+                              **overrides})
+
+
+def random_frames_dataset(context, start_step):
+    """A `dataset_fn` for `run_training`: 16 fixed uniform-noise 32×32 frames, repeated, batches of 4."""
+    import numpy as np
+    frames = np.random.default_rng(1).uniform(-1, 1, size=(16, 32, 32, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(frames).repeat().batch(4, drop_remainder=True)

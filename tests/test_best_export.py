@@ -6,20 +6,16 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import random_frames_dataset, tiny_frames_config
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import existing_versions, load_frames_generator
 from tfvidgan.training import loop
 from tfvidgan.training.best_export import BestExporter
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+from tfvidgan.training.frames_task import FramesGanTask
 
-CONFIG = FramesGanConfig(image_size=32, channels=1, latent_dim=6, generator_filters=8, num_discriminators=3,
-                         discriminator_filters=4, num_sample_images=4, ema_beta=0.0)
-
-
-def _dataset_fn(context, start_step):
-    frames = np.random.default_rng(1).uniform(-1, 1, size=(16, 32, 32, 1)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices(frames).repeat().batch(4, drop_remainder=True)
+CONFIG = tiny_frames_config(ema_beta=0.0)
+_dataset_fn = random_frames_dataset
 
 
 class _ScriptedTask(FramesGanTask):

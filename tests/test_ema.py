@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import mirrored_strategy
+from conftest import mirrored_strategy, random_frames_dataset, tiny_frames_config
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_frames_generator
 from tfvidgan.training import loop
 from tfvidgan.training.ema import WeightAverage, ema_decay
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+from tfvidgan.training.frames_task import FramesGanTask
 
 
 def _model():
@@ -47,13 +47,8 @@ def test_bad_beta_is_named():
         WeightAverage(_model(), beta=1.0)
 
 
-CONFIG = FramesGanConfig(image_size=32, channels=1, latent_dim=6, generator_filters=8, num_discriminators=3,
-                         discriminator_filters=4, num_sample_images=4, ema_beta=0.9)
-
-
-def _dataset_fn(context, start_step):
-    frames = np.random.default_rng(1).uniform(-1, 1, size=(16, 32, 32, 1)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices(frames).repeat().batch(4, drop_remainder=True)
+CONFIG = tiny_frames_config(ema_beta=0.9)
+_dataset_fn = random_frames_dataset
 
 
 class _EvalTask(FramesGanTask):
@@ -87,7 +82,7 @@ def test_ema_is_checkpointed_resumed_and_exported_with_the_raw_weights(tmp_path)
 
 
 def test_ema_off_exports_the_raw_generator(tmp_path):
-    task = FramesGanTask(FramesGanConfig(**{**CONFIG.__dict__, "ema_beta": 0.0}))
+    task = FramesGanTask(tiny_frames_config(ema_beta=0.0))
     loop.run_training(task, _dataset_fn, tf.distribute.get_strategy(), loop.LoopConfig(
         model_dir=str(tmp_path), train_steps=1, log_every=1, sample_every=1, checkpoint_every=1))
     assert task.ema is None and task.sampling_generator is task.generator
