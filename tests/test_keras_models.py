@@ -357,7 +357,7 @@ def test_callbacks_call_the_tasks_actions(tmp_path):
 
     gan = FramesGAN(FRAMES, quality_probe=probe)
     gan.compile()
-    evaluation = Evaluation(str(tmp_path), every_n_steps=2)
+    evaluation = Evaluation(str(tmp_path), every_n_steps=2, best_metric="mean_pixel", best_metric_mode="max")
     gan.fit(_frames(16), batch_size=4, verbose=0, callbacks=[
         SampleSummaries(str(tmp_path), every_n_steps=2), PeriodicExport(str(tmp_path), every_n_steps=3), evaluation])
     assert int(gan.step.numpy()) == 4
@@ -374,6 +374,10 @@ def test_callbacks_call_the_tasks_actions(tmp_path):
         records = [json.loads(line) for line in f]
     assert [r["step"] for r in records] == [2, 4] and [s for s, _ in evaluation.results] == [2, 4]
     assert records[-1]["mean_pixel"] == pytest.approx(evaluation.results[-1][1]["mean_pixel"])
+    best = max(records, key=lambda r: r["mean_pixel"])
+    with open(tmp_path / "best.json") as f:
+        assert json.load(f)["step"] == best["step"]
+    assert os.listdir(tmp_path / "best_export") == [str(best["step"])]
 
 
 def test_callbacks_reject_bad_arguments():
@@ -385,6 +389,8 @@ def test_callbacks_reject_bad_arguments():
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ConfigError, match="needs a tfvidgan.keras_models model"):
         Evaluation("runs/x", every_n_steps=1).set_model(plain)
+    with pytest.raises(ConfigError, match="`best_metric_mode` must be one of min, max"):
+        Evaluation("runs/x", every_n_steps=1, best_metric="psnr_db", best_metric_mode="higher")
 
 
 def test_readme_use_it_from_python_script_runs(tmp_path):

@@ -7,7 +7,7 @@ writes to the same layout under `model_dir`, so there is one way to do each thin
 | --- | --- | --- |
 | `SampleSummaries` | `task.write_samples(step)` | `<model_dir>/summaries/`: sample grids, video GIFs |
 | `PeriodicExport` | `task.export(dir)` via `tfvidgan.export.export_version` | `<model_dir>/export/<step>/` SavedModel |
-| `Evaluation` | `task.evaluate(step)` (the loop's evaluation helper) | `eval/*` scalars, `<model_dir>/metrics.jsonl` |
+| `Evaluation` | `task.evaluate(step)` (the loop's evaluation helper) | `eval/*` scalars, `<model_dir>/metrics.jsonl`; with `best_metric`, `best_export/<step>/` and `best.json` (the loop's `BestExporter`) |
 
 Generator EMA needs no callback: it is part of the frames task's `train_step` (`ema_beta > 0`), which `fit`
 runs, exactly as the loop does. Loss scalars: use `keras.callbacks.TensorBoard` (the trackers are global
@@ -25,6 +25,7 @@ from absl import logging
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import export_version
 from tfvidgan.training import loop
+from tfvidgan.training.best_export import BestExporter, check_mode
 
 
 class _EveryNSteps(keras.callbacks.Callback):
@@ -106,10 +107,15 @@ class PeriodicExport(_EveryNSteps):
 class Evaluation(_EveryNSteps):
     """`task.evaluate(step)` (the quality probe given to the model), written as `eval/<name>` scalars to
     `<model_dir>/summaries` and appended as a JSON line to `<model_dir>/metrics.jsonl` by the loop's own
-    evaluation helper. `results` keeps `(step, {name: float})` of every evaluation."""
+    evaluation helper. `results` keeps `(step, {name: float})` of every evaluation. `best_metric` (an
+    evaluation value's name; `best_metric_mode` "min" or "max"): also export the best evaluated step to
+    `<model_dir>/best_export/<step>/` and record it in `best.json`, as `--best_metric` does in the loop."""
 
-    def __init__(self, model_dir: str, every_n_steps: int):
+    def __init__(self, model_dir: str, every_n_steps: int, best_metric: str = "", best_metric_mode: str = "min"):
         super().__init__(model_dir, every_n_steps)
+        check_mode(best_metric_mode, "Evaluation: `best_metric_mode`")
+        self.best_metric, self.best_metric_mode = best_metric, best_metric_mode
+        self.best = None
         self.results = []
 
     def _check_task(self, task):
@@ -121,8 +127,12 @@ class Evaluation(_EveryNSteps):
         os.makedirs(self.model_dir, exist_ok=True)
         self._summary_writer = _writer(self.model_dir)
         self._loop_config = loop.LoopConfig(model_dir=self.model_dir, train_steps=1)
+        if self.best_metric:
+            self.best = BestExporter(self.model_dir, self.best_metric, self.best_metric_mode, self.model.task.export)
 
     def _act(self, step):
         values = loop._run_evaluation(self.model.task, step, self._loop_config, self._summary_writer)
         self.results.append((step, values))
+        if self.best is not None:
+            self.best.update(step, values)
         self._summary_writer.flush()

@@ -29,6 +29,12 @@ BEST_FILE = "best.json"
 BEST_EXPORT_DIR = "best_export"
 
 
+def check_mode(mode: str, name: str = "--best_metric_mode") -> None:
+    """`ConfigError` naming `name` unless `mode` is one of `MODES`."""
+    if mode not in MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(MODES)}, got {mode!r}")
+
+
 class BestExporter:
     """Exports the model whenever evaluation metric `metric` improves; see the module docstring.
 
@@ -44,8 +50,7 @@ class BestExporter:
     """
 
     def __init__(self, model_dir: str, metric: str, mode: str, export: Callable[[str], None]):
-        if mode not in MODES:
-            raise ConfigError(f"--best_metric_mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_mode(mode)
         self.metric, self.mode, self._export = metric, mode, export
         self.file = os.path.join(model_dir, BEST_FILE)
         self.export_dir = os.path.join(model_dir, BEST_EXPORT_DIR)
