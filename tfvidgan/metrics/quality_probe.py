@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfvidgan.data.cup_pairs import read_cup_metadata
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics import targets
@@ -34,6 +35,7 @@ from tfvidgan.metrics.frechet import (
     train_frame_encoder,
 )
 from tfvidgan.metrics.real_data import real_clips, real_frames
+from tfvidgan.metrics.reconstruction_report import data_directory, method_scores, read_pairs
 from tfvidgan.metrics.video_report import clip_encoder_name
 
 
@@ -58,6 +60,11 @@ class ProbeConfig:
                               f"must be positive")
         if self.long_frames < 0:
             raise ConfigError(f"--eval_long_frames must be >= 0 (0 = off), got {self.long_frames}")
+
+    def check_no_long_videos(self, trainer: str) -> None:
+        if self.long_frames:
+            raise ConfigError(f"--eval_long_frames={self.long_frames}: long videos are a video-trainer setting; "
+                              f"the {trainer} trainer takes --eval_long_frames=0")
 
     def check_balls(self, num_balls: int) -> None:
         if num_balls == 0:
@@ -84,9 +91,7 @@ class FramesQualityProbe:
     """
 
     def __init__(self, config: ProbeConfig, latent_dim: int):
-        if config.long_frames:
-            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer "
-                              "setting; the frames trainer takes --eval_long_frames=0")
+        config.check_no_long_videos("frames")
         self.config = config
         self.latent_dim = latent_dim
         self._ready = False
@@ -142,12 +147,7 @@ class ReconstructionQualityProbe:
     """
 
     def __init__(self, config: ProbeConfig, scene_shape: tuple):
-        from tfvidgan.data.cup_pairs import read_cup_metadata
-        from tfvidgan.metrics.reconstruction_report import data_directory
-
-        if config.long_frames:
-            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer "
-                              "setting; the reconstructor trainer takes --eval_long_frames=0")
+        config.check_no_long_videos("reconstructor")
         self.config = config
         metadata = read_cup_metadata(data_directory(config.data, "--eval_data"))
         if tuple(metadata.scene_shape) != tuple(scene_shape):
@@ -161,8 +161,6 @@ class ReconstructionQualityProbe:
         self._pairs = None
 
     def __call__(self, predict: Callable) -> dict:
-        from tfvidgan.metrics.reconstruction_report import method_scores, read_pairs
-
         if self._pairs is None:
             sensed, scenes, _ = read_pairs(self.config.data, self.config.num_samples)
             self._pairs = sensed, scenes
