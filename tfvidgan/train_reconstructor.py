@@ -80,16 +80,15 @@ def reconstruction_config(values, metadata) -> ReconstructionConfig:
         **common_flags.config_kwargs(ReconstructionConfig, values, config_flags()))
 
 
-def _quality_probe(values, config: ReconstructionConfig):
-    """PSNR/SSIM on held-out pairs every --eval_every steps (None when off)."""
+def _quality_probe(values, config: ReconstructionConfig, held_out: str = ""):
+    """PSNR/SSIM on held-out pairs every --eval_every steps (None when off): --eval_data, else `held_out`
+    (the embedded default's held-out split, when --data is empty)."""
     if not values.eval_every:
         return None
-    eval_data = values.eval_data
+    eval_data = values.eval_data or held_out
     if not eval_data:
-        if values.data:
-            raise ConfigError("--eval_every measures PSNR/SSIM on held-out pairs: give --eval_data (CUP pairs of "
-                              "the training camera and size, e.g. the test split of data_tools.make_cup_pairs)")
-        eval_data = ensure_cup_dataset("", values.model_dir, "test")
+        raise ConfigError("--eval_every measures PSNR/SSIM on held-out pairs: give --eval_data (CUP pairs of "
+                          "the training camera and size, e.g. the test split of data_tools.make_cup_pairs)")
     common_flags.check_data_path(eval_data, "--eval_data")
     from tfvidgan.metrics.quality_probe import ReconstructionQualityProbe
     probe = ReconstructionQualityProbe(common_flags.probe_config(values, eval_data),
@@ -104,11 +103,11 @@ def main(argv):
         raise ConfigError(f"--architecture={FLAGS.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
     run = common_flags.prepare_run(FLAGS)
     data = ensure_cup_dataset(FLAGS.data, FLAGS.model_dir, "train")
-    if not FLAGS.data:  # the embedded default also gets its held-out split, for `evaluate reconstruction`
-        ensure_cup_dataset("", FLAGS.model_dir, "test")
+    # The embedded default also gets its held-out split, for `evaluate reconstruction` and --eval_every.
+    held_out = "" if FLAGS.data else ensure_cup_dataset("", FLAGS.model_dir, "test")
     config = reconstruction_config(FLAGS, read_cup_metadata(data))
     task = ReconstructionTask(config, inputs=common_flags.input_config(FLAGS, data),
-                              quality_probe=_quality_probe(FLAGS, config))
+                              quality_probe=_quality_probe(FLAGS, config, held_out))
     result = run_training(task, strategy=run.strategy, config=run.loop)
     if not is_chief(run.strategy):
         return

@@ -25,7 +25,7 @@ from tfvidgan.data.cup_pairs import read_cup_metadata
 from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics import targets
-from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse, frame_statistics
+from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frames_report import frame_encoder_name
 from tfvidgan.metrics.frechet import (
     ENCODER_SEED,
@@ -36,7 +36,8 @@ from tfvidgan.metrics.frechet import (
 )
 from tfvidgan.metrics.real_data import real_clips, real_frames
 from tfvidgan.metrics.reconstruction_report import data_directory, method_scores, read_pairs
-from tfvidgan.metrics.video_report import clip_encoder_name
+from tfvidgan.metrics.targets import PHYSICS_COLUMNS
+from tfvidgan.metrics.video_report import clip_encoder_name, clip_row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,9 +190,6 @@ class VideoQualityProbe:
     all hold: the number to pick a checkpoint by, `--best_metric=worst_target_ratio`).
     """
 
-    COLUMNS = ("fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
-               "mean_speed", "fraction_steps_in_speed_band")
-
     def __init__(self, config: ProbeConfig, num_frames: int):
         if config.long_frames and config.long_frames < 2 * num_frames:
             raise ConfigError(f"--eval_long_frames={config.long_frames} must be 0 (off) or >= 2 × the sampled "
@@ -216,19 +214,17 @@ class VideoQualityProbe:
         reference, _ = real_clips(c.data, c.num_samples, t, c.seed + 1, first_scene=c.encoder_samples)
         held_out, _ = real_clips(c.data, c.num_samples, t, c.seed + 2, first_scene=c.encoder_samples + c.num_samples)
         self.reference_features = self.encoder.features(reference)
-        self.real = clip_physics(held_out, self.expected_balls)
-        self.real["consecutive_binarized_mse"] = consecutive_binarized_mse(held_out)
+        self.real = clip_row(held_out, self.expected_balls, None, None)
         self._ready = True
 
     def __call__(self, sample_clips: Callable) -> dict:
         if not self._ready:
             self._prepare()
         clips = np.asarray(sample_clips(self.config.num_samples, self.num_frames, self.config.seed), np.float32)
-        stats = clip_physics(clips, self.expected_balls, speed_band=self.real["speed_band"])
-        out = {k: stats[k] for k in self.COLUMNS}
-        out["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
-        out["frechet_distance"] = frechet_distance(self.reference_features, self.encoder.features(clips))
-        out.update({f"real/{k}": self.real[k] for k in self.COLUMNS + ("consecutive_binarized_mse",)})
+        stats = clip_row(clips, self.expected_balls, self.encoder, self.reference_features,
+                         speed_band=self.real["speed_band"])
+        out = {k: stats[k] for k in PHYSICS_COLUMNS + ("frechet_distance",)}
+        out.update({f"real/{k}": self.real[k] for k in PHYSICS_COLUMNS})
         change = None
         if self.config.long_frames:
             change = self._long_video_change(sample_clips)
@@ -242,21 +238,17 @@ class VideoQualityProbe:
         `num_samples` fixed-seed long videos (the short sample's seed, as in the video report)."""
         c, t = self.config, self.num_frames
         clips = np.asarray(sample_clips(c.num_samples, c.long_frames, c.seed), np.float32)
-        windows = []
-        for window in (clips[:, :t], clips[:, -t:]):
-            row = clip_physics(window, self.expected_balls, speed_band=self.real["speed_band"])
-            row["consecutive_binarized_mse"] = consecutive_binarized_mse(window)
-            windows.append(row)
-        return targets.long_video_change(*windows)
+        first, last = (clip_row(window, self.expected_balls, None, None, speed_band=self.real["speed_band"])
+                       for window in (clips[:, :t], clips[:, -t:]))
+        return targets.long_video_change(first, last)
 
     def names(self) -> tuple:
         """The keys every call returns."""
-        physics = self.COLUMNS + ("consecutive_binarized_mse",)
         video_targets = {k: v for k, v in targets.VIDEO_TARGETS.items()
                          if self.config.long_frames or k != "long_video_drift"}
-        long = (tuple(f"long/{k}" for k in targets.PHYSICS_COLUMNS) + ("long_video_drift",)
+        long = (tuple(f"long/{k}" for k in PHYSICS_COLUMNS) + ("long_video_drift",)
                 if self.config.long_frames else ())
-        return (physics + ("frechet_distance",) + tuple(f"real/{k}" for k in physics) + long
+        return (PHYSICS_COLUMNS + ("frechet_distance",) + tuple(f"real/{k}" for k in PHYSICS_COLUMNS) + long
                 + _target_names(video_targets))
 
 

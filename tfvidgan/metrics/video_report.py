@@ -77,11 +77,10 @@ from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpo
 from tfvidgan.rejection import RejectionConfig
 from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
 
-__all__ = ["VideoEvalConfig", "evaluate_video", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
+__all__ = ["VideoEvalConfig", "evaluate_video", "clip_row", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
            "ISOMAP_TRAJECTORIES", "ROWS"]
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
-# Physics columns compared with the real row (|row − real| in "vs_real").
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
@@ -164,8 +163,11 @@ NO_BALLS = ("physics columns (ball counts, speeds, free flight, speed band, vs_r
             "consecutive_binarized_mse")
 
 
-def _row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
-         speed_band=None) -> dict:
+def clip_row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
+             speed_band=None) -> dict:
+    """One report row of clips ``[N, T, H, W, C]`` in [-1, 1]: `clip_physics` (only with balls, scored against
+    `speed_band` if given), ``consecutive_binarized_mse`` and, with an `encoder`, the ``frechet_distance`` of
+    its features to `reference_features`."""
     stats = clip_physics(clips, expected_balls, speed_band=speed_band) if expected_balls else {}
     stats["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
     if encoder is not None:
@@ -266,7 +268,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     held_out, _ = real_clips(config.data, n, t, config.seed + 2, first_scene=first_held_out)
     reference_features = encoder.features(reference)
 
-    report = {"real": _row(held_out, metadata.num_balls, encoder, reference_features)}
+    report = {"real": clip_row(held_out, metadata.num_balls, encoder, reference_features)}
     band = report["real"].get("speed_band")
     generated_clips = None
     for row in ROWS:
@@ -278,7 +280,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
             clips = np.repeat(held_out[:1], n, axis=0)
         else:
             clips = render(latent_rows[row])
-        report[row] = _row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        report[row] = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
         if row in latent_rows:
             report[row]["trajectory"] = trajectory_statistics(latent_rows[row])
         if row == "generated":
@@ -290,7 +292,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         latents, clips = rejection.pop("latents"), rejection.pop("clips")
         if config.frames_generator:  # the row is rendered like "generated": by the swapped FG
             clips = render(latents)
-        row = _row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        row = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
         row["trajectory"] = trajectory_statistics(latents.astype(np.float64))
         if balls:
             row["vs_real"] = vs_real(row, report["real"])
@@ -310,8 +312,8 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     if config.long_frames:
         long_latents = sample_latents(config.export_dir, n, config.long_frames, config.seed)
         long_clips = render(long_latents)
-        first = _row(long_clips[:, :t], metadata.num_balls, None, None, speed_band=band)
-        last = _row(long_clips[:, -t:], metadata.num_balls, None, None, speed_band=band)
+        first = clip_row(long_clips[:, :t], metadata.num_balls, None, None, speed_band=band)
+        last = clip_row(long_clips[:, -t:], metadata.num_balls, None, None, speed_band=band)
         report["long_video"] = {
             "num_frames": config.long_frames, "window": t, "first": first, "last": last,
             "relative_change": long_video_change(first, last)}
