@@ -113,8 +113,47 @@ def test_bad_settings_name_the_field():
         build_unfolded_reconstructor(T, H, W, conv="4d")
     with pytest.raises(ConfigError, match="unfolded_conv_layers"):
         build_unfolded_reconstructor(T, H, W, conv_layers=1)
-    with pytest.raises(ConfigError, match="frames_unet.*even.*7×8"):
+    with pytest.raises(ConfigError, match="frames_unet.*divisible by 2.*7×8"):
         build_unfolded_reconstructor(T, 7, 8, conv="frames_unet")
+    with pytest.raises(ConfigError, match="unfolded_levels=3.*divisible by 4.*10×12"):
+        build_unfolded_reconstructor(T, 10, 12, conv="frames_unet", levels=3)
+    with pytest.raises(ConfigError, match="unfolded_levels must be >= 2"):
+        build_unfolded_reconstructor(T, H, W, levels=1)
+    with pytest.raises(ConfigError, match="unfolded_levels=3 needs unfolded_conv='frames_unet'.*frames2d"):
+        build_unfolded_reconstructor(T, 12, 12, conv="frames2d", levels=3)
+
+
+def _denoiser_reach(levels: int, size: int = 32) -> int:
+    """How far (Chebyshev distance, pixels) an input pixel of a randomly weighted `frames_unet` denoiser of
+    `levels` resolutions can move its output at the frame's centre."""
+    from tfvidgan.models.unfolded import _FramesUNet
+
+    inputs = keras.Input((size, size, 3))
+    net = keras.Model(inputs, _FramesUNet(4, 2, "d", num_frames=2, levels=levels)(inputs))
+    for w in net.trainable_weights:
+        w.assign(tf.random.stateless_uniform(w.shape, seed=[7, len(w.path)], minval=0.01, maxval=0.1))
+    x = tf.random.stateless_uniform([1, size, size, 3], seed=[8, 8])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        centre = net(x)[0, size // 2, size // 2, 0]
+    moved = np.argwhere(np.abs(tape.gradient(centre, x).numpy()[0]).sum(-1) > 0)
+    return int(np.abs(moved - size // 2).max())
+
+
+def test_more_unet_levels_widen_the_denoisers_context_and_keep_the_two_level_names():
+    two, three = _denoiser_reach(2), _denoiser_reach(3)
+    assert 4 <= two < three, (two, three)
+    names = lambda m: {layer.name for layer in m.layers}  # noqa: E731
+    default = build_unfolded_reconstructor(T, 12, 12, stages=1, filters=4)
+    deeper = build_unfolded_reconstructor(T, 12, 12, stages=1, filters=4, levels=3)
+    assert names(default) == names(build_unfolded_reconstructor(T, 12, 12, stages=1, filters=4, levels=2))
+    # Checkpoints of two-level nets keep loading: the default's denoiser weights keep their paths, and a
+    # third level only adds weights.
+    paths = lambda m: {w.path for w in m.weights}  # noqa: E731
+    assert {"denoiser0_enc0/kernel", "denoiser0_down/kernel", "denoiser0_up/kernel",
+            "denoiser0_dec0/kernel", "denoiser0_out/kernel"} <= paths(default)
+    assert paths(default) < paths(deeper)
+    assert deeper.count_params() > default.count_params()
 
 
 def test_mixed_precision_keeps_the_physics_float32():

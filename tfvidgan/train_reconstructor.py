@@ -43,6 +43,8 @@ def config_flags() -> dict:
         "unfolded_stages": "unfolded: GAP step + denoiser stages S.",
         "unfolded_filters": "unfolded: channels inside each denoiser.",
         "unfolded_conv_layers": "unfolded: convolutions per denoiser.",
+        "unfolded_levels": "unfolded, frames_unet: resolutions of each denoiser's U-Net (2 = full and half; each more "
+                           "halves again; frame size divisible by 2^(levels-1)).",
         "unfolded_conv": "unfolded: '3d' (3x3x3) or '2plus1d' (3x3 per frame then 3 taps in time) or 'frames2d' "
                          "(2-D convs, frames as channels) or 'frames_unet' "
                          "(frames as channels through a two-level U-Net: wider context; 16 filters x 2 convs cost "

@@ -12,13 +12,14 @@ the scene ``[B, T, H, W, 1]`` in ``[0, 1]``:
    each 3-D conv factored into a 3×3 spatial conv per frame, ReLU, and a 3-tap temporal conv per pixel
    (both run as 2-D convolutions); ``conv="frames2d"``: 3×3 2-D convolutions on the frames (and the
    mask) as channels, every filter seeing all T frames (by far the cheapest); ``conv="frames_unet"``:
-   the same frames-as-channels input through a two-level U-Net (``conv_layers`` 3×3 convs at full
-   resolution with ``filters`` channels, a stride-2 conv down to ``2·filters`` channels and
-   ``conv_layers`` − 1 more convs there, a stride-2 transposed conv back up, the full-resolution features
-   concatenated, ``conv_layers`` − 1 convs and the zero-initialised output conv): the half-resolution
-   level widens each stage's context (H and W must be even). Measured per training step: with 32 filters ×
-   3 convs it costs 3.6× ``frames2d`` at 32 × 3; with 16 × 2 (the default) the same as ``frames2d`` at 32 × 3. With ``share_weights`` every
-   stage uses the same denoiser;
+   the same frames-as-channels input through a U-Net of ``levels`` resolutions (default two:
+   ``conv_layers`` 3×3 convs at full resolution with ``filters`` channels, a stride-2 conv down to
+   ``2·filters`` channels and ``conv_layers`` − 1 more convs there, a stride-2 transposed conv back up, the
+   full-resolution features concatenated, ``conv_layers`` − 1 convs and the zero-initialised output conv;
+   each further level halves the resolution again and doubles the channels): the coarser levels widen
+   each stage's context (H and W must be divisible by 2^(levels − 1)). Measured per training step: with
+   32 filters × 3 convs it costs 3.6× ``frames2d`` at 32 × 3; with 16 × 2 (the default) the same as
+   ``frames2d`` at 32 × 3. With ``share_weights`` every stage uses the same denoiser;
 3. the estimate clipped to ``[0, 1]`` (straight-through: the gradient passes the clip, so the MSE
    still pulls out-of-range pixels back).
 
@@ -26,6 +27,8 @@ Under the "mixed_bfloat16" policy (`--mixed_precision`) only the denoisers compu
 layers, the residual sums and the clip stay float32, so the data-consistency arithmetic is exact to float32.
 """
 from __future__ import annotations
+
+import functools
 
 import keras
 import numpy as np
@@ -46,6 +49,7 @@ DEFAULT_STAGES = 8
 DEFAULT_FILTERS = 16
 DEFAULT_CONV_LAYERS = 2
 DEFAULT_CONV = "frames_unet"
+DEFAULT_LEVELS = 2  # frames_unet resolutions; 3 adds a quarter-resolution level (README, CUP 64×64 results)
 
 
 class _Float32Layer(keras.layers.Layer):
@@ -177,34 +181,49 @@ def _frames2d_stack(filters: int, conv_layers: int, conv: str, name: str, num_fr
 
 class _FramesUNet:
     """The ``frames_unet`` denoiser: ``[B, H, W, T + 1] → [B, H, W, T]`` (see the module docstring); its
-    layers are created once, so calling the same instance in every stage shares the weights."""
+    layers are created once, so calling the same instance in every stage shares the weights.
 
-    def __init__(self, filters: int, conv_layers: int, name: str, num_frames: int):
+    ``levels`` resolutions (>= 2): level l (0 = full resolution) has ``filters · 2^l`` channels; each
+    level below the first is reached by a stride-2 conv and holds ``conv_layers`` − 1 more convs, and
+    each is left by a stride-2 transposed conv whose output is concatenated with the level above's
+    features and followed by ``conv_layers`` − 1 convs. Layer names of levels 0 and 1 are those of the
+    two-level net (``enc*``, ``down``, ``low*``, ``up``, ``skip``, ``dec*``), so two-level checkpoints load."""
+
+    def __init__(self, filters: int, conv_layers: int, name: str, num_frames: int, levels: int = 2):
         conv = lambda f, n, **kw: keras.layers.Conv2D(f, 3, padding="same", activation="relu",  # noqa: E731
                                                       name=f"{name}_{n}", **kw)
+        suffix = lambda level: "" if level == 1 else str(level)  # noqa: E731
         self.encoder = [conv(filters, f"enc{i}") for i in range(conv_layers)]
-        self.down = [conv(2 * filters, "down", strides=2)] + [
-            conv(2 * filters, f"low{i}") for i in range(conv_layers - 1)]
-        self.up = keras.layers.Conv2DTranspose(filters, 2, strides=2, activation="relu", name=f"{name}_up")
-        self.merge = keras.layers.Concatenate(name=f"{name}_skip")
-        self.decoder = [conv(filters, f"dec{i}") for i in range(conv_layers - 1)]
+        self.downs, self.ups, self.merges, self.decoders = [], [], [], []
+        for level in range(1, levels):
+            width, tag = filters * 2**level, suffix(level)
+            low = [conv(width, f"low{tag}_{i}" if tag else f"low{i}") for i in range(conv_layers - 1)]
+            self.downs.append([conv(width, f"down{tag}", strides=2)] + low)
+            self.ups.append(keras.layers.Conv2DTranspose(width // 2, 2, strides=2, activation="relu",
+                                                         name=f"{name}_up{tag}"))
+            self.merges.append(keras.layers.Concatenate(name=f"{name}_skip{tag}"))
+            self.decoders.append([conv(width // 2, f"dec{tag}_{i}" if tag else f"dec{i}")
+                                  for i in range(conv_layers - 1)])
         self.out = keras.layers.Conv2D(num_frames, 3, padding="same", kernel_initializer="zeros",
                                        name=f"{name}_out")
 
     def __call__(self, h):
         for layer in self.encoder:
             h = layer(h)
-        skip = h
-        for layer in self.down:
-            h = layer(h)
-        h = self.merge([skip, self.up(h)])
-        for layer in self.decoder:
-            h = layer(h)
+        skips = []
+        for down in self.downs:
+            skips.append(h)
+            for layer in down:
+                h = layer(h)
+        for up, merge, decoder, skip in reversed(list(zip(self.ups, self.merges, self.decoders, skips))):
+            h = merge([skip, up(h)])
+            for layer in decoder:
+                h = layer(h)
         return self.out(h)
 
 
-def _frames_unet(filters: int, conv_layers: int, conv: str, name: str, num_frames: int) -> list:
-    return [_FramesUNet(filters, conv_layers, name, num_frames)]
+def _frames_unet(filters: int, conv_layers: int, conv: str, name: str, num_frames: int, levels: int = 2) -> list:
+    return [_FramesUNet(filters, conv_layers, name, num_frames, levels)]
 
 
 def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames: int = 0) -> list:
@@ -229,7 +248,8 @@ def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames
 
 def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, stages: int = DEFAULT_STAGES,
                                  filters: int = DEFAULT_FILTERS, conv_layers: int = DEFAULT_CONV_LAYERS,
-                                 conv: str = DEFAULT_CONV, share_weights: bool = False) -> keras.Model:
+                                 conv: str = DEFAULT_CONV, share_weights: bool = False,
+                                 levels: int = DEFAULT_LEVELS) -> keras.Model:
     """The deep-unfolding (GAP + learned denoiser) reconstructor; see the module docstring.
 
     Args:
@@ -239,6 +259,8 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
       conv_layers: convolutions per denoiser (>= 2).
       conv: ``"3d"``, ``"2plus1d"``, ``"frames2d"`` or ``"frames_unet"`` (needs even H and W).
       share_weights: one denoiser for all stages (else one per stage).
+      levels: resolutions of the ``frames_unet`` denoiser (>= 2; H and W must be divisible by
+        ``2^(levels − 1)``); other denoisers accept only the default 2.
 
     Returns:
       A `keras.Model` named ``cup_unfolded_reconstructor`` with inputs ``"sensed_image"``
@@ -258,15 +280,23 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     if conv not in CONV_KINDS:
         raise ConfigError(f"unfolded_conv must be one of {', '.join(CONV_KINDS)}, got {conv!r}")
     num_frames, height, width = int(num_frames), int(height), int(width)
-    if conv == "frames_unet" and (height % 2 or width % 2):
-        raise ConfigError(f"unfolded_conv='frames_unet' halves the frame: height and width must be even, "
+    if int(levels) < 2:
+        raise ConfigError(f"unfolded_levels must be >= 2, got {levels}")
+    levels = int(levels)
+    if conv != "frames_unet" and levels != DEFAULT_LEVELS:
+        raise ConfigError(f"unfolded_levels={levels} needs unfolded_conv='frames_unet' (got {conv!r})")
+    factor = 2 ** (levels - 1)
+    if conv == "frames_unet" and (height % factor or width % factor):
+        raise ConfigError(f"unfolded_conv='frames_unet' with unfolded_levels={levels} halves the frame "
+                          f"{levels - 1} time(s): height and width must be divisible by {factor}, "
                           f"got {height}×{width}")
     sensed = keras.Input((height + num_frames - 1, width, 1), name=SENSED_INPUT_NAME)
     mask = keras.Input((height, width), name=MASK_INPUT_NAME)
     mask_channel = MaskChannel(num_frames, name="mask_channel")(mask)
     diagonal = AatDiagonal(num_frames, name="aat_diagonal")(mask)  # once for the init and every stage
     x = GapInit(num_frames, name="back_projection")([sensed, mask, diagonal])
-    make = {"frames2d": _frames2d_stack, "frames_unet": _frames_unet}.get(conv, _conv_stack)
+    make = {"frames2d": _frames2d_stack,
+            "frames_unet": functools.partial(_frames_unet, levels=levels)}.get(conv, _conv_stack)
     frames_last = conv in ("frames2d", "frames_unet")
     shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
     mask_image = keras.layers.Reshape((height, width, 1), name="mask_image")(mask)

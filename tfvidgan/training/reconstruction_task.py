@@ -56,6 +56,7 @@ class ReconstructionConfig:
     unfolded_stages: int = unfolded.DEFAULT_STAGES
     unfolded_filters: int = unfolded.DEFAULT_FILTERS
     unfolded_conv_layers: int = unfolded.DEFAULT_CONV_LAYERS
+    unfolded_levels: int = unfolded.DEFAULT_LEVELS
     unfolded_conv: str = unfolded.DEFAULT_CONV
     unfolded_share_weights: bool = False
     random_masks: bool = False
@@ -77,7 +78,7 @@ class ReconstructionConfig:
         if self.unfolded_conv not in CONV_KINDS:
             raise ConfigError(f"--unfolded_conv={self.unfolded_conv!r} is not one of {', '.join(CONV_KINDS)}")
         for name, minimum in (("base_filters", 1), ("depth", 1), ("discriminator_filters", 1), ("unfolded_stages", 1),
-                              ("unfolded_filters", 1), ("unfolded_conv_layers", 2)):
+                              ("unfolded_filters", 1), ("unfolded_conv_layers", 2), ("unfolded_levels", 2)):
             if getattr(self, name) < minimum:
                 raise ConfigError(f"--{name} must be >= {minimum}, got {getattr(self, name)}")
         if tuple(np.shape(self.mask)) != (self.height, self.width):
@@ -238,5 +239,6 @@ def build_model(config: ReconstructionConfig):
         return build_reconstructor(c.num_frames, c.height, c.width, c.mask, base_filters=c.base_filters, depth=c.depth)
     return build_unfolded_reconstructor(c.num_frames, c.height, c.width, stages=c.unfolded_stages,
                                         filters=c.unfolded_filters, conv_layers=c.unfolded_conv_layers,
-                                        conv=c.unfolded_conv, share_weights=c.unfolded_share_weights)
+                                        conv=c.unfolded_conv, share_weights=c.unfolded_share_weights,
+                                        levels=c.unfolded_levels)
 
