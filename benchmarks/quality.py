@@ -75,6 +75,16 @@ def video_targets(report: dict, row: str = "generated") -> dict:
     return out
 
 
+def _none_to_nan(tree):
+    """A report read back from JSON, with every None (how `json_report` writes NaN) turned back into NaN,
+    at any depth (rows, and their `vs_real` entries)."""
+    if isinstance(tree, dict):
+        return {k: _none_to_nan(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_none_to_nan(v) for v in tree]
+    return float("nan") if tree is None else tree
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in ("frames", "video"):
         raise app.UsageError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
@@ -83,12 +93,7 @@ def main(argv):
     if FLAGS.report:
         with open(FLAGS.report) as f:
             report = json.load(f)
-        report = json.loads(json.dumps(report), parse_constant=float)
-        for row in report.values():        # None (JSON for NaN) back to NaN
-            if isinstance(row, dict):
-                for k, v in list(row.items()):
-                    if v is None:
-                        row[k] = float("nan")
+        report = _none_to_nan(report)
     elif mode == "frames":
         from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
         report = evaluate_frames(FramesEvalConfig(export_dir=FLAGS.export_dir, data=FLAGS.data,

@@ -104,6 +104,26 @@ def test_jumping_ball_gives_large_second_difference():
     assert stats["free_flight_second_difference"] == pytest.approx(second.mean(), rel=0.35)
 
 
+def test_a_still_ball_is_not_in_flight_but_stutter_and_wobble_are():
+    """A frozen ball has no free-flight triples (NaN, which fails every check) rather than a perfect 0;
+    a stutter (steps 0 and 2v) and a wobble in place (steps +1, −1) still count, with their large
+    second differences."""
+    still = draw_clip(32, np.tile([[[16.0, 16.0]]], (12, 1, 1)), [3.0])[None]
+    frozen = balls.clip_physics(still, expected_balls=1)
+    assert frozen["num_free_triples"] == 0 and np.isnan(frozen["free_flight_second_difference"])
+    assert frozen["num_free_steps"] > 0 and frozen["mean_speed"] < 0.01  # the speed columns still see it
+    stutter_track = 8.0 + np.repeat(np.arange(6), 2)[:, None, None] * np.array([[[2.0, 1.0]]])
+    stutter = balls.clip_physics(draw_clip(32, stutter_track, [3.0])[None], expected_balls=1)
+    assert stutter["num_free_triples"] >= 8 and stutter["free_flight_second_difference"] > 1.5
+    wobble_track = np.array([[[16.0, 16.0 + (k % 2)]] for k in range(12)])
+    wobble = balls.clip_physics(draw_clip(32, wobble_track, [3.0])[None], expected_balls=1)
+    assert wobble["num_free_triples"] >= 8 and wobble["free_flight_second_difference"] > 1.5
+    lax = balls.clip_physics(still, expected_balls=1, min_flight_speed=0.0)
+    assert lax["num_free_triples"] >= 8 and lax["free_flight_second_difference"] < 0.01
+    with pytest.raises(ConfigError, match="min_flight_speed"):
+        balls.clip_physics(still, expected_balls=1, min_flight_speed=-1.0)
+
+
 def test_wall_bounces_are_excluded_from_free_flight():
     size, radius = 30, 3.0
     velocity = np.array([1.7, -1.1])

@@ -69,6 +69,29 @@ def test_the_benchmark_checks_a_report_and_names_the_baselines_not_beaten():
     assert "mean_speed" not in baselines["value"]["static"]
 
 
+def test_an_undefined_column_fails_the_row_and_is_beaten_on_a_baseline(tmp_path):
+    """The frozen (static) row has no ball in flight: its free-flight distance is NaN, which any defined
+    value beats; a row's own NaN beats nothing. Read back from a JSON report (NaN written as null), the
+    same holds (the benchmark restores NaN at every depth)."""
+    import json
+
+    from benchmarks import quality
+    nan = math.nan
+    report = {"real": _row(), "generated": _row(free_flight_second_difference=0.2),
+              "static": _row(free_flight_second_difference=nan),
+              "collapsed": _row(free_flight_second_difference=nan)}
+    report["collapsed"]["vs_real"] = dict(report["real"]["vs_real"], free_flight_second_difference=nan)
+    beaten = targets.baseline_comparison(report, "generated", ("static", "collapsed"))
+    assert "free_flight_second_difference" not in beaten["static"]
+    undefined = dict(report, generated=_row(free_flight_second_difference=nan))
+    assert "free_flight_second_difference" in targets.baseline_comparison(undefined, "generated", ("static",))["static"]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(json.loads(json.dumps(report).replace("NaN", "null"))))
+    restored = quality._none_to_nan(json.loads(path.read_text()))
+    assert math.isnan(restored["static"]["vs_real"]["free_flight_second_difference"])
+    assert targets.baseline_comparison(restored, "generated", ("static",)) == {"static": beaten["static"]}
+
+
 def test_frames_targets_use_the_real_rows_distance_as_the_floor():
     report = {"real": {"fraction_expected_count": 0.91, "blob_area_std": 2.0, "frechet_distance": 0.5, "vs_real": {}},
               "generated": {"fraction_expected_count": 0.79, "blob_area_std": 2.8, "frechet_distance": 0.7,

@@ -349,6 +349,9 @@ def test_static_and_collapsed_rows_fail_what_they_should(setup):
     # A frozen video wins the columns that reward not moving ...
     assert static["consecutive_binarized_mse"] == 0.0 < real["consecutive_binarized_mse"]
     assert static["mean_count_changes"] == 0.0
+    # ... but not free flight: a ball that does not move is not flying (undefined, which fails) ...
+    assert static["num_free_triples"] == 0 < real["num_free_triples"]
+    assert math.isnan(static["free_flight_second_difference"])
     # ... and fails the speed columns: nothing moves, no step is in the real speed band.
     assert static["mean_speed"] == 0.0 or math.isnan(static["mean_speed"])
     assert static["fraction_steps_in_speed_band"] == 0.0 < real["fraction_steps_in_speed_band"]

@@ -277,6 +277,7 @@ def clip_physics(
     ball_margin: float = 3.0,
     max_match_distance: float | None = None,
     speed_band: tuple[float, float] | None = None,
+    min_flight_speed: float = 0.25,
 ) -> dict:
     """Clip-level physics statistics: stable ball count, straight free flight, speed.
 
@@ -286,7 +287,11 @@ def clip_physics(
     wall and farther than `r_i + r_j + ball_margin` from every other blob (radius from the blob's
     area). Balls in free flight move in straight lines at constant speed, so their second difference
     `|p_{t+1} - 2 p_t + p_{t-1}|` is ~0 (a few hundredths of a pixel from anti-aliasing); a ball that
-    jumps, wobbles or changes speed gives a large value.
+    jumps, wobbles or changes speed gives a large value. A triple counts as *in flight* only when the
+    ball moves at least `min_flight_speed` in one of its two steps: a ball that does not move is not
+    flying, so a frozen clip has no free-flight triples (second difference NaN, which fails every check)
+    instead of a perfect 0, while a stutter (steps 0 and 2v) or a wobble in place (steps +1, −1) still
+    counts and shows its large second difference.
 
     Args:
       clips: `[B, T, H, W, C]` float32 in [-1, 1].
@@ -301,6 +306,9 @@ def clip_physics(
       max_match_distance: if set, matches farther apart than this (pixels/frame) break the track.
       speed_band: `(low, high)` pixels/frame, the band of plausible speeds (use the real clips'
         `speed_band`, their 5th and 95th percentile of free-step speeds); None = this set's own band.
+      min_flight_speed: pixels/frame (>= 0) a ball must move in one step of a triple for the triple to
+        count in the second difference; default 0.25, half the slowest real speed at 32 pixels
+        (size / 64); anti-aliasing moves a still ball's centroid by a few hundredths.
 
     Returns:
       A dict of plain Python numbers:
@@ -310,7 +318,7 @@ def clip_physics(
         "fraction_always_expected_count": fraction of clips with the expected count in every frame.
         "mean_count_changes": mean over clips of the number of t with count(t) != count(t-1).
         "free_flight_second_difference": mean of `|p_{t+1} - 2 p_t + p_{t-1}|` (pixels/frame^2) over
-          all tracked triples that are free at t-1, t and t+1 (NaN when there are none).
+          all tracked triples that are free at t-1, t and t+1 and in flight (NaN when there are none).
         "free_flight_second_difference_max": the largest such value (NaN when none).
         "mean_speed": mean `|p_{t+1} - p_t|` (pixels/frame) over tracked steps free at both ends
           (NaN when none); "speed_std": the spread of those step lengths.
@@ -326,6 +334,8 @@ def clip_physics(
         raise ConfigError(f"expected_balls must be >= 0, got {expected_balls!r}")
     if wall_margin < 0 or ball_margin < 0:
         raise ConfigError(f"wall_margin and ball_margin must be >= 0, got {wall_margin!r}, {ball_margin!r}")
+    if not min_flight_speed >= 0:
+        raise ConfigError(f"min_flight_speed must be >= 0, got {min_flight_speed!r}")
     gray = _as_gray(clips, "clips", 5)
     b, t, h, w = gray.shape
     flat_blobs = _detect_stack(gray.reshape(b * t, h, w), threshold, min_area, connectivity)
@@ -351,7 +361,8 @@ def clip_physics(
                 if free and nxt is not None and nxt[1]:
                     step_lengths.append(float(np.linalg.norm(nxt[0] - p)))
                 prv = points.get(k - 1)
-                if free and nxt is not None and prv is not None and nxt[1] and prv[1]:
+                if free and nxt is not None and prv is not None and nxt[1] and prv[1] and max(
+                        np.linalg.norm(nxt[0] - p), np.linalg.norm(p - prv[0])) >= min_flight_speed:
                     second_diffs.append(float(np.linalg.norm(nxt[0] - 2.0 * p + prv[0])))
 
     def _mean(values):

@@ -117,7 +117,15 @@ def worst_ratio(checked: dict) -> float:
 
 def baseline_comparison(report: dict, row: str, baselines: tuple) -> dict:
     """Which physics columns of report row `row` are NOT closer to real than each baseline row's:
-    `{baseline: [columns]}` from the rows' `vs_real` (|row − real|) entries; empty lists mean beaten."""
+    `{baseline: [columns]}` from the rows' `vs_real` (|row − real|) entries; empty lists mean beaten.
+
+    An undefined (NaN) distance fails: the row's own NaN never beats a baseline, and a baseline's NaN (the
+    column cannot be measured on it, e.g. the free-flight second difference of a frozen video, which has no
+    ball in flight) is beaten by any defined value of the row."""
     mine = report[row]["vs_real"]
-    return {b: [k for k, v in mine.items() if not (v < report[b]["vs_real"][k])]
+
+    def beats(value, other):
+        return not math.isnan(value) and (math.isnan(other) or value < other)
+
+    return {b: [k for k, v in mine.items() if not beats(float(v), float(report[b]["vs_real"][k]))]
             for b in baselines if b in report}

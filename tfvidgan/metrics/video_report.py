@@ -19,8 +19,9 @@ clip encoder trained on REAL clips:
 * "latent_interpolation": the straight-line latent interpolations between the generated end points;
 * "independent_latents": every frame from its own independent N(0, I) latent (no temporal coherence);
 * "static": every held-out real clip's FIRST frame repeated T times — a frozen video of perfect frames.
-  It scores perfectly on the binarised MSE, count changes and second difference, and must FAIL the
-  speed columns ("mean_speed", "fraction_steps_in_speed_band");
+  It scores perfectly on the binarised MSE and count changes, and must FAIL the speed columns
+  ("mean_speed", "fraction_steps_in_speed_band") and the free-flight second difference (no ball is in
+  flight: NaN, see `clip_physics`'s `min_flight_speed`);
 * "collapsed": the first held-out real clip for every sample — perfect physics, no diversity. It must
   FAIL the Fréchet distance;
 * "generated_rejection" (when `rejection_acceptance` > 0 and the frames export the model was trained on
