@@ -203,6 +203,11 @@ PROBE_FLAGS = {
                                  "(>= 2 x --sample_length) and reports the drift between their first and last "
                                  "windows (eval/long_video_drift, and the drift target). 0 = off.",
                                  "long_frames", minimum=0),
+    "eval_rejection_acceptance": FlagSpec("Frames trainer: each evaluation scores frames drawn by discriminator "
+                                          "rejection sampling with the run's CURRENT discriminators, keeping this "
+                                          "fraction of candidates (0 = plain samples). For "
+                                          "--refine_discriminators_of runs, whose generator is frozen.",
+                                          "rejection_acceptance"),
 }
 # The only defaults an entry point may set: the required fields and the loop's cadence (its quick start).
 QUICK_START_FLAGS = ("model_dir", "train_steps", "batch_size", "log_every", "sample_every", "checkpoint_every")

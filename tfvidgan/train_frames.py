@@ -20,7 +20,7 @@ from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError
 from tfvidgan.metrics.plotting import save_image_grid_png
 from tfvidgan.models.frames_generator import GENERATOR_NORMALIZATIONS
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+from tfvidgan.training.frames_task import FramesGanConfig, make_frames_task
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
 
@@ -47,6 +47,11 @@ def config_flags() -> dict:
         "num_sample_images": FlagSpec("Images in the sample grids.", minimum=1),
         "ema_beta": "Decay of the exponential moving average of the generator's weights (used by samples, "
                     "summaries and the export); 0 disables it.",
+        "refine_discriminators_of": "A frames export (base directory or version) whose discriminators to keep "
+                                    "training against its FROZEN sampling generator, for discriminator rejection "
+                                    "sampling (Azadi et al. 2019: KeepTraining(D)); this run's export is the same "
+                                    "generator with the refined discriminators. Pass the flags of the run that "
+                                    "wrote it, and --r1_weight=0 to drop its penalty. Empty: train the GAN.",
         **common_flags.adversarial_flags(),
         **common_flags.optimizer_flags("generator", "generator_optimizer", "frames generator"),
         **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "discriminators"),
@@ -78,6 +83,14 @@ def _quality_probe(values, data: str, config: FramesGanConfig):
     settings = common_flags.probe_config(values, data)
     if settings is None:
         return None
+    refining = bool(config.refine_discriminators_of)
+    if refining != bool(settings.rejection_acceptance):
+        raise ConfigError(
+            f"--eval_rejection_acceptance={settings.rejection_acceptance}: a --refine_discriminators_of run "
+            f"(frozen generator) is evaluated on rejection samples, so it needs an acceptance in (0, 1]; "
+            f"plain GAN training takes 0" if refining else
+            f"--eval_rejection_acceptance={settings.rejection_acceptance} needs --refine_discriminators_of "
+            f"(rejection-sampled evaluation of a frozen generator); plain GAN training takes 0")
     from tfvidgan.metrics.quality_probe import FramesQualityProbe
     probe = FramesQualityProbe(settings, config.latent_dim)
     common_flags.check_best_metric(values, probe)
@@ -92,8 +105,8 @@ def main(argv):
     config = frames_config(FLAGS, metadata.size, metadata.channels)
     logging.info("Training the frames GAN on %s (%d scenes, %d×%d) with %d replica(s)", data,
                  metadata.num_scenes, metadata.size, metadata.size, run.strategy.num_replicas_in_sync)
-    task = FramesGanTask(config, quality_probe=_quality_probe(FLAGS, data, config),
-                         inputs=common_flags.input_config(FLAGS, data))
+    task = make_frames_task(config, quality_probe=_quality_probe(FLAGS, data, config),
+                            inputs=common_flags.input_config(FLAGS, data))
     result = run_training(task, strategy=run.strategy, config=run.loop)
     if not is_chief(run.strategy):
         return

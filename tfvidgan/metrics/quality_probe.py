@@ -54,6 +54,7 @@ class ProbeConfig:
     cache_dir: str = "eval_cache"
     seed: int = 0
     long_frames: int = 0
+    rejection_acceptance: float = 0.0
 
     def __post_init__(self):
         if self.num_samples < 2 or self.encoder_samples < 2 or self.encoder_steps < 1:
@@ -61,11 +62,20 @@ class ProbeConfig:
                               f"must be positive")
         if self.long_frames < 0:
             raise ConfigError(f"--eval_long_frames must be >= 0 (0 = off), got {self.long_frames}")
+        if not 0.0 <= self.rejection_acceptance <= 1.0:
+            raise ConfigError(f"--eval_rejection_acceptance must be in [0, 1] (0 = off), got "
+                              f"{self.rejection_acceptance}")
 
     def check_no_long_videos(self, trainer: str) -> None:
         if self.long_frames:
             raise ConfigError(f"--eval_long_frames={self.long_frames}: long videos are a video-trainer setting; "
                               f"the {trainer} trainer takes --eval_long_frames=0")
+        self.check_no_rejection(trainer)
+
+    def check_no_rejection(self, trainer: str) -> None:
+        if self.rejection_acceptance:
+            raise ConfigError(f"--eval_rejection_acceptance={self.rejection_acceptance}: rejection-sampled "
+                              f"evaluation is a frames-trainer setting; the {trainer} trainer takes 0")
 
     def check_balls(self, num_balls: int) -> None:
         if num_balls == 0:
@@ -92,7 +102,9 @@ class FramesQualityProbe:
     """
 
     def __init__(self, config: ProbeConfig, latent_dim: int):
-        config.check_no_long_videos("frames")
+        if config.long_frames:
+            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer setting; "
+                              f"the frames trainer takes --eval_long_frames=0")
         self.config = config
         self.latent_dim = latent_dim
         self._ready = False
@@ -116,10 +128,27 @@ class FramesQualityProbe:
         self._ready = True
 
     def __call__(self, generator: Callable) -> dict:
+        """Scores the fixed-seed sample of `generator` (`[N, Z]` → `[N, H, W, C]` in [-1, 1])."""
         if not self._ready:
             self._prepare()
-        frames = np.concatenate([np.asarray(generator(self.z[i:i + 250], training=False), np.float32)
-                                 for i in range(0, self.config.num_samples, 250)])
+        return self._score(np.concatenate([np.asarray(generator(self.z[i:i + 250], training=False), np.float32)
+                                           for i in range(0, self.config.num_samples, 250)]))
+
+    def rejection(self, generator: Callable, discriminators: Callable) -> dict:
+        """Scores the `num_samples` frames that discriminator rejection sampling (`tfvidgan.rejection`, seeded
+        by `config.seed`, acceptance `config.rejection_acceptance` > 0) keeps from `generator` with
+        `discriminators` (`[N, H, W, C]` → logits `[N, K]`). Same keys as a call."""
+        if not self.config.rejection_acceptance:
+            raise ConfigError("scoring rejection samples needs --eval_rejection_acceptance > 0")
+        if not self._ready:
+            self._prepare()
+        from tfvidgan.rejection import DiscriminatorRejectionSampler, RejectionConfig
+        sampler = DiscriminatorRejectionSampler(generator, discriminators, self.latent_dim,
+                                                RejectionConfig(acceptance=self.config.rejection_acceptance),
+                                                seed=self.config.seed)
+        return self._score(sampler.sample(self.config.num_samples, seed=self.config.seed).samples)
+
+    def _score(self, frames: np.ndarray) -> dict:
         stats = frame_statistics(frames, self.expected_balls)
         stats["frechet_distance"] = frechet_distance(self.reference_features, self.encoder.features(frames))
         out = {"fraction_expected_count": stats["fraction_expected_count"], "count_mean": stats["count_mean"],
@@ -191,6 +220,7 @@ class VideoQualityProbe:
     """
 
     def __init__(self, config: ProbeConfig, num_frames: int):
+        config.check_no_rejection("video")
         if config.long_frames and config.long_frames < 2 * num_frames:
             raise ConfigError(f"--eval_long_frames={config.long_frames} must be 0 (off) or >= 2 × the sampled "
                               f"length ({num_frames}, --sample_length), so its first and last windows differ")

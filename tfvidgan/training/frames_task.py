@@ -7,7 +7,13 @@ import keras
 import tensorflow as tf
 
 from tfvidgan.data import readers
-from tfvidgan.export import FRAMES_GENERATOR, export_frames_generator
+from tfvidgan.errors import ConfigError
+from tfvidgan.export import (
+    FRAMES_GENERATOR,
+    export_frames_generator,
+    load_frame_discriminators,
+    load_frames_generator,
+)
 from tfvidgan.models.ensemble_discriminator import (
     DEFAULT_FRAME_BASE_FILTERS,
     DEFAULT_HEAD,
@@ -56,6 +62,8 @@ class FramesGanConfig:
     num_sample_images: int = 64
     # EMA of the generator's weights (β per step; 0 = off): used by samples, summaries and the export.
     ema_beta: float = 0.999
+    # A frames export whose discriminators to refine (`DiscriminatorRefinementTask`); empty = train the GAN.
+    refine_discriminators_of: str = ""
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     generator_optimizer: OptimizerConfig = OptimizerConfig()
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
@@ -155,3 +163,83 @@ class FramesGanTask:
                                 raw_generator=self.generator if self.ema is not None else None,
                                 discriminators=self.discriminators)
 
+
+
+class DiscriminatorRefinementTask(FramesGanTask):
+    """Keeps training the discriminators of a frames export against its FROZEN generator (the first step
+    of discriminator rejection sampling, Azadi et al. 2019, Algorithm 1: "D ← KeepTraining(D)").
+
+    At the end of GAN training the discriminators are tuned to the raw generator of the last steps, and
+    with an R1 penalty they are deliberately smooth; rejection sampling needs them to estimate
+    log p_data / p_G for the generator that is SAMPLED (the EMA one). This task loads the export's
+    sampling generator and discriminators (`config.refine_discriminators_of`), and runs only the
+    discriminator update of `adversarial.train_step` (same losses, joint batch, R1 if `r1_weight` > 0)
+    with the generator frozen. Its export is the same generator (and raw weights, when the source has
+    them) with the refined discriminators, for `evaluate frames --rejection_acceptance` and
+    `sample frames --rejection_acceptance`.
+
+    The source export must match the config: latent size, frame shape and number of discriminators (the
+    flags of the run that wrote it); a mismatch raises `ConfigError` naming the flag.
+    """
+
+    def build(self) -> None:
+        c, flag = self.config, "refine_discriminators_of"
+        self.generator, description = load_frames_generator(c.refine_discriminators_of, flag=flag)
+        self.raw_generator = None
+        if description["weights"] == "ema":
+            self.raw_generator, _ = load_frames_generator(c.refine_discriminators_of, weights="raw", flag=flag)
+        self.discriminators = load_frame_discriminators(c.refine_discriminators_of, flag=flag)
+        found = {"latent_dim": description["latent_dim"], "image_size": description["image_size"],
+                 "channels": description["channels"],
+                 "num_discriminators": int(self.discriminators.output_shape[-1])}
+        wrong = {k: v for k, v in found.items() if v != getattr(c, k)}
+        if wrong:
+            raise ConfigError(f"--refine_discriminators_of={c.refine_discriminators_of!r} holds another model: "
+                              + "; ".join(f"--{k}={getattr(c, k)} but the export has {v}" for k, v in wrong.items())
+                              + ". Pass the flags of the run that wrote it (and its --data).")
+        self.generator.trainable = False
+        if self.raw_generator is not None:
+            self.raw_generator.trainable = False
+        self.ema = None
+        self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
+
+    def train_step(self, real, step):
+        batch = real.shape[0]
+
+        def generate(stream):
+            z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
+            return self.generator(z, training=False), None
+
+        out = adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
+                                     d_optimizer=self.d_optimizer, generator_updates=[],
+                                     config=self.config.adversarial)
+        return out.as_dict()
+
+    def checkpoint_objects(self) -> dict:
+        return {"discriminators": self.discriminators, "d_optimizer": self.d_optimizer}
+
+    def optimizers(self) -> list:
+        return [(self.d_optimizer, self.config.discriminator_optimizer)]
+
+    def write_samples(self, step: int) -> None:
+        frames = self.generator(self.sample_latents(), training=False)
+        summaries.write_image_grid("samples/frames", frames.numpy(), step)
+
+    def evaluate(self, step: int) -> dict:
+        """Quality of the frames that rejection sampling keeps with the CURRENT discriminators
+        (`probe.rejection(generator, discriminators)`, e.g. `FramesQualityProbe.rejection`); empty without
+        a probe."""
+        if self.quality_probe is None:
+            return {}
+        return self.quality_probe.rejection(self.generator, self.discriminators)
+
+    def export(self, directory: str) -> None:
+        export_frames_generator(self.generator, describe(self.config), directory,
+                                raw_generator=self.raw_generator, discriminators=self.discriminators)
+
+
+def make_frames_task(config: FramesGanConfig, quality_probe=None, inputs: InputConfig | None = None):
+    """The task `config` asks for: `DiscriminatorRefinementTask` when `refine_discriminators_of` is set,
+    else `FramesGanTask`."""
+    cls = DiscriminatorRefinementTask if config.refine_discriminators_of else FramesGanTask
+    return cls(config, quality_probe=quality_probe, inputs=inputs)
