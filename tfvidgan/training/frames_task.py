@@ -111,15 +111,17 @@ class FramesGanTask:
         self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
-    def train_step(self, real, step):
-        batch = real.shape[0]
-
+    def _generate_fn(self, batch: int, step, training: bool):
+        """`adversarial.GenerateFn`: `batch` frames of `self.generator` from this replica's slice of the step's
+        global latent draw (`replica_normal`)."""
         def generate(stream):
             z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
-            return self.generator(z, training=True), None
+            return self.generator(z, training=training), None
+        return generate
 
+    def train_step(self, real, step):
         out = adversarial.train_step(
-            real=real, generate=generate, discriminator=self.discriminators, d_optimizer=self.d_optimizer,
+            real=real, generate=self._generate_fn(real.shape[0], step, training=True), discriminator=self.discriminators, d_optimizer=self.d_optimizer,
             generator_updates=[(self.g_optimizer, self.generator.trainable_variables)],
             config=self.config.adversarial)
         if self.ema is not None:
@@ -204,12 +206,7 @@ class DiscriminatorRefinementTask(FramesGanTask):
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
     def train_step(self, real, step):
-        batch = real.shape[0]
-
-        def generate(stream):
-            z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
-            return self.generator(z, training=False), None
-
+        generate = self._generate_fn(real.shape[0], step, training=False)  # frozen: inference mode
         out = adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
                                      d_optimizer=self.d_optimizer, generator_updates=[],
                                      config=self.config.adversarial)
