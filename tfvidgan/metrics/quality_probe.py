@@ -70,7 +70,6 @@ class ProbeConfig:
         if self.long_frames:
             raise ConfigError(f"--eval_long_frames={self.long_frames}: long videos are a video-trainer setting; "
                               f"the {trainer} trainer takes --eval_long_frames=0")
-        self.check_no_rejection(trainer)
 
     def check_no_rejection(self, trainer: str) -> None:
         if self.rejection_acceptance:
@@ -102,9 +101,7 @@ class FramesQualityProbe:
     """
 
     def __init__(self, config: ProbeConfig, latent_dim: int):
-        if config.long_frames:
-            raise ConfigError(f"--eval_long_frames={config.long_frames}: long videos are a video-trainer setting; "
-                              f"the frames trainer takes --eval_long_frames=0")
+        config.check_no_long_videos("frames")
         self.config = config
         self.latent_dim = latent_dim
         self._ready = False
@@ -178,6 +175,7 @@ class ReconstructionQualityProbe:
 
     def __init__(self, config: ProbeConfig, scene_shape: tuple):
         config.check_no_long_videos("reconstructor")
+        config.check_no_rejection("reconstructor")
         self.config = config
         metadata = read_cup_metadata(data_directory(config.data, "--eval_data"))
         if tuple(metadata.scene_shape) != tuple(scene_shape):

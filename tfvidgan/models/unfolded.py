@@ -274,14 +274,12 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
 
     for field, value, minimum in (("num_frames", num_frames, 1), ("height", height, 1), ("width", width, 1),
                                   ("unfolded_stages", stages, 1), ("unfolded_filters", filters, 1),
-                                  ("unfolded_conv_layers", conv_layers, 2)):
+                                  ("unfolded_conv_layers", conv_layers, 2), ("unfolded_levels", levels, 2)):
         if int(value) < minimum:
             raise ConfigError(f"{field} must be >= {minimum}, got {value}")
     if conv not in CONV_KINDS:
         raise ConfigError(f"unfolded_conv must be one of {', '.join(CONV_KINDS)}, got {conv!r}")
     num_frames, height, width = int(num_frames), int(height), int(width)
-    if int(levels) < 2:
-        raise ConfigError(f"unfolded_levels must be >= 2, got {levels}")
     levels = int(levels)
     if conv != "frames_unet" and levels != DEFAULT_LEVELS:
         raise ConfigError(f"unfolded_levels={levels} needs unfolded_conv='frames_unet' (got {conv!r})")

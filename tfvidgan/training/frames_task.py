@@ -121,7 +121,8 @@ class FramesGanTask:
 
     def train_step(self, real, step):
         out = adversarial.train_step(
-            real=real, generate=self._generate_fn(real.shape[0], step, training=True), discriminator=self.discriminators, d_optimizer=self.d_optimizer,
+            real=real, generate=self._generate_fn(real.shape[0], step, training=True),
+            discriminator=self.discriminators, d_optimizer=self.d_optimizer,
             generator_updates=[(self.g_optimizer, self.generator.trainable_variables)],
             config=self.config.adversarial)
         if self.ema is not None:
@@ -164,7 +165,6 @@ class FramesGanTask:
         export_frames_generator(self.sampling_generator, describe(self.config), directory,
                                 raw_generator=self.generator if self.ema is not None else None,
                                 discriminators=self.discriminators)
-
 
 
 class DiscriminatorRefinementTask(FramesGanTask):
