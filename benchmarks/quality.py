@@ -13,8 +13,10 @@ frames (>= 1,000 samples): exactly-expected-count fraction >= 0.80, blob-area sp
 Fréchet distance <= 1.5x the real-vs-real floor at the same N (the "real" row's distance to the disjoint
 reference set); video (>= 500 clips of 30 frames): count changes per clip <= 2x real, free-flight second
 difference <= 0.3 px, mean speed within +-15 % of real, binarised MSE within +-25 % of real, long videos
-(if reported) first and last windows within 20 %; and, here only, better (smaller |row - real|) than the
-latent-interpolation, independent-latents, static and collapsed rows on every physics column at once.
+(if reported) first and last windows within 20 %; and, here only, better than the latent-interpolation,
+independent-latents, static and collapsed rows on every physics column at once: closer to the real clips'
+per-clip distribution (Wasserstein-1, the rows' "vs_real_distribution"; `tfvidgan.metrics.targets`
+says why means cannot be used against the collapsed row).
 
 Every target is reported with its measured value and pass/fail; the exit code is 0 either way (these
 are measurements, not tests).
@@ -68,10 +70,18 @@ def video_targets(report: dict, row: str = "generated") -> dict:
     g, r = _checked_row(report, row), report["real"]
     change = report["long_video"]["relative_change"] if "long_video" in report else None
     out = targets.check(targets.VIDEO_TARGETS, targets.video_values(g, r, change))
+    name = "better_than_every_baseline_on_every_physics_column"
+    rule = ("W1(generated, real) < W1(baseline, real) of the per-clip values on every physics column, for every "
+            "baseline (the rows' vs_real_distribution)")
+    missing = [b for b in (row,) + BASELINES if b in report and targets.DISTRIBUTION_KEY not in report[b]]
+    if missing:
+        out[name] = {"value": f"unavailable: rows {missing} have no {targets.DISTRIBUTION_KEY} (a report "
+                              f"written before per-clip distributions; re-run evaluate video)",
+                     "pass": False, "rule": rule}
+        return out
     beaten = targets.baseline_comparison(report, row, BASELINES)
-    out["better_than_every_baseline_on_every_physics_column"] = {
-        "value": {k: v for k, v in beaten.items() if v} or "all", "pass": all(not v for v in beaten.values()),
-        "rule": "|generated - real| < |baseline - real| on every physics column, for every baseline"}
+    out[name] = {"value": {k: v for k, v in beaten.items() if v} or "all", "pass": all(not v for v in beaten.values()),
+                 "rule": rule}
     return out
 
 

@@ -124,6 +124,32 @@ def test_a_still_ball_is_not_in_flight_but_stutter_and_wobble_are():
         balls.clip_physics(still, expected_balls=1, min_flight_speed=-1.0)
 
 
+def test_per_clip_values_are_each_clip_alone_and_average_to_the_totals():
+    """A batch of a straight flight, a still ball and a jumping ball: each clip's per-clip value is its own
+    statistic; the count columns and the in-band fraction average exactly to the batch values."""
+    straight = 6.0 + np.arange(12)[:, None, None] * np.array([[[1.2, 0.5]]])
+    still = np.tile([[[16.0, 16.0]]], (12, 1, 1))
+    jumping = np.random.default_rng(1).uniform(8, 24, size=(12, 1, 2))
+    two = np.concatenate([straight, 26.0 - straight], axis=1)  # two balls: counts differ from 1
+    clips = np.stack([draw_clip(32, track, [3.0] * track.shape[1]) for track in (straight, still, jumping, two)])
+    stats = balls.clip_physics(clips, expected_balls=1, per_clip=True)
+    per = stats["per_clip"]
+    assert set(per) == {"fraction_expected_count_frames", "mean_count_changes", "free_flight_second_difference",
+                        "mean_speed", "fraction_steps_in_speed_band"}
+    assert all(v.shape == (4,) and v.dtype == np.float64 for v in per.values())
+    for column in ("fraction_expected_count_frames", "mean_count_changes", "fraction_steps_in_speed_band"):
+        assert per[column].mean() == pytest.approx(stats[column])
+    np.testing.assert_allclose(per["fraction_expected_count_frames"][[0, 1, 3]], [1.0, 1.0, 0.0])
+    assert per["mean_speed"][0] == pytest.approx(np.hypot(1.2, 0.5), abs=0.05) and per["mean_speed"][1] < 0.01
+    flight = per["free_flight_second_difference"]
+    assert flight[0] < 0.06 and np.isnan(flight[1]) and flight[2] > 2.0 and np.isnan(flight[3])
+    single = balls.clip_physics(clips[2:3], expected_balls=1)
+    assert flight[2] == pytest.approx(single["free_flight_second_difference"])
+    assert "per_clip" not in balls.clip_physics(clips, expected_balls=1)
+    np.testing.assert_allclose(balls.consecutive_binarized_mse_per_clip(clips).mean(),
+                               balls.consecutive_binarized_mse(clips))
+
+
 def test_wall_bounces_are_excluded_from_free_flight():
     size, radius = 30, 3.0
     velocity = np.array([1.7, -1.1])

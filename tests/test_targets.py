@@ -35,8 +35,11 @@ REAL = {"mean_count_changes": 2.0, "free_flight_second_difference": 0.03, "mean_
 
 
 def _row(**changes):
+    """A report row; its per-clip distributions are point masses at its means, so the distribution
+    distances equal the distances of the means."""
     row = {**REAL, **changes}
-    return {**row, "vs_real": {k: abs(row[k] - REAL[k]) for k in targets.PHYSICS_COLUMNS}}
+    distances = {k: abs(row[k] - REAL[k]) for k in targets.PHYSICS_COLUMNS}
+    return {**row, "vs_real": distances, targets.DISTRIBUTION_KEY: dict(distances)}
 
 
 def test_video_values_and_the_drift_of_the_worst_column():
@@ -80,7 +83,7 @@ def test_an_undefined_column_fails_the_row_and_is_beaten_on_a_baseline(tmp_path)
     report = {"real": _row(), "generated": _row(free_flight_second_difference=0.2),
               "static": _row(free_flight_second_difference=nan),
               "collapsed": _row(free_flight_second_difference=nan)}
-    report["collapsed"]["vs_real"] = dict(report["real"]["vs_real"], free_flight_second_difference=nan)
+    report["collapsed"][targets.DISTRIBUTION_KEY] = dict(report["real"]["vs_real"], free_flight_second_difference=nan)
     beaten = targets.baseline_comparison(report, "generated", ("static", "collapsed"))
     assert "free_flight_second_difference" not in beaten["static"]
     undefined = dict(report, generated=_row(free_flight_second_difference=nan))
@@ -88,7 +91,7 @@ def test_an_undefined_column_fails_the_row_and_is_beaten_on_a_baseline(tmp_path)
     path = tmp_path / "report.json"
     path.write_text(json.dumps(json.loads(json.dumps(report).replace("NaN", "null"))))
     restored = quality._none_to_nan(json.loads(path.read_text()))
-    assert math.isnan(restored["static"]["vs_real"]["free_flight_second_difference"])
+    assert math.isnan(restored["static"][targets.DISTRIBUTION_KEY]["free_flight_second_difference"])
     assert targets.baseline_comparison(restored, "generated", ("static",)) == {"static": beaten["static"]}
 
 
@@ -100,3 +103,43 @@ def test_frames_targets_use_the_real_rows_distance_as_the_floor():
     assert out["fraction_expected_count"]["pass"] is False
     assert out["area_spread_ratio"]["value"] == pytest.approx(1.4) and out["area_spread_ratio"]["pass"]
     assert out["frechet_ratio_to_floor"]["value"] == pytest.approx(1.4) and out["frechet_ratio_to_floor"]["pass"]
+
+
+def test_distribution_distance_bounds_the_means_and_is_the_spread_for_one_repeated_value():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.gamma(2.0, 0.3, size=rng.integers(5, 50)), rng.normal(1.0, 0.5, size=rng.integers(5, 50))
+        assert targets.distribution_distance(a, b) >= abs(a.mean() - b.mean()) - 1e-12
+    a = rng.normal(size=100)
+    assert targets.distribution_distance(a, a[::-1]) == pytest.approx(0.0, abs=1e-12)
+    assert targets.distribution_distance(np.full(7, 0.3), a) == pytest.approx(np.mean(np.abs(a - 0.3)))
+    # NaN entries (clips without a free triple) are left out; nothing defined is NaN.
+    assert targets.distribution_distance([0.3, np.nan], a) == pytest.approx(np.mean(np.abs(a - 0.3)))
+    assert math.isnan(targets.distribution_distance([np.nan, np.nan], a))
+
+
+def test_the_collapsed_row_cannot_be_beaten_on_means_but_a_varied_row_beats_it_on_distributions():
+    """Per-clip values of a column: the real clips, a fresh draw of the same distribution ("generated": a
+    perfect generator), and one real clip's value repeated ("collapsed"; the clip nearest the real mean).
+    On means the collapsed row wins; on distributions the varied row wins."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    real, generated = rng.gamma(3.0, 0.1, size=500), rng.gamma(3.0, 0.1, size=500)
+    collapsed = np.full(500, real[np.argmin(np.abs(real - real.mean()))])
+    assert abs(collapsed.mean() - real.mean()) < abs(generated.mean() - real.mean())
+    assert (targets.distribution_distance(generated, real)
+            < 0.25 * targets.distribution_distance(collapsed, real))
+    report = {row: {targets.DISTRIBUTION_KEY: {"mean_speed": targets.distribution_distance(v, real)},
+                    "vs_real": {"mean_speed": abs(v.mean() - real.mean())}}
+              for row, v in (("generated", generated), ("collapsed", collapsed))}
+    assert targets.baseline_comparison(report, "generated", ("collapsed",)) == {"collapsed": []}
+    assert targets.baseline_comparison(report, "generated", ("collapsed",), key="vs_real") == {
+        "collapsed": ["mean_speed"]}
+
+
+def test_a_report_without_distributions_fails_the_baseline_check_with_the_reason():
+    report = {"real": _row(), "generated": _row(), "static": _row(), "collapsed": _row()}
+    del report["collapsed"][targets.DISTRIBUTION_KEY]
+    out = video_targets(report)["better_than_every_baseline_on_every_physics_column"]
+    assert not out["pass"] and "re-run evaluate video" in out["value"] and "collapsed" in out["value"]

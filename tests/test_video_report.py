@@ -362,6 +362,30 @@ def test_static_and_collapsed_rows_fail_what_they_should(setup):
     for row in ROWS:
         if row != "real":
             assert set(report[row]["vs_real"]) == set(PHYSICS_COLUMNS)
+            assert set(report[row]["vs_real_distribution"]) == set(PHYSICS_COLUMNS)
+            assert "per_clip" not in report[row]
+            # W1 >= the distance of the means, where the row's value is the mean of its per-clip values
+            # (free flight and speed average over triples and steps: clips with more of them weigh more).
+            for k in ("fraction_expected_count_frames", "mean_count_changes", "fraction_steps_in_speed_band",
+                      "consecutive_binarized_mse"):
+                assert report[row]["vs_real_distribution"][k] >= report[row]["vs_real"][k] - 1e-9, (row, k)
+    assert "per_clip" not in real and "vs_real_distribution" not in real
+
+
+def test_real_clips_beat_one_repeated_real_clip_on_distributions(setup):
+    """Two disjoint sets of real clips against one real clip repeated (the collapsed row): on the
+    distributions the second real set is closer to the first on the columns that vary between clips,
+    though the repeated clip is a real one."""
+    from tfvidgan.metrics.real_data import real_clips
+    from tfvidgan.metrics.targets import distribution_distance
+    from tfvidgan.metrics.video_report import clip_row
+    a, _ = real_clips(setup["data"], 25, T, seed=0)
+    b, _ = real_clips(setup["data"], 25, T, seed=1, first_scene=25)
+    rows = {name: clip_row(c, 3, None, None, per_clip=True)["per_clip"]
+            for name, c in (("a", a), ("b", b), ("collapsed", np.repeat(a[:1], 25, axis=0)))}
+    for column in ("mean_speed", "fraction_steps_in_speed_band", "consecutive_binarized_mse"):
+        assert (distribution_distance(rows["b"][column], rows["a"][column])
+                < distribution_distance(rows["collapsed"][column], rows["a"][column])), column
 
 
 def test_speed_band_metric_fails_frozen_and_stuttering_real_clips(setup):

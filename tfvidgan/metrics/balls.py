@@ -43,6 +43,7 @@ __all__ = [
     "track_blobs",
     "clip_physics",
     "consecutive_binarized_mse",
+    "consecutive_binarized_mse_per_clip",
 ]
 
 
@@ -278,6 +279,7 @@ def clip_physics(
     max_match_distance: float | None = None,
     speed_band: tuple[float, float] | None = None,
     min_flight_speed: float = 0.25,
+    per_clip: bool = False,
 ) -> dict:
     """Clip-level physics statistics: stable ball count, straight free flight, speed.
 
@@ -309,6 +311,7 @@ def clip_physics(
       min_flight_speed: pixels/frame (>= 0) a ball must move in one step of a triple for the triple to
         count in the second difference; default 0.25, half the slowest real speed at 32 pixels
         (size / 64); anti-aliasing moves a still ball's centroid by a few hundredths.
+      per_clip: also return "per_clip" (below).
 
     Returns:
       A dict of plain Python numbers:
@@ -329,6 +332,10 @@ def clip_physics(
           (alternating 0 and 2×), a ball that vanishes or is lost by the tracker all lower it, so
           unlike the second difference and the binarised MSE it cannot be passed by not moving. Real
           clips score below 1 (steps near walls or other balls are not free); compare with the real row.
+        "per_clip" (only with `per_clip=True`): `{column: float64 [B]}`, each of "fraction_expected_count_frames",
+          "mean_count_changes", "free_flight_second_difference", "mean_speed" and
+          "fraction_steps_in_speed_band" computed on each clip alone (NaN where a clip has no free triple or
+          step), for distribution comparisons (`tfvidgan.metrics.targets.distribution_distance`).
     """
     if int(expected_balls) < 0:
         raise ConfigError(f"expected_balls must be >= 0, got {expected_balls!r}")
@@ -344,6 +351,8 @@ def clip_physics(
     changes = np.sum(counts[:, 1:] != counts[:, :-1], axis=1)
     second_diffs: list[float] = []
     step_lengths: list[float] = []
+    triple_clip: list[int] = []  # the clip of each second difference / step length
+    step_clip: list[int] = []
     for i in range(b):
         blobs = flat_blobs[i * t : (i + 1) * t]
         track_of = track_blobs(blobs, max_match_distance)
@@ -360,10 +369,12 @@ def clip_physics(
                 nxt = points.get(k + 1)
                 if free and nxt is not None and nxt[1]:
                     step_lengths.append(float(np.linalg.norm(nxt[0] - p)))
+                    step_clip.append(i)
                 prv = points.get(k - 1)
                 if free and nxt is not None and prv is not None and nxt[1] and prv[1] and max(
                         np.linalg.norm(nxt[0] - p), np.linalg.norm(p - prv[0])) >= min_flight_speed:
                     second_diffs.append(float(np.linalg.norm(nxt[0] - 2.0 * p + prv[0])))
+                    triple_clip.append(i)
 
     def _mean(values):
         return float(np.mean(values)) if values else float("nan")
@@ -375,7 +386,7 @@ def clip_physics(
     in_band = int(np.sum((speeds >= low) & (speeds <= high))) if speeds.size and np.isfinite(low) else 0
     potential = b * (t - 1) * max(int(expected_balls), 1)
 
-    return {
+    stats = {
         "num_clips": int(b),
         "fraction_expected_count_frames": float(np.mean(counts == expected_balls)),
         "fraction_stable_count": float(np.mean(changes == 0)),
@@ -390,6 +401,28 @@ def clip_physics(
         "speed_band": own_band,
         "fraction_steps_in_speed_band": in_band / potential if potential else float("nan"),
     }
+    if per_clip:
+        steps_of = np.asarray(step_clip, dtype=np.int64)
+        in_band_per_clip = (np.bincount(steps_of[(speeds >= low) & (speeds <= high)], minlength=b)
+                            if speeds.size and np.isfinite(low) else np.zeros(b))
+        stats["per_clip"] = {
+            "fraction_expected_count_frames": np.mean(counts == expected_balls, axis=1).astype(np.float64),
+            "mean_count_changes": changes.astype(np.float64),
+            "free_flight_second_difference": _per_clip_mean(second_diffs, triple_clip, b),
+            "mean_speed": _per_clip_mean(step_lengths, step_clip, b),
+            "fraction_steps_in_speed_band": (in_band_per_clip / (potential / b) if potential
+                                             else np.full(b, np.nan)),
+        }
+    return stats
+
+
+def _per_clip_mean(values: list, clip_of: list, num_clips: int) -> np.ndarray:
+    """float64 `[num_clips]`: the mean of `values` whose clip index (`clip_of`) is each clip; NaN for none."""
+    clip_of = np.asarray(clip_of, dtype=np.int64)
+    totals = np.bincount(clip_of, weights=np.asarray(values, dtype=np.float64), minlength=num_clips)
+    counts = np.bincount(clip_of, minlength=num_clips)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
 def consecutive_binarized_mse(clips, threshold: float = 0.0) -> float:
@@ -407,9 +440,13 @@ def consecutive_binarized_mse(clips, threshold: float = 0.0) -> float:
     Returns:
       A Python float in [0, 1].
     """
+    return float(consecutive_binarized_mse_per_clip(clips, threshold).mean())
+
+
+def consecutive_binarized_mse_per_clip(clips, threshold: float = 0.0) -> np.ndarray:
+    """`consecutive_binarized_mse` of each clip alone: float64 `[B]` in [0, 1] (same arguments)."""
     clips = np.asarray(clips)
     if clips.ndim != 5 or clips.shape[1] < 2 or clips.shape[0] < 1:
         raise DatasetError(f"clips must have shape [B, T>=2, H, W, C], got shape {clips.shape}")
     binary = binarize(clips, threshold).astype(np.float64)  # [B, T, H, W]
-    per_clip = np.mean((binary[:, 1:] - binary[:, :-1]) ** 2, axis=(1, 2, 3))
-    return float(per_clip.mean())
+    return np.mean((binary[:, 1:] - binary[:, :-1]) ** 2, axis=(1, 2, 3))

@@ -22,8 +22,8 @@ clip encoder trained on REAL clips:
   It scores perfectly on the binarised MSE and count changes, and must FAIL the speed columns
   ("mean_speed", "fraction_steps_in_speed_band") and the free-flight second difference (no ball is in
   flight: NaN, see `clip_physics`'s `min_flight_speed`);
-* "collapsed": the first held-out real clip for every sample — perfect physics, no diversity. It must
-  FAIL the Fréchet distance;
+* "collapsed": the first held-out real clip for every sample — real physics means, no diversity. It must
+  FAIL the Fréchet distance and the per-clip distributions ("vs_real_distribution");
 * "generated_rejection" (when `rejection_acceptance` > 0 and the frames export the model was trained on
   carries its discriminators): the model's clips kept by clip rejection sampling
   (`tfvidgan.rejection.ClipRejectionSampler`: clips whose frames step 1's discriminators find real);
@@ -31,7 +31,10 @@ clip encoder trained on REAL clips:
 Read the columns together: count stability, second difference and binarised MSE are only meaningful
 beside a speed within the real band, and physics only beside a Fréchet distance near the real row's.
 Every row except "real" also carries "vs_real": |row − real| of each physics column
-(`PHYSICS_COLUMNS`). "fraction_steps_in_speed_band" uses the REAL clips' speed band (5th–95th
+(`PHYSICS_COLUMNS`), and "vs_real_distribution": the Wasserstein-1 distance between the row's per-clip
+values of each column and the real clips' (`tfvidgan.metrics.targets.distribution_distance`). The
+baseline comparison (`benchmarks/quality.py`) reads the latter: the collapsed row's MEANS are one real
+clip's, so no generator can beat them except by noise, but its distribution is a single point. "fraction_steps_in_speed_band" uses the REAL clips' speed band (5th–95th
 percentile of their free-step speeds) for every row.
 
 `long_frames` > 0 also samples trajectories that long (e.g. 120 frames from a model trained on 30-frame
@@ -69,11 +72,11 @@ import tensorflow as tf
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError, ExportKindError, check_whole_number
 from tfvidgan.export import VIDEO_GENERATOR, read_description
-from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
+from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse_per_clip
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_clips
-from tfvidgan.metrics.targets import PHYSICS_COLUMNS, long_video_change
+from tfvidgan.metrics.targets import DISTRIBUTION_KEY, PHYSICS_COLUMNS, distribution_distance, long_video_change
 from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpolation, trajectory_statistics
 from tfvidgan.rejection import RejectionConfig
 from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
@@ -165,12 +168,16 @@ NO_BALLS = ("physics columns (ball counts, speeds, free flight, speed band, vs_r
 
 
 def clip_row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
-             speed_band=None) -> dict:
+             speed_band=None, per_clip: bool = False) -> dict:
     """One report row of clips ``[N, T, H, W, C]`` in [-1, 1]: `clip_physics` (only with balls, scored against
     `speed_band` if given), ``consecutive_binarized_mse`` and, with an `encoder`, the ``frechet_distance`` of
-    its features to `reference_features`."""
-    stats = clip_physics(clips, expected_balls, speed_band=speed_band) if expected_balls else {}
-    stats["consecutive_binarized_mse"] = consecutive_binarized_mse(clips)
+    its features to `reference_features`. With `per_clip` (and balls) also "per_clip": `{column: float64
+    [N]}` of every `PHYSICS_COLUMNS` entry on each clip alone (NumPy arrays: pop it before writing JSON)."""
+    stats = clip_physics(clips, expected_balls, speed_band=speed_band, per_clip=per_clip) if expected_balls else {}
+    mse = consecutive_binarized_mse_per_clip(clips)
+    stats["consecutive_binarized_mse"] = float(mse.mean())
+    if "per_clip" in stats:
+        stats["per_clip"]["consecutive_binarized_mse"] = mse
     if encoder is not None:
         stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
     return stats
@@ -179,6 +186,12 @@ def clip_row(clips: np.ndarray, expected_balls: int, encoder, reference_features
 def vs_real(row: dict, real: dict) -> dict:
     """|row − real| of every `PHYSICS_COLUMNS` entry (NaN where either is undefined)."""
     return {k: float(abs(row[k] - real[k])) for k in PHYSICS_COLUMNS}
+
+
+def vs_real_distribution(per_clip: dict, real_per_clip: dict) -> dict:
+    """Wasserstein-1 distance between the row's and the real row's per-clip values of every
+    `PHYSICS_COLUMNS` entry (`tfvidgan.metrics.targets.distribution_distance`; NaN where either has none)."""
+    return {k: distribution_distance(per_clip[k], real_per_clip[k]) for k in PHYSICS_COLUMNS}
 
 
 def _rejection(config: VideoEvalConfig) -> dict:
@@ -269,8 +282,15 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     held_out, _ = real_clips(config.data, n, t, config.seed + 2, first_scene=first_held_out)
     reference_features = encoder.features(reference)
 
-    report = {"real": clip_row(held_out, metadata.num_balls, encoder, reference_features)}
+    report = {"real": clip_row(held_out, metadata.num_balls, encoder, reference_features, per_clip=balls)}
+    real_per_clip = report["real"].pop("per_clip", None)
     band = report["real"].get("speed_band")
+
+    def compare_with_real(stats: dict) -> None:  # adds vs_real and vs_real_distribution to a row
+        per_clip = stats.pop("per_clip")
+        stats["vs_real"] = vs_real(stats, report["real"])
+        stats[DISTRIBUTION_KEY] = vs_real_distribution(per_clip, real_per_clip)
+
     generated_clips = None
     for row in ROWS:
         if row == "real":
@@ -281,22 +301,23 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
             clips = np.repeat(held_out[:1], n, axis=0)
         else:
             clips = render(latent_rows[row])
-        report[row] = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        report[row] = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band,
+                               per_clip=balls)
         if row in latent_rows:
             report[row]["trajectory"] = trajectory_statistics(latent_rows[row])
         if row == "generated":
             generated_clips = clips
         if balls:
-            report[row]["vs_real"] = vs_real(report[row], report["real"])
+            compare_with_real(report[row])
     rejection = _rejection(config)
     if "latents" in rejection:
         latents, clips = rejection.pop("latents"), rejection.pop("clips")
         if config.frames_generator:  # the row is rendered like "generated": by the swapped FG
             clips = render(latents)
-        row = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band)
+        row = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band, per_clip=balls)
         row["trajectory"] = trajectory_statistics(latents.astype(np.float64))
         if balls:
-            row["vs_real"] = vs_real(row, report["real"])
+            compare_with_real(row)
         report["generated_rejection"] = row
     # Fixed row order in the JSON; the optional rejection row follows "generated".
     order = ROWS[:1] + (("generated_rejection",) if "generated_rejection" in report else ()) + ROWS[1:]
