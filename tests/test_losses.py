@@ -271,3 +271,34 @@ def test_combiner_is_exact_under_data_parallelism(method):
             replica_objective = tf.reduce_sum(weights * replica_loss_parts(xs))
         replica_grads.append(tape.gradient(replica_objective, theta))
     np.testing.assert_allclose((replica_grads[0] + replica_grads[1]).numpy(), single_grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_step_without_generator_updates_runs_only_the_discriminator_half():
+    """`generator_updates=[]` (discriminator refinement): the discriminators move exactly as in a full step
+    from the same state, the generator is never called for its own update (stream 0), and nothing of the
+    generator is reported."""
+    from tfvidgan.training import adversarial
+
+    def run(with_generator):
+        tf.keras.utils.set_random_seed(0)
+        critic = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+        generator = tf.Variable([[0.5, -1.0, 2.0]] * 4)
+        streams = []
+
+        def generate(stream):
+            streams.append(stream)
+            return generator * 1.0, None
+        updates = [(tf.keras.optimizers.SGD(0.1), [generator])] if with_generator else []
+        out = adversarial.train_step(real=tf.ones([4, 3]), generate=generate, discriminator=critic,
+                                     d_optimizer=tf.keras.optimizers.SGD(0.1), generator_updates=updates,
+                                     config=AdversarialConfig(discriminator_steps=2))
+        return out, [w.numpy() for w in critic.weights], streams
+
+    full, full_weights, full_streams = run(True)
+    only_d, d_weights, d_streams = run(False)
+    for a, b in zip(full_weights, d_weights):
+        np.testing.assert_array_equal(a, b)
+    assert full_streams == [2, 3, 0] and d_streams == [2, 3]
+    np.testing.assert_array_equal(full.d_loss.numpy(), only_d.d_loss.numpy())
+    assert only_d.g_loss is None and only_d.g_weight_per_discriminator is None
+    assert set(only_d.as_dict()) == {"d_loss", "per_discriminator/d_loss"}

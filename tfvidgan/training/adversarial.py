@@ -63,7 +63,8 @@ class AdversarialStepOutput:
 
     Attributes:
       d_loss: scalar, the discriminators' loss summed over the K discriminators (last discriminator step).
-      g_loss: scalar, the value of the combiner's objective for the generator (without `adversarial_weight`).
+      g_loss: scalar, the value of the combiner's objective for the generator (without `adversarial_weight`);
+        None (as the two below) when the step updates no generator (`generator_updates=[]`).
       d_loss_per_discriminator: `[K]`, each discriminator's loss.
       g_loss_per_discriminator: `[K]`, the generator's loss against each discriminator.
       g_weight_per_discriminator: `[K]`, the combiner's weights (divided by the number of replicas).
@@ -72,25 +73,25 @@ class AdversarialStepOutput:
       r1_penalty: scalar, Σ_k E_real ||∇ D_k||² (unweighted, last discriminator step), or None when R1 is off.
     """
     d_loss: tf.Tensor
-    g_loss: tf.Tensor
+    g_loss: tf.Tensor | None
     d_loss_per_discriminator: tf.Tensor
-    g_loss_per_discriminator: tf.Tensor
-    g_weight_per_discriminator: tf.Tensor
+    g_loss_per_discriminator: tf.Tensor | None
+    g_weight_per_discriminator: tf.Tensor | None
     generator_term: tf.Tensor | None = None
     r1_penalty: tf.Tensor | None = None
 
     def as_dict(self) -> dict[str, tf.Tensor]:
-        """The adversarial values under their logged names (TensorBoard scalars, `last_metrics` keys)."""
+        """The adversarial values under their logged names (TensorBoard scalars, `last_metrics` keys); the
+        generator's only when the step updated one."""
         values = {
             "d_loss": self.d_loss,
             "g_loss": self.g_loss,
             "per_discriminator/d_loss": self.d_loss_per_discriminator,
             "per_discriminator/g_loss": self.g_loss_per_discriminator,
             "per_discriminator/g_weight": self.g_weight_per_discriminator,
+            "r1_penalty": self.r1_penalty,
         }
-        if self.r1_penalty is not None:
-            values["r1_penalty"] = self.r1_penalty
-        return values
+        return {k: v for k, v in values.items() if v is not None}
 
 
 def _replicas() -> int:
@@ -147,7 +148,9 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
                d_optimizer: keras.optimizers.Optimizer,
                generator_updates: Sequence[tuple],
                config: AdversarialConfig, adversarial_weight: float = 1.0) -> AdversarialStepOutput:
-    """Runs `config.discriminator_steps` discriminator updates then one generator update (replica context).
+    """Runs `config.discriminator_steps` discriminator updates then one generator update (replica context);
+    with `generator_updates=[]` only the discriminator updates (e.g. refining the discriminators of a
+    frozen generator): the generator half, whose gradients would go nowhere, is not run.
 
     Args:
       real: this replica's real batch, `[b, ...] float32 in [-1, 1]` (frames or clips).
@@ -184,6 +187,10 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
                 r1_penalty = tf.reduce_sum(r1) / global_batch
                 d_loss += 0.5 * config.r1_weight * r1_penalty
         d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+    if not generator_updates:
+        return AdversarialStepOutput(d_loss=d_loss, g_loss=None, d_loss_per_discriminator=d_per_disc,
+                                     g_loss_per_discriminator=None, g_weight_per_discriminator=None,
+                                     r1_penalty=r1_penalty)
 
     g_vars = [v for _, variables in generator_updates for v in variables]
     with tf.GradientTape() as tape:
