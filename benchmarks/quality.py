@@ -7,6 +7,8 @@ r"""Sample-quality targets of issue "Convincing videos", checked on evaluation r
     python -m benchmarks.quality video --export_dir=runs/video_bb3_small/export --data=DATA --num_frames=30 \
         --long_frames=120
     python -m benchmarks.quality video --report=docs/eval_video_bb3_small.json
+    # the baseline check itself: a second set of real clips (a perfect generator) against the baselines
+    python -m benchmarks.quality real --data=DATA --num_samples=500 --num_frames=30
 
 The targets are defined once, in `tfvidgan.metrics.targets` (the in-training probe checks the same ones):
 frames (>= 1,000 samples): exactly-expected-count fraction >= 0.80, blob-area spread <= 1.5x real,
@@ -17,6 +19,11 @@ difference <= 0.3 px, mean speed within +-15 % of real, binarised MSE within +-2
 independent-latents, static and collapsed rows on every physics column at once: closer to the real clips'
 per-clip distribution (Wasserstein-1, the rows' "vs_real_distribution"; `tfvidgan.metrics.targets`
 says why means cannot be used against the collapsed row).
+
+`real` checks the baseline comparison itself: a second, disjoint set of real clips stands in for a
+perfect generator and is compared with the static and collapsed rows (built from the first set, as
+`evaluate video` builds them) by distribution (the check used above) and by mean (the old one). A sound
+check passes it; the mean-based one can fail it.
 
 Every target is reported with its measured value and pass/fail; the exit code is 0 either way (these
 are measurements, not tests).
@@ -85,6 +92,36 @@ def video_targets(report: dict, row: str = "generated") -> dict:
     return out
 
 
+def real_against_baselines(data: str, num_samples: int, num_frames: int, seed: int = 0) -> dict:
+    """The baseline check on a perfect generator: real clips of scenes `[N, 2N)` ("real_again") against the
+    real clips of scenes `[0, N)` ("real") and the static and collapsed rows made from those.
+
+    Returns `{"by_distribution": {baseline: [columns not beaten]}, "by_mean": {...}, "rows": {row:
+    {"vs_real", "vs_real_distribution"}}}` (plain floats; NaN where undefined)."""
+    import numpy as np
+
+    from tfvidgan.data.metadata import read_metadata
+    from tfvidgan.metrics.real_data import real_clips
+    from tfvidgan.metrics.video_report import clip_row, vs_real, vs_real_distribution
+
+    balls = read_metadata(data).num_balls
+    if balls < 1:
+        raise app.UsageError(f"--data={data!r} has no balls (num_balls = 0): the physics columns need them")
+    first, _ = real_clips(data, num_samples, num_frames, seed)
+    second, _ = real_clips(data, num_samples, num_frames, seed + 1, first_scene=num_samples)
+    real = clip_row(first, balls, None, None, per_clip=True)
+    real_per_clip = real.pop("per_clip")
+    report = {"real": real}
+    for name, clips in (("real_again", second), ("static", np.repeat(first[:, :1], num_frames, axis=1)),
+                        ("collapsed", np.repeat(first[:1], num_samples, axis=0))):
+        row = clip_row(clips, balls, None, None, speed_band=real["speed_band"], per_clip=True)
+        per_clip = row.pop("per_clip")
+        report[name] = {"vs_real": vs_real(row, real), targets.DISTRIBUTION_KEY: vs_real_distribution(per_clip, real_per_clip)}
+    return {"by_distribution": targets.baseline_comparison(report, "real_again", ("static", "collapsed")),
+            "by_mean": targets.baseline_comparison(report, "real_again", ("static", "collapsed"), key="vs_real"),
+            "rows": {k: v for k, v in report.items() if k != "real"}}
+
+
 def _none_to_nan(tree):
     """A report read back from JSON, with every None (how `json_report` writes NaN) turned back into NaN,
     at any depth (rows, and their `vs_real` entries)."""
@@ -96,10 +133,18 @@ def _none_to_nan(tree):
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in ("frames", "video"):
+    if len(argv) != 2 or argv[1] not in ("frames", "video", "real"):
         raise app.UsageError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
-                             "--data=...)")
+                             "--data=...) | real --data=...")
     mode = argv[1]
+    if mode == "real":
+        if not FLAGS.data:
+            raise app.UsageError("real: --data is required")
+        out = real_against_baselines(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames)
+        emit({"mode": mode, "data": FLAGS.data, "samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames,
+              "distribution_check_passes": all(not v for v in out["by_distribution"].values()),
+              "mean_check_passes": all(not v for v in out["by_mean"].values()), **out}, FLAGS.output)
+        return
     if FLAGS.report:
         with open(FLAGS.report) as f:
             report = json.load(f)
