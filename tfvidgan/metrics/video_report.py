@@ -34,8 +34,9 @@ Every row except "real" also carries "vs_real": |row − real| of each physics c
 (`PHYSICS_COLUMNS`), and "vs_real_distribution": the Wasserstein-1 distance between the row's per-clip
 values of each column and the real clips' (`tfvidgan.metrics.targets.distribution_distance`). The
 baseline comparison (`benchmarks/quality.py`) reads the latter: the collapsed row's MEANS are one real
-clip's, so no generator can beat them except by noise, but its distribution is a single point. "fraction_steps_in_speed_band" uses the REAL clips' speed band (5th–95th
-percentile of their free-step speeds) for every row.
+clip's, so no generator can beat them except by noise, but its distribution is a single point.
+"fraction_steps_in_speed_band" uses the REAL clips' speed band (5th–95th percentile of their free-step
+speeds) for every row.
 
 `long_frames` > 0 also samples trajectories that long (e.g. 120 frames from a model trained on 30-frame
 clips) and reports the physics of the first and the last `num_frames` frames ("long_video"): a model
@@ -223,7 +224,9 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
       e.g. no free-flight triples):
         "generated", "real", "latent_interpolation", "independent_latents": per row the `clip_physics`
           keys, "consecutive_binarized_mse" and "frechet_distance"; the three latent rows also have
-          "trajectory" (`trajectory_statistics` of their `[N, T, Z]` latents).
+          "trajectory" (`trajectory_statistics` of their `[N, T, Z]` latents); with balls, every row but
+          "real" (the baselines "static" and "collapsed" included) has "vs_real" and "vs_real_distribution"
+          (`{column: float}` over `PHYSICS_COLUMNS`).
         "isomap": {"plot": PNG path or None, "n_neighbors", "num_trajectories" (the first
           `min(N, ISOMAP_TRAJECTORIES)` generated trajectories and their straight lines are embedded),
           "num_points"}; the PNG draws the first 10 of them.
