@@ -384,6 +384,21 @@ def test_real_clips_beat_one_repeated_real_clip_on_distributions(setup):
     assert all(set(row) == {"vs_real", "vs_real_distribution"} for row in out["rows"].values())
 
 
+def test_quality_benchmark_real_mode_prints_json_and_names_a_missing_flag(setup, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    output = tmp_path / "real.json"
+    cmd = [sys.executable, "-m", "benchmarks.quality", "real", f"--data={setup['data']}", "--num_samples=20",
+           f"--num_frames={T}", f"--output={output}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    written = json.loads(output.read_text())
+    assert json.loads(out.stdout) == written and written["samples"] == 20
+    assert isinstance(written["distribution_check_passes"], bool) and set(written["by_mean"]) == {"static", "collapsed"}
+    missing = subprocess.run(cmd[:4], capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert missing.returncode != 0 and "--data is required" in missing.stderr
+
+
 def test_speed_band_metric_fails_frozen_and_stuttering_real_clips(setup):
     """On real bouncing-balls clips: a frozen copy and a stuttering copy (every frame shown twice) score
     far below the real clips on the in-band fraction, though both win the binarised MSE."""
