@@ -98,11 +98,9 @@ def real_against_baselines(data: str, num_samples: int, num_frames: int, seed: i
 
     Returns `{"by_distribution": {baseline: [columns not beaten]}, "by_mean": {...}, "rows": {row:
     {"vs_real", "vs_real_distribution"}}}` (plain floats; NaN where undefined)."""
-    import numpy as np
-
     from tfvidgan.data.metadata import read_metadata
     from tfvidgan.metrics.real_data import real_clips
-    from tfvidgan.metrics.video_report import clip_row, vs_real, vs_real_distribution
+    from tfvidgan.metrics.video_report import baseline_clips, clip_row, compare_with_real
 
     balls = read_metadata(data).num_balls
     if balls < 1:
@@ -112,11 +110,11 @@ def real_against_baselines(data: str, num_samples: int, num_frames: int, seed: i
     real = clip_row(first, balls, None, None, per_clip=True)
     real_per_clip = real.pop("per_clip")
     report = {"real": real}
-    for name, clips in (("real_again", second), ("static", np.repeat(first[:, :1], num_frames, axis=1)),
-                        ("collapsed", np.repeat(first[:1], num_samples, axis=0))):
+    for name, clips in (("real_again", second), ("static", baseline_clips("static", first)),
+                        ("collapsed", baseline_clips("collapsed", first))):
         row = clip_row(clips, balls, None, None, speed_band=real["speed_band"], per_clip=True)
-        per_clip = row.pop("per_clip")
-        report[name] = {"vs_real": vs_real(row, real), targets.DISTRIBUTION_KEY: vs_real_distribution(per_clip, real_per_clip)}
+        compare_with_real(row, real, real_per_clip)
+        report[name] = {key: row[key] for key in ("vs_real", targets.DISTRIBUTION_KEY)}
     return {"by_distribution": targets.baseline_comparison(report, "real_again", ("static", "collapsed")),
             "by_mean": targets.baseline_comparison(report, "real_again", ("static", "collapsed"), key="vs_real"),
             "rows": {k: v for k, v in report.items() if k != "real"}}

@@ -82,8 +82,8 @@ from tfvidgan.metrics.trajectories import joint_isomap_embedding, linear_interpo
 from tfvidgan.rejection import RejectionConfig
 from tfvidgan.video_sampling import clip_rejection_sampler, load_renderer, sample_latents
 
-__all__ = ["VideoEvalConfig", "evaluate_video", "clip_row", "load_renderer", "clip_encoder_name", "ENCODER_SEED",
-           "ISOMAP_TRAJECTORIES", "ROWS"]
+__all__ = ["VideoEvalConfig", "evaluate_video", "clip_row", "compare_with_real", "baseline_clips", "load_renderer",
+           "clip_encoder_name", "ENCODER_SEED", "ISOMAP_TRAJECTORIES", "ROWS"]
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
@@ -195,6 +195,25 @@ def vs_real_distribution(per_clip: dict, real_per_clip: dict) -> dict:
     return {k: distribution_distance(per_clip[k], real_per_clip[k]) for k in PHYSICS_COLUMNS}
 
 
+def compare_with_real(row: dict, real: dict, real_per_clip: dict) -> None:
+    """Replaces a `clip_row(..., per_clip=True)` row's "per_clip" arrays by "vs_real" (`vs_real` against the
+    real row `real`) and `DISTRIBUTION_KEY` (`vs_real_distribution` against `real_per_clip`, the real
+    row's popped "per_clip"), in place."""
+    per_clip = row.pop("per_clip")
+    row["vs_real"] = vs_real(row, real)
+    row[DISTRIBUTION_KEY] = vs_real_distribution(per_clip, real_per_clip)
+
+
+def baseline_clips(row: str, held_out: np.ndarray) -> np.ndarray:
+    """The clips of baseline row "static" (each held-out clip's first frame repeated) or "collapsed" (the
+    first held-out clip for every sample), from held-out real clips `[N, T, H, W, C]`; same shape."""
+    if row == "static":
+        return np.repeat(held_out[:, :1], held_out.shape[1], axis=1)
+    if row == "collapsed":
+        return np.repeat(held_out[:1], held_out.shape[0], axis=0)
+    raise ValueError(f"no baseline row {row!r}; the baselines made from real clips are 'static' and 'collapsed'")
+
+
 def _rejection(config: VideoEvalConfig) -> dict:
     """{"latents": [N, T, Z] kept trajectories, "clips": [N, T, H, W, C] their renders by the export's own FG,
     acceptance, candidates, ...} by clip rejection sampling, or
@@ -289,19 +308,12 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
     real_per_clip = report["real"].pop("per_clip", None)
     band = report["real"].get("speed_band")
 
-    def compare_with_real(stats: dict) -> None:  # adds vs_real and vs_real_distribution to a row
-        per_clip = stats.pop("per_clip")
-        stats["vs_real"] = vs_real(stats, report["real"])
-        stats[DISTRIBUTION_KEY] = vs_real_distribution(per_clip, real_per_clip)
-
     generated_clips = None
     for row in ROWS:
         if row == "real":
             continue
-        if row == "static":
-            clips = np.repeat(held_out[:, :1], t, axis=1)
-        elif row == "collapsed":
-            clips = np.repeat(held_out[:1], n, axis=0)
+        if row in ("static", "collapsed"):
+            clips = baseline_clips(row, held_out)
         else:
             clips = render(latent_rows[row])
         report[row] = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band,
@@ -311,7 +323,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         if row == "generated":
             generated_clips = clips
         if balls:
-            compare_with_real(report[row])
+            compare_with_real(report[row], report["real"], real_per_clip)
     rejection = _rejection(config)
     if "latents" in rejection:
         latents, clips = rejection.pop("latents"), rejection.pop("clips")
@@ -320,7 +332,7 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         row = clip_row(clips, metadata.num_balls, encoder, reference_features, speed_band=band, per_clip=balls)
         row["trajectory"] = trajectory_statistics(latents.astype(np.float64))
         if balls:
-            compare_with_real(row)
+            compare_with_real(row, report["real"], real_per_clip)
         report["generated_rejection"] = row
     # Fixed row order in the JSON; the optional rejection row follows "generated".
     order = ROWS[:1] + (("generated_rejection",) if "generated_rejection" in report else ()) + ROWS[1:]

@@ -218,10 +218,6 @@ class DiscriminatorRefinementTask(FramesGanTask):
     def optimizers(self) -> list:
         return [(self.d_optimizer, self.config.discriminator_optimizer)]
 
-    def write_samples(self, step: int) -> None:
-        frames = self.generator(self.sample_latents(), training=False)
-        summaries.write_image_grid("samples/frames", frames.numpy(), step)
-
     def evaluate(self, step: int) -> dict:
         """Quality of the frames that rejection sampling keeps with the CURRENT discriminators
         (`probe.rejection(generator, discriminators)`, e.g. `FramesQualityProbe.rejection`); empty without
