@@ -20,11 +20,20 @@ so times compare with each other, not across machines).
   the test set's mask; a U-Net can only use the mask it was trained with (`serving_default`). So a test
   set from another camera (mask seed 1) shows how each copes with a mask it was not trained on.
 
+Every test set also gets ``targets`` (`tfvidgan.metrics.targets.CUP_TARGETS`, at the largest timed
+batch): each unfolded export (one given the test mask) against the U-Net (the export that is not; or
+``--unet=NAME``): PSNR gain >= 2 dB and time <= 1.25x the U-Net's, both for ``pass``; and every export's
+speed-up over GAP-TV (>= 100x, counted only when its PSNR is above GAP-TV's). ``--report=FILE`` re-checks
+the targets of a report written earlier, without running anything:
+
+    python benchmarks/reconstruction.py --report=docs/cup_results_s64_1200_same_run.json
+
 Writes JSON (``--output``) and a Markdown table (``--markdown``).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import time
@@ -33,27 +42,35 @@ from absl import app, flags
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
+from tfvidgan.metrics import targets
 
-flags.DEFINE_string("val", None, "CUP pairs used to tune GAP-TV's TV weight (validation split, not the test).")
-flags.DEFINE_string("test", None, "Comma-separated name=directory CUP pairs test sets.")
-flags.DEFINE_string("exports", "", "Comma-separated name=export_dir reconstructors.")
-flags.DEFINE_integer("num_samples", 100, "Test pairs per test set (the first ones).")
-flags.DEFINE_integer("val_samples", 32, "Validation pairs for the TV weight search.")
-flags.DEFINE_string("tv_weights", "0.1,0.3,1,3,8,20,50", "TV weights tried on --val (the report warns when the "
-                    "best is at either end of the grid).")
-flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
-flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
-flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
-flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size; the fastest counts (other jobs "
-                     "on a shared machine only add time).", lower_bound=1)
-flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
-                    "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
-                    "cup_test_mask1_clean (see make_results_data).")
-flags.DEFINE_integer("make_data_frames", 8, "T of the --make_data datasets (the table uses 8 and 16).")
-flags.DEFINE_integer("make_data_size", 32, "Frame side of the --make_data datasets (the table uses 32 and 64).")
-flags.DEFINE_string("output", "", "Write the JSON report here.")
-flags.DEFINE_string("markdown", "", "Write the Markdown table here.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line's flags (only when run as a program, so importing the checks defines none)."""
+    flags.DEFINE_string("val", None, "CUP pairs used to tune GAP-TV's TV weight (validation split, not the test).")
+    flags.DEFINE_string("test", None, "Comma-separated name=directory CUP pairs test sets.")
+    flags.DEFINE_string("exports", "", "Comma-separated name=export_dir reconstructors.")
+    flags.DEFINE_integer("num_samples", 100, "Test pairs per test set (the first ones).")
+    flags.DEFINE_integer("val_samples", 32, "Validation pairs for the TV weight search.")
+    flags.DEFINE_string("tv_weights", "0.1,0.3,1,3,8,20,50", "TV weights tried on --val (the report warns when the "
+                        "best is at either end of the grid).")
+    flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
+    flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
+    flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
+    flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size; the fastest counts (other jobs "
+                         "on a shared machine only add time).", lower_bound=1)
+    flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
+                        "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
+                        "cup_test_mask1_clean (see make_results_data).")
+    flags.DEFINE_integer("make_data_frames", 8, "T of the --make_data datasets (the table uses 8 and 16).")
+    flags.DEFINE_integer("make_data_size", 32, "Frame side of the --make_data datasets (the table uses 32 and 64).")
+    flags.DEFINE_string("unet", "", "The export the unfolded ones are compared with (default: the one export that is "
+                        "not given the test mask).")
+    flags.DEFINE_string("report", "", "Only re-check the targets of this earlier JSON report (no data is read).")
+    flags.DEFINE_string("output", "", "Write the JSON report here.")
+    flags.DEFINE_string("markdown", "", "Write the Markdown table here.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +207,42 @@ def run(config: BenchmarkConfig) -> dict:
     return report
 
 
+def cup_targets(test: dict, batch: int, unet: str = "") -> dict:
+    """The CUP targets on one test set of a report (``report["tests"][name]``), at batch `batch`.
+
+    Returns ``{"unet": name, "unet_trained_on_test_mask": bool, "batch": batch, "unfolded": {export: {"psnr_gain_over_unet_db", "time_ratio_to_unet": checks,
+    "pass"}}, "speedup_vs_gap_tv": {export: check}, "unfolded_2db_at_comparable_time": bool,
+    "network_100x_gap_tv": bool}`` (checks as `Target.check`). Exports are the rows with an ``export``;
+    unfolded ones are those given the test mask. On a test set of another camera
+    (``unet_trained_on_test_mask`` false) the U-Net sees a mask it was not trained on, so the gain there
+    is the mask's, not the architecture's. Raises `ConfigError` naming ``--unet`` when the U-Net
+    is not one export."""
+    methods = test["methods"]
+    exports = [k for k, v in methods.items() if "export" in v]
+    nets = [unet] if unet else [k for k in exports if not methods[k].get("given_test_mask")]
+    if len(nets) != 1 or nets[0] not in exports:
+        raise ConfigError(f"--unet: need exactly one U-Net export to compare with; the exports are {exports} "
+                          f"(not given the test mask: {nets})")
+    unfolded = {}
+    for name in (k for k in exports if methods[k].get("given_test_mask")):
+        checks = targets.check(targets.CUP_TARGETS, targets.cup_values(methods, name, nets[0], batch))
+        unfolded[name] = {**checks, "pass": all(c["pass"] for c in checks.values())}
+    speedup = {k: targets.CUP_TARGETS["speedup_vs_gap_tv"].check(targets.cup_speedup_value(methods, k, batch))
+               for k in exports}
+    return {"unet": nets[0], "unet_trained_on_test_mask": bool(methods[nets[0]].get("trained_mask_matches_test")),
+            "batch": batch, "unfolded": unfolded, "speedup_vs_gap_tv": speedup,
+            "unfolded_2db_at_comparable_time": any(v["pass"] for v in unfolded.values()),
+            "network_100x_gap_tv": any(v["pass"] for v in speedup.values())}
+
+
+def add_targets(report: dict, unet: str = "") -> dict:
+    """Adds `cup_targets` (at the largest timed batch) to every test set of `report`; returns it."""
+    batch = max(report["settings"]["batch_sizes"])
+    for test in report["tests"].values():
+        test["targets"] = cup_targets(test, batch, unet)
+    return report
+
+
 def markdown(report: dict) -> str:
     """The README table: one row per (test set, method)."""
     batches = report["settings"]["batch_sizes"]
@@ -206,9 +259,15 @@ def markdown(report: dict) -> str:
 
 def main(argv):
     del argv
+    if FLAGS.report:
+        with open(FLAGS.report) as f:
+            report = add_targets(json.load(f), FLAGS.unet)
+        emit({"report": FLAGS.report, **{name: test["targets"] for name, test in report["tests"].items()}},
+             FLAGS.output or None)
+        return
     if FLAGS.make_data:
         make_results_data(FLAGS.make_data, FLAGS.make_data_frames, FLAGS.make_data_size)
-    report = run(config_from_flags(FLAGS))
+    report = add_targets(run(config_from_flags(FLAGS)), FLAGS.unet)
     if FLAGS.markdown:
         with open(FLAGS.markdown, "w") as f:
             f.write(markdown(report))
@@ -216,4 +275,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,6 +1,7 @@
-"""The sample-quality targets of issue "Convincing videos", as data: the one definition that the benchmark
-(`benchmarks/quality.py`, on evaluate reports) and the in-training probe (`--eval_every`, and so
-`--best_metric`) both check.
+"""The quality targets as data: the sample-quality targets of issue "Convincing videos", the one definition
+that the benchmark (`benchmarks/quality.py`, on evaluate reports) and the in-training probe
+(`--eval_every`, and so `--best_metric`) both check; and the CUP reconstructor targets that the results
+table (`benchmarks/reconstruction.py`) checks (`CUP_TARGETS`, at the end).
 
 Each target turns a measured value into a **ratio** that is <= 1 exactly when the target holds (NaN when
 the value is undefined, which fails), so targets of different units compare: `worst_ratio` of a set of
@@ -158,3 +159,35 @@ def baseline_comparison(report: dict, row: str, baselines: tuple, key: str = DIS
 
     return {b: [k for k, v in mine.items() if not beats(float(v), float(report[b][key][k]))]
             for b in baselines if b in report}
+
+
+# CUP reconstructor (issue "CUP: a deep-unfolding reconstructor"), on one test set of the results table: an
+# unfolded net at least 2 dB above the U-Net at a comparable time per sample, and a network at least 100x
+# faster than GAP-TV per sample at batch 64 in the same run. "Comparable" is made a number here: at most
+# 1.25x the U-Net's seconds per sample at the largest timed batch.
+CUP_TARGETS = {
+    "psnr_gain_over_unet_db": Target(AT_LEAST, 2.0, ">= U-Net + 2 dB (same test pairs)"),
+    "time_ratio_to_unet": Target(AT_MOST, 1.25, "<= 1.25 x the U-Net's seconds per sample (comparable time)"),
+    "speedup_vs_gap_tv": Target(AT_LEAST, 100.0, ">= 100 x GAP-TV's seconds per sample, same run"),
+}
+
+
+def cup_values(methods: dict, candidate: str, unet: str, batch: int) -> dict:
+    """The unfolded-vs-U-Net targets' values for results-table rows `methods[candidate]` and
+    `methods[unet]` (each with `psnr_db` and `seconds_per_sample_batch{batch}`): PSNR gain in dB and time
+    ratio (candidate / U-Net) at batch `batch`."""
+    row, ref = methods[candidate], methods[unet]
+    key = f"seconds_per_sample_batch{batch}"
+    return {"psnr_gain_over_unet_db": float(row["psnr_db"]) - float(ref["psnr_db"]),
+            "time_ratio_to_unet": float(row[key]) / float(ref[key])}
+
+
+def cup_speedup_value(methods: dict, candidate: str, batch: int) -> float:
+    """GAP-TV's seconds per sample over `methods[candidate]`'s at batch `batch` (the speed-up target's
+    value); NaN (fails) when the candidate's PSNR is not above GAP-TV's: a network faster than GAP-TV
+    but worse than it does not count."""
+    row, gap = methods[candidate], methods["gap_tv"]
+    if not float(row["psnr_db"]) > float(gap["psnr_db"]):
+        return math.nan
+    key = f"seconds_per_sample_batch{batch}"
+    return float(gap[key]) / float(row[key])
