@@ -25,7 +25,7 @@ from tfvidgan.models.ensemble_discriminator import DISCRIMINATOR_HEADS, DISCRIMI
 from tfvidgan.training.adversarial import AdversarialConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.best_export import MODES as BEST_METRIC_MODES
 from tfvidgan.training.loop import InputConfig, LoopConfig
-from tfvidgan.training.optimizers import OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
+from tfvidgan.training.optimizers import LR_SCHEDULES, OPTIMIZERS, OptimizerConfig  # noqa: F401 (re-exported)
 from tfvidgan.training.run_lock import check_model_dir
 from tfvidgan.training.strategy import DEFAULT_COLLECTIVE_TIMEOUT, STRATEGY_KINDS, make_strategy
 
@@ -236,14 +236,24 @@ def define_run_flags(quick_start: dict, flag_values: flags.FlagValues = flags.FL
 
 
 def optimizer_flags(prefix: str, field: str, what: str) -> dict:
-    """`--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1` feeding the `OptimizerConfig` field
-    `field` (its `name`, `learning_rate`, `beta_1`); the defaults are that field's default's."""
+    """`--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1`, `--{prefix}_lr_schedule`,
+    `--{prefix}_lr_decay_steps`, `--{prefix}_lr_final_fraction` feeding the `OptimizerConfig` field `field`
+    (its `name`, `learning_rate`, `beta_1`, `schedule`, `decay_steps`, `final_fraction`); the defaults are
+    that field's default's."""
     return {
         f"{prefix}_optimizer": FlagSpec(f"Optimizer of the {what}.", f"{field}.name", choices=OPTIMIZERS),
         f"{prefix}_lr": FlagSpec(f"Learning rate of the {what}.", f"{field}.learning_rate", minimum=0.0,
                                  strict=True),
         f"{prefix}_beta1": FlagSpec(f"Adam beta_1 of the {what} (unused by RMSprop).", f"{field}.beta_1",
                                     minimum=0.0),
+        f"{prefix}_lr_schedule": FlagSpec(f"Learning-rate schedule of the {what}: constant, or cosine decay over "
+                                          f"--{prefix}_lr_decay_steps optimizer updates.", f"{field}.schedule",
+                                          choices=LR_SCHEDULES),
+        f"{prefix}_lr_decay_steps": FlagSpec(f"Cosine schedule of the {what}: optimizer updates over which the "
+                                             f"rate decays (normally --train_steps).", f"{field}.decay_steps",
+                                             minimum=0),
+        f"{prefix}_lr_final_fraction": FlagSpec(f"Cosine schedule of the {what}: the final rate as a fraction of "
+                                                f"--{prefix}_lr.", f"{field}.final_fraction", minimum=0.0),
     }
 
 
