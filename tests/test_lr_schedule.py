@@ -59,6 +59,8 @@ def test_checkpoints_load_across_schedules_and_resume_the_curve(tmp_path):
     assert float(cosine.learning_rate) == pytest.approx(_expected(1e-3, 3, 10, 0.0), rel=1e-6)
     for a, b in zip(constant.variables, cosine.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    cosine.learning_rate = 2e-3  # what the loop does on a resume (the flags win): sets the base rate
+    assert float(cosine.learning_rate) == pytest.approx(_expected(2e-3, 3, 10, 0.0), rel=1e-6)
     # And back: a cosine checkpoint loads into a constant-rate optimizer.
     cosine.apply_gradients([(tf.ones(3), variables[0])])
     path = tf.train.Checkpoint(optimizer=cosine).save(os.path.join(tmp_path, "cosine"))
