@@ -59,8 +59,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("gap_tv_iterations", 100, "GAP-TV iterations.")
     flags.DEFINE_string("batch_sizes", "1,64", "Batch sizes timed (quality comes from the largest).")
     flags.DEFINE_integer("timing_samples_batch1", 32, "Samples timed at batch size 1 (the first ones).")
-    flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size; the fastest counts (other jobs "
-                         "on a shared machine only add time).", lower_bound=1)
+    flags.DEFINE_integer("timing_repeats", 3, "Timed passes per method and batch size, in interleaved rounds (one "
+                         "pass of every method per round); the fastest counts (other jobs on a shared machine only add time).", lower_bound=1)
     flags.DEFINE_string("make_data", "", "First simulate the results-table datasets into this directory (skipping "
                         "those that exist): cup_train, cup_val, cup_test, cup_test_mask1, cup_test_clean, "
                         "cup_test_mask1_clean (see make_results_data).")
@@ -150,6 +150,7 @@ def run(config: BenchmarkConfig) -> dict:
         method_scores,
         read_pairs,
         timed_reconstruction,
+        timed_reconstructions,
     )
 
     def gap_tv_fn(operator, weight):
@@ -183,16 +184,15 @@ def run(config: BenchmarkConfig) -> dict:
             methods.append((name, fn, {"parameters": fn.parameters, "export": version_dir,
                                        "given_test_mask": fn.uses_data_mask,
                                        "trained_mask_matches_test": mask_matches}))
-        rows = {}
-        for name, fn, info in methods:
-            row = dict(info)
-            for batch in config.batch_sizes:
-                inputs = sensed if batch == largest else sensed[:config.timing_samples_batch1]
-                out, seconds = timed_reconstruction(fn, inputs, batch, config.timing_repeats)
-                row[f"seconds_per_sample_batch{batch}"] = seconds
+        rows = {name: dict(info) for name, _, info in methods}
+        for batch in config.batch_sizes:  # all methods timed in interleaved rounds: their ratios share the load
+            inputs = sensed if batch == largest else sensed[:config.timing_samples_batch1]
+            timed = timed_reconstructions({name: fn for name, fn, _ in methods}, inputs, batch, config.timing_repeats)
+            for name, (out, seconds) in timed.items():
+                rows[name][f"seconds_per_sample_batch{batch}"] = seconds
                 if batch == largest:
-                    row.update({k: v for k, v in method_scores(out, scenes).items() if not k.endswith("per_frame")})
-            rows[name] = row
+                    rows[name].update({k: v for k, v in method_scores(out, scenes).items()
+                                       if not k.endswith("per_frame")})
         gap = rows["gap_tv"][f"seconds_per_sample_batch{largest}"]
         for name, _ in config.exports:
             rows[name][f"speedup_vs_gap_tv_batch{largest}"] = gap / rows[name][f"seconds_per_sample_batch{largest}"]

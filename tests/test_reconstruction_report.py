@@ -201,3 +201,26 @@ def test_timing_counts_the_fastest_pass_and_returns_every_sample_in_order():
     assert slow >= 0.3 / 10
     with pytest.raises(ConfigError, match="--repeats=0"):
         rr.timed_reconstruction(method, sensed, 4, repeats=0)
+
+
+def test_timed_reconstructions_interleave_the_methods_rounds():
+    """Several methods are timed in rounds (A, B, A, B, ...) after all warm-ups, so a load burst lands on
+    one pass of each neighbour rather than on every pass of one method; each keeps its fastest pass."""
+    import time as _time
+
+    calls = []
+
+    def make(name, slow_call=None):
+        def method(batch):
+            calls.append(name)
+            if len([c for c in calls if c == name]) == slow_call:
+                _time.sleep(0.3)
+            return np.repeat(batch[:, None], 2, axis=1) + (name == "b")
+        return method
+
+    sensed = np.arange(8, dtype=np.float32).reshape(8, 1, 1, 1)
+    timed = rr.timed_reconstructions({"a": make("a", slow_call=2), "b": make("b")}, sensed, 8, repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-ups, then three interleaved rounds
+    assert list(timed) == ["a", "b"]
+    np.testing.assert_array_equal(timed["b"][0][:, 0, 0, 0, 0], np.arange(8) + 1)
+    assert timed["a"][1] < 0.3 / 8  # a's slow first timed pass is not the one reported

@@ -44,8 +44,8 @@ from tfvidgan.models.reconstructor import SCENE_OUTPUT_NAME, SENSED_INPUT_NAME
 from tfvidgan.models.unfolded import MASK_INPUT_NAME
 
 __all__ = ["ReconstructionEvalConfig", "evaluate_reconstruction", "load_reconstructor_signature",
-           "read_pairs", "method_scores", "timed_reconstruction", "save_reconstruction_picture",
-           "picture_size", "METHODS"]
+           "read_pairs", "method_scores", "timed_reconstruction", "timed_reconstructions",
+           "save_reconstruction_picture", "picture_size", "METHODS"]
 
 METHODS = ("network", "gap_tv", "back_projection")
 
@@ -187,7 +187,7 @@ def timed_reconstruction(method: Callable[[np.ndarray], np.ndarray], sensed: np.
                          batch_size: int, repeats: int = 1) -> tuple[np.ndarray, float]:
     """Runs `method` over `sensed` in batches: warm-up on every distinct batch shape, then `repeats` timed
     passes, of which the fastest counts (as `timeit` advises: on a shared machine, other jobs only ever add
-    time, so the minimum is the least disturbed estimate).
+    time, so the minimum is the least disturbed estimate). One method of `timed_reconstructions`.
 
     Args:
       method: `sensed [b, H+T−1, W, 1] float32 → scenes [b, T, H, W, 1]` (numpy or tensor).
@@ -198,19 +198,40 @@ def timed_reconstruction(method: Callable[[np.ndarray], np.ndarray], sensed: np.
     Returns:
       `(scenes [N, T, H, W, 1] float32 of the last pass, seconds per sample of the fastest pass)`.
     """
+    return timed_reconstructions({"method": method}, sensed, batch_size, repeats)["method"]
+
+
+def timed_reconstructions(methods: dict[str, Callable[[np.ndarray], np.ndarray]], sensed: np.ndarray,
+                          batch_size: int, repeats: int = 1) -> dict[str, tuple[np.ndarray, float]]:
+    """`timed_reconstruction` for several methods whose times are compared, INTERLEAVED: every method is
+    warmed up, then each of the `repeats` rounds times one pass of every method in turn, so a burst of
+    load from other jobs falls on neighbouring passes of different methods rather than on all the passes
+    of one (their time ratios are what a benchmark reports). The fastest pass of each method counts.
+
+    Args:
+      methods: {name: method} (see `timed_reconstruction`), timed in this order within a round.
+      sensed, batch_size, repeats: as `timed_reconstruction`.
+
+    Returns:
+      `{name: (scenes [N, T, H, W, 1] float32 of its last pass, seconds per sample of its fastest pass)}`.
+    """
     check_whole_number("repeats", repeats, 1)
     batches = [sensed[i:i + batch_size] for i in range(0, len(sensed), batch_size)]
-    warmed = set()
-    for batch in batches:
-        if len(batch) not in warmed:
-            np.asarray(method(batch))
-            warmed.add(len(batch))
-    fastest = float("inf")
+    for method in methods.values():
+        warmed = set()
+        for batch in batches:
+            if len(batch) not in warmed:
+                np.asarray(method(batch))
+                warmed.add(len(batch))
+    fastest = dict.fromkeys(methods, float("inf"))
+    outputs = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        outputs = [np.asarray(method(batch)) for batch in batches]
-        fastest = min(fastest, time.perf_counter() - start)
-    return np.concatenate(outputs).astype(np.float32), fastest / len(sensed)
+        for name, method in methods.items():
+            start = time.perf_counter()
+            outputs[name] = [np.asarray(method(batch)) for batch in batches]
+            fastest[name] = min(fastest[name], time.perf_counter() - start)
+    return {name: (np.concatenate(outputs[name]).astype(np.float32), fastest[name] / len(sensed))
+            for name in methods}
 
 
 def method_scores(reconstructed: np.ndarray, scenes: np.ndarray) -> dict:
@@ -320,10 +341,11 @@ def evaluate_reconstruction(config: ReconstructionEvalConfig) -> dict:
     def back_projection(batch):
         return back_projection_fn(tf.constant(batch, tf.float32)).numpy()
 
-    outputs, report = {}, {}
-    for name, method in (("network", network), ("gap_tv", gap_tv), ("back_projection", back_projection)):
-        outputs[name], seconds = timed_reconstruction(method, sensed, config.batch_size)
-        report[name] = {**method_scores(outputs[name], scenes), "seconds_per_sample": seconds}
+    timed = timed_reconstructions({"network": network, "gap_tv": gap_tv, "back_projection": back_projection},
+                                  sensed, config.batch_size)
+    outputs = {name: out for name, (out, _) in timed.items()}
+    report = {name: {**method_scores(out, scenes), "seconds_per_sample": seconds}
+              for name, (out, seconds) in timed.items()}
     report["gap_tv"].update(iterations=config.gap_tv_iterations, tv_weight=config.tv_weight, xla=config.gap_tv_xla)
     net_seconds = report["network"]["seconds_per_sample"]
     report["speedup_vs_gap_tv"] = (report["gap_tv"]["seconds_per_sample"] / net_seconds if net_seconds > 0
