@@ -91,3 +91,13 @@ def test_schedule_flags_feed_the_config():
     assert (config.optimizer.schedule, config.optimizer.decay_steps, config.optimizer.final_fraction) == (
         "cosine", 1200, 0.05)
     assert config.discriminator_optimizer.schedule == "constant"
+
+
+def test_scheduled_optimizer_round_trips_through_keras_serialization():
+    import keras
+
+    optimizer = make_optimizer(OptimizerConfig("rmsprop", 3e-4, schedule="cosine", decay_steps=7, final_fraction=0.25))
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(again) is type(optimizer)
+    assert (again.decay_steps, again.final_fraction) == (7, 0.25)
+    assert float(again.learning_rate) == pytest.approx(3e-4)
