@@ -19,8 +19,9 @@ class OptimizerConfig:
 
     `schedule` in LR_SCHEDULES: "constant" keeps `learning_rate`; "cosine" decays it over the optimizer's
     first `decay_steps` updates (its `iterations`, checkpointed with it, so a resumed run continues the
-    curve) from `learning_rate` to `learning_rate · final_fraction`, then holds it there (`cosine_factor`). An optimizer that updates k times per training step (e.g.
-    discriminators with `discriminator_steps` = k) counts k updates per step."""
+    curve) from `learning_rate` to `learning_rate · final_fraction`, then holds it there
+    (`cosine_factor`). An optimizer that updates k times per training step (e.g. discriminators with
+    `discriminator_steps` = k) counts k updates per step."""
     name: str = "rmsprop"
     learning_rate: float = 2e-4
     beta_1: float = 0.5
