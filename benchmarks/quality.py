@@ -3,6 +3,8 @@ r"""Sample-quality targets of issue "Convincing videos", checked on evaluation r
     # frames: evaluate an export (or reuse a report written by `python -m tfvidgan.evaluate frames`)
     python -m benchmarks.quality frames --export_dir=runs/frames_bb3_small/export --data=DATA
     python -m benchmarks.quality frames --report=docs/eval_frames_bb3_small.json
+    # frames, several evaluation draws of one export (evaluate frames --seed=0,1,...): the mean is checked
+    python -m benchmarks.quality frames --report=seed0.json,seed1.json,seed2.json --row=generated_rejection
     # video
     python -m benchmarks.quality video --export_dir=runs/video_bb3_small/export --data=DATA --num_frames=30 \
         --long_frames=120
@@ -25,6 +27,11 @@ perfect generator and is compared with the static and collapsed rows (built from
 `evaluate video` builds them) by distribution (the check used above) and by mean (the old one). A sound
 check passes it; the mean-based one can fail it.
 
+Several frames reports of the SAME export (`evaluate frames --seed=S`: other latents, other real reference
+and held-out frames, so another floor) can be given at once: each target is then checked on the mean of
+its per-draw values, reported with every draw's value and the standard error of the mean (the Fréchet
+ratio moves by about ±0.1 between draws at N = 1,000, as much as the margin it is judged by).
+
 Every target is reported with its measured value and pass/fail; the exit code is 0 either way (these
 are measurements, not tests).
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from absl import app, flags
 
 from tfvidgan.json_report import emit
@@ -42,7 +50,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """Defines the command line's flags (only when run as a program, so importing the checks defines none)."""
-    flags.DEFINE_string("report", "", "An existing evaluate report (JSON) to check instead of evaluating.")
+    flags.DEFINE_string("report", "", "An existing evaluate report (JSON) to check instead of evaluating; frames: "
+                        "a comma-separated list of reports of one export at different --seed checks their mean.")
     flags.DEFINE_string("export_dir", "", "Export to evaluate (when --report is not given).")
     flags.DEFINE_string("data", "", "Real dataset (when --report is not given).")
     flags.DEFINE_integer("num_samples", 1000, "Samples per row (frames: >= 1000; video: >= 500).")
@@ -68,6 +77,50 @@ def frames_targets(report: dict, row: str = "generated") -> dict:
     (`tfvidgan.metrics.frames_report.evaluate_frames`); the floor is the "real" row's distance."""
     g, r = _checked_row(report, row), report["real"]
     return targets.check(targets.FRAMES_TARGETS, targets.frames_values(g, r, r["frechet_distance"]))
+
+
+def frames_targets_over_draws(reports: dict, row: str = "generated") -> dict:
+    """The frames targets checked on the MEAN over several evaluation draws of one export.
+
+    Args:
+      reports: {source name: frames report} (>= 2), all of the same `settings.export_dir` and
+        `settings.num_samples`, with distinct `settings.seed`.
+      row: the row checked in every report.
+
+    Returns:
+      `{target: {"value": mean, "ratio", "pass", "rule", "draws": [value per report], "standard_error"}}`
+      (standard error = sample standard deviation / sqrt(number of draws)).
+
+    Raises:
+      app.UsageError: fewer than 2 reports, or reports of different exports, sizes or the same seed (naming
+        the files).
+    """
+    if len(reports) < 2:
+        raise app.UsageError("several --report files are checked together only when there are at least two")
+    settings = {name: r.get("settings", {}) for name, r in reports.items()}
+    for key in ("export_dir", "num_samples"):
+        found = {name: s.get(key) for name, s in settings.items()}
+        if len(set(map(str, found.values()))) != 1:
+            raise app.UsageError(f"--report files must be draws of one export with one size; settings.{key} "
+                                 f"differs: {found}")
+    seeds = [s.get("seed") for s in settings.values()]
+    if len(set(seeds)) != len(seeds):
+        raise app.UsageError(f"--report files must be different draws (evaluate frames --seed=...); their seeds "
+                             f"are {dict(zip(settings, seeds))}")
+    draws = []
+    for name, report in reports.items():
+        try:
+            g = _checked_row(report, row)
+        except app.UsageError as e:
+            raise app.UsageError(f"{name}: {e}") from e
+        draws.append(targets.frames_values(g, report["real"], report["real"]["frechet_distance"]))
+    out = {}
+    for key in targets.FRAMES_TARGETS:
+        values = np.array([d[key] for d in draws], np.float64)
+        checked = targets.FRAMES_TARGETS[key].check(float(values.mean()))
+        out[key] = {**checked, "draws": values.tolist(),
+                    "standard_error": float(values.std(ddof=1) / np.sqrt(len(values)))}
+    return out
 
 
 def video_targets(report: dict, row: str = "generated") -> dict:
@@ -143,6 +196,22 @@ def main(argv):
               "distribution_check_passes": all(not v for v in out["by_distribution"].values()),
               "mean_check_passes": all(not v for v in out["by_mean"].values()), **out}, FLAGS.output)
         return
+    sources = [p.strip() for p in FLAGS.report.split(",") if p.strip()]
+    if len(sources) > 1:
+        if mode != "frames":
+            raise app.UsageError("several --report files are checked together for frames reports only")
+        reports = {}
+        for path in sources:
+            with open(path) as f:
+                reports[path] = _none_to_nan(json.load(f))
+        checked = frames_targets_over_draws(reports, FLAGS.row)
+        emit({"mode": mode, "source": sources, "row": FLAGS.row, "draws": len(sources),
+              "samples": next(iter(reports.values())).get("settings", {}).get("num_samples"),
+              "all_pass": all(t["pass"] for t in checked.values()),
+              "draws_passing_all": sum(all(targets.FRAMES_TARGETS[k].check(t["draws"][i])["pass"]
+                                           for k, t in checked.items()) for i in range(len(sources))),
+              "targets": checked}, FLAGS.output)
+        return
     if FLAGS.report:
         with open(FLAGS.report) as f:
             report = json.load(f)
@@ -157,10 +226,10 @@ def main(argv):
                                                 num_samples=FLAGS.num_samples, num_frames=FLAGS.num_frames,
                                                 long_frames=FLAGS.long_frames, plot="",
                                                 encoder_cache=FLAGS.encoder_cache))
-    targets = frames_targets(report, FLAGS.row) if mode == "frames" else video_targets(report, FLAGS.row)
+    checked = frames_targets(report, FLAGS.row) if mode == "frames" else video_targets(report, FLAGS.row)
     emit({"mode": mode, "source": FLAGS.report or FLAGS.export_dir, "row": FLAGS.row,
           "samples": report.get("settings", {}).get("num_samples"),
-          "all_pass": all(t["pass"] for t in targets.values()), "targets": targets}, FLAGS.output)
+          "all_pass": all(t["pass"] for t in checked.values()), "targets": checked}, FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The quality targets as data (`tfvidgan.metrics.targets`): ratios <= 1 exactly when a target holds, NaN
 failing, and the benchmark's checks of evaluate reports built on them."""
 import math
+import os
 
+import numpy as np
 import pytest
 
-from benchmarks.quality import frames_targets, video_targets
+from benchmarks.quality import frames_targets, frames_targets_over_draws, video_targets
 from tfvidgan.metrics import targets
 from tfvidgan.metrics.targets import AT_LEAST, AT_MOST, WITHIN, Target
 
@@ -103,6 +105,54 @@ def test_frames_targets_use_the_real_rows_distance_as_the_floor():
     assert out["fraction_expected_count"]["pass"] is False
     assert out["area_spread_ratio"]["value"] == pytest.approx(1.4) and out["area_spread_ratio"]["pass"]
     assert out["frechet_ratio_to_floor"]["value"] == pytest.approx(1.4) and out["frechet_ratio_to_floor"]["pass"]
+
+
+def _frames_report(seed, frechet, floor, export="runs/x/export/6000", count=0.85):
+    return {"real": {"fraction_expected_count": 0.91, "blob_area_std": 2.0, "frechet_distance": floor, "vs_real": {}},
+            "generated": {"fraction_expected_count": count, "blob_area_std": 2.4, "frechet_distance": frechet,
+                          "vs_real": {}},
+            "settings": {"export_dir": export, "num_samples": 1000, "seed": seed}}
+
+
+def test_frames_draws_are_checked_on_their_mean_with_its_standard_error():
+    # Ratios 1.4, 1.6, 1.55: one draw passes alone, the mean (1.5167) does not.
+    reports = {"a": _frames_report(0, 0.70, 0.5), "b": _frames_report(1, 0.96, 0.6), "c": _frames_report(2, 0.93, 0.6)}
+    out = frames_targets_over_draws(reports)
+    frechet = out["frechet_ratio_to_floor"]
+    assert frechet["draws"] == pytest.approx([1.4, 1.6, 1.55])
+    assert frechet["value"] == pytest.approx((1.4 + 1.6 + 1.55) / 3) and frechet["pass"] is False
+    assert frechet["standard_error"] == pytest.approx(np.std([1.4, 1.6, 1.55], ddof=1) / np.sqrt(3))
+    assert out["fraction_expected_count"]["pass"] and out["fraction_expected_count"]["standard_error"] == 0.0
+
+
+@pytest.mark.parametrize("reports, words", [
+    ({"a": _frames_report(0, 0.7, 0.5)}, "at least two"),
+    ({"a": _frames_report(0, 0.7, 0.5), "b": _frames_report(1, 0.7, 0.5, export="runs/y/export/6000")},
+     "export_dir differs"),
+    ({"a": _frames_report(0, 0.7, 0.5), "b": _frames_report(0, 0.7, 0.5)}, "different draws"),
+])
+def test_frames_draws_must_be_distinct_draws_of_one_export(reports, words):
+    from absl import app
+
+    with pytest.raises(app.UsageError, match=words):
+        frames_targets_over_draws(reports)
+
+
+def test_frames_draws_from_the_command_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    paths = []
+    for seed, frechet in ((0, 0.7), (1, 0.72)):
+        paths.append(tmp_path / f"seed{seed}.json")
+        paths[-1].write_text(json.dumps(_frames_report(seed, frechet, 0.5)))
+    out = tmp_path / "out.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.quality", "frames", f"--report={paths[0]},{paths[1]}",
+                    f"--output={out}"], check=True, capture_output=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    result = json.loads(out.read_text())
+    assert result["draws"] == 2 and result["draws_passing_all"] == 2 and result["all_pass"]
+    assert result["targets"]["frechet_ratio_to_floor"]["value"] == pytest.approx(1.42)
 
 
 def test_distribution_distance_bounds_the_means_and_is_the_spread_for_one_repeated_value():
