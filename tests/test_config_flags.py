@@ -149,7 +149,8 @@ def test_model_builders_default_to_the_configs():
     assert _signature_default(reconstructor.build_reconstruction_critic, "base_filters") == recon.discriminator_filters
     for arg, field in (("stages", "unfolded_stages"), ("filters", "unfolded_filters"),
                        ("conv_layers", "unfolded_conv_layers"), ("conv", "unfolded_conv"),
-                       ("share_weights", "unfolded_share_weights"), ("levels", "unfolded_levels")):
+                       ("share_weights", "unfolded_share_weights"), ("levels", "unfolded_levels"),
+                       ("memory", "unfolded_memory")):
         assert _signature_default(unfolded.build_unfolded_reconstructor, arg) == getattr(recon, field)
     assert _signature_default(frames_generator.build_frames_generator, "base_filters") == frames.generator_filters
     from tfvidgan.models.sequence_generator import build_sequence_generator

@@ -121,6 +121,8 @@ def test_config_errors_name_the_flag():
         ReconstructionConfig(**base, architecture="unfolded", unfolded_conv="4d")
     with pytest.raises(ConfigError, match="--unfolded_stages must be >= 1"):
         ReconstructionConfig(**base, architecture="unfolded", unfolded_stages=0)
+    with pytest.raises(ConfigError, match="--unfolded_memory needs --unfolded_conv=frames2d or frames_unet.*'3d'"):
+        ReconstructionConfig(**base, architecture="unfolded", unfolded_conv="3d", unfolded_memory=True)
 
 
 def test_unknown_architecture_fails_at_the_entry_point_before_any_data(tmp_path):

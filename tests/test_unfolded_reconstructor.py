@@ -106,7 +106,58 @@ def test_saved_and_restored(tmp_path, conv):
     np.testing.assert_allclose(restored(inputs).numpy(), model(inputs).numpy(), atol=1e-6)
 
 
+def _set_random_weights(model, seed: int, keep_zero: str = "") -> None:
+    for w in model.trainable_weights:
+        if keep_zero and w.path.startswith(keep_zero):
+            w.assign(tf.zeros(w.shape))
+        else:
+            w.assign(tf.random.stateless_normal(w.shape, seed=[seed, len(w.path)], stddev=0.1))
+
+
+@pytest.mark.parametrize("conv", ["frames2d", "frames_unet"])
+def test_memory_carries_a_stages_hidden_features_into_the_next_stage(conv):
+    """Stage 0's output conv is zero, so its residual is zero whatever its hidden layers compute: without
+    memory its hidden weights cannot reach the output; with memory they reach it through stage 1."""
+    masks = tf.constant(np.stack([make_mask(H, W, seed=s) for s in (0, 1)]))
+    sensed = forward_with_masks(tf.random.stateless_uniform([2, T, H, W, 1], seed=[6, 6]), masks)
+    inputs = {"sensed_image": sensed, "mask": masks}
+    first_hidden = "denoiser0_conv0/kernel" if conv == "frames2d" else "denoiser0_enc0/kernel"
+    for memory in (False, True):
+        model = build_unfolded_reconstructor(T, H, W, stages=2, filters=4, conv=conv, memory=memory)
+        _set_random_weights(model, 9, keep_zero="denoiser0_" + ("conv1" if conv == "frames2d" else "out"))
+        before = model(inputs).numpy()
+        hidden = next(w for w in model.trainable_weights if w.path == first_hidden)
+        hidden.assign(hidden + 0.5)
+        changed = np.abs(model(inputs).numpy() - before).max()
+        assert (changed > 1e-4) == memory, (memory, changed)
+        # The next stage's first conv reads T frames + the mask (+ 4 memory channels).
+        stage1 = next(w for w in model.trainable_weights if w.path == first_hidden.replace("denoiser0", "denoiser1"))
+        assert stage1.shape[2] == T + 1 + (4 if memory else 0)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_memory_models_train_save_and_restore(tmp_path, share):
+    model = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv="frames_unet", share_weights=share,
+                                         memory=True)
+    masks = tf.constant(np.stack([make_mask(H, W, seed=s) for s in (0, 1)]))
+    truth = tf.random.stateless_uniform([2, T, H, W, 1], seed=[2, 3])
+    inputs = {"sensed_image": forward_with_masks(truth, masks), "mask": masks}
+    _set_random_weights(model, 10)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(inputs, training=True) - truth))
+    grads = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None and bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras")(inputs).numpy(),
+                               model(inputs).numpy(), atol=1e-6)
+    if share:  # one denoiser, reading T + 1 + 4 channels in every stage (zeros in the first)
+        without = build_unfolded_reconstructor(T, H, W, stages=3, filters=4, conv="frames_unet", share_weights=True)
+        assert model.count_params() == without.count_params() + 3 * 3 * 4 * 4
+
+
 def test_bad_settings_name_the_field():
+    with pytest.raises(ConfigError, match="unfolded_memory needs unfolded_conv='frames2d' or 'frames_unet'.*'3d'"):
+        build_unfolded_reconstructor(T, H, W, conv="3d", memory=True)
     with pytest.raises(ConfigError, match="unfolded_stages"):
         build_unfolded_reconstructor(T, H, W, stages=0)
     with pytest.raises(ConfigError, match="unfolded_conv.*'4d'"):

@@ -50,6 +50,8 @@ def config_flags() -> dict:
                          "(frames as channels through a two-level U-Net: wider context; 16 filters x 2 convs cost "
                          "what frames2d's 32 x 3 do per step).",
         "unfolded_share_weights": "unfolded: one denoiser for all stages.",
+        "unfolded_memory": "unfolded, frames2d/frames_unet: each stage's denoiser also reads the previous stage's "
+                           "last hidden features (memory between stages).",
         "random_masks": "unfolded: re-sense every training scene with a fresh random mask (the dataset's fill "
                         "and noise model), so the model serves any camera.",
         "random_mask_seed": "Seed of the --random_masks draws.",

@@ -19,7 +19,9 @@ the scene ``[B, T, H, W, 1]`` in ``[0, 1]``:
    each further level halves the resolution again and doubles the channels): the coarser levels widen
    each stage's context (H and W must be divisible by 2^(levels − 1)). Measured per training step: with
    32 filters × 3 convs it costs 3.6× ``frames2d`` at 32 × 3; with 16 × 2 (the default) the same as
-   ``frames2d`` at 32 × 3. With ``share_weights`` every stage uses the same denoiser;
+   ``frames2d`` at 32 × 3. With ``share_weights`` every stage uses the same denoiser; with ``memory``
+   (frames-as-channels denoisers) each stage's denoiser also reads the previous stage's last hidden
+   features (``filters`` channels), so the stages pass on more than the estimate;
 3. the estimate clipped to ``[0, 1]`` (straight-through: the gradient passes the clip, so the MSE
    still pulls out-of-range pixels back).
 
@@ -37,8 +39,8 @@ import tensorflow as tf
 from tfvidgan.cup.operator import aat_diagonal_with_masks, adjoint_with_masks, gap_step
 from tfvidgan.errors import ConfigError
 
-__all__ = ["build_unfolded_reconstructor", "GapInit", "AatDiagonal", "GapStep", "MaskChannel", "DefaultMask", "CONV_KINDS",
-           "MASK_INPUT_NAME"]
+__all__ = ["build_unfolded_reconstructor", "GapInit", "AatDiagonal", "GapStep", "MaskChannel", "DefaultMask",
+           "ZeroFeatures", "CONV_KINDS", "MASK_INPUT_NAME"]
 
 MASK_INPUT_NAME = "mask"
 CONV_KINDS = ("3d", "2plus1d", "frames2d", "frames_unet")
@@ -141,6 +143,34 @@ class DefaultMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
+class ZeroFeatures(keras.layers.Layer):
+    """``[B, H, W, C]`` -> zeros ``[B, H, W, channels]`` (of the layer's compute dtype): the memory a
+    weight-shared denoiser gets in the first stage, where no earlier stage has written any."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+
+    def call(self, x):
+        shape = tf.shape(x)
+        return tf.zeros([shape[0], shape[1], shape[2], self.channels], self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+def _denoise(layers: list, h):
+    """Runs a denoiser's layers on ``h``; returns ``(residual, features)``, ``features`` being the input of
+    the denoiser's last (output) convolution: ``filters`` channels at full resolution."""
+    if len(layers) == 1 and isinstance(layers[0], _FramesUNet):
+        features = layers[0].features(h)
+        return layers[0].out(features), features
+    for layer in layers[:-1]:
+        h = layer(h)
+    return layers[-1](h), h
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
 class TemporalConv(keras.layers.Layer):
     """A 3×1×1 convolution over time (zero padding): ``[B, T, H, W, C]`` -> ``[B, T, H, W, filters]``,
     computed as a (3, 1) `Conv2D` on ``[B, T, H·W, C]``."""
@@ -208,6 +238,10 @@ class _FramesUNet:
                                        name=f"{name}_out")
 
     def __call__(self, h):
+        return self.out(self.features(h))
+
+    def features(self, h):
+        """``[B, H, W, C] → [B, H, W, filters]``: the last decoder features (the output conv's input)."""
         for layer in self.encoder:
             h = layer(h)
         skips = []
@@ -219,7 +253,7 @@ class _FramesUNet:
             h = merge([skip, up(h)])
             for layer in decoder:
                 h = layer(h)
-        return self.out(h)
+        return h
 
 
 def _frames_unet(filters: int, conv_layers: int, conv: str, name: str, num_frames: int, levels: int = 2) -> list:
@@ -249,7 +283,7 @@ def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames
 def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, stages: int = DEFAULT_STAGES,
                                  filters: int = DEFAULT_FILTERS, conv_layers: int = DEFAULT_CONV_LAYERS,
                                  conv: str = DEFAULT_CONV, share_weights: bool = False,
-                                 levels: int = DEFAULT_LEVELS) -> keras.Model:
+                                 levels: int = DEFAULT_LEVELS, memory: bool = False) -> keras.Model:
     """The deep-unfolding (GAP + learned denoiser) reconstructor; see the module docstring.
 
     Args:
@@ -261,6 +295,11 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
       share_weights: one denoiser for all stages (else one per stage).
       levels: resolutions of the ``frames_unet`` denoiser (>= 2; H and W must be divisible by
         ``2^(levels − 1)``); other denoisers accept only the default 2.
+      memory: carry each stage's denoiser features (the ``filters`` channels its output conv reads) into the
+        next stage's denoiser input, beside the frames and the mask (frames-as-channels denoisers only):
+        stages then share what they found instead of starting each from the estimate alone, as in
+        memory-augmented unfolding (MADUN, Song et al. 2021). Stage 0 gets no memory (zeros when the
+        weights are shared). Off by default.
 
     Returns:
       A `keras.Model` named ``cup_unfolded_reconstructor`` with inputs ``"sensed_image"``
@@ -283,6 +322,8 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     levels = int(levels)
     if conv != "frames_unet" and levels != DEFAULT_LEVELS:
         raise ConfigError(f"unfolded_levels={levels} needs unfolded_conv='frames_unet' (got {conv!r})")
+    if memory and conv not in ("frames2d", "frames_unet"):
+        raise ConfigError(f"unfolded_memory needs unfolded_conv='frames2d' or 'frames_unet' (got {conv!r})")
     factor = 2 ** (levels - 1)
     if conv == "frames_unet" and (height % factor or width % factor):
         raise ConfigError(f"unfolded_conv='frames_unet' with unfolded_levels={levels} halves the frame "
@@ -298,17 +339,20 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     frames_last = conv in ("frames2d", "frames_unet")
     shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
     mask_image = keras.layers.Reshape((height, width, 1), name="mask_image")(mask)
+    carried = ZeroFeatures(filters, name="memory_start")(mask_image) if memory and share_weights else None
     for s in range(int(stages)):
         x = GapStep(name=f"gap{s}")([x, sensed, mask, diagonal])
         layers = shared or make(filters, conv_layers, conv, f"denoiser{s}", num_frames)
         if frames_last:  # frames as channels: [B, H, W, T + 1]
             frames = keras.layers.Permute((2, 3, 1), name=f"stage{s}_frames_last")(
                 keras.layers.Reshape((num_frames, height, width), name=f"stage{s}_drop_channel")(x))
-            h = keras.layers.Concatenate(name=f"stage{s}_input")([frames, mask_image])
+            h = keras.layers.Concatenate(name=f"stage{s}_input")(
+                [frames, mask_image] + ([carried] if carried is not None else []))
         else:
             h = keras.layers.Concatenate(name=f"stage{s}_input")([x, mask_channel])
-        for layer in layers:
-            h = layer(h)
+        h, features = _denoise(layers, h)
+        if memory:
+            carried = features
         if frames_last:
             h = keras.layers.Reshape((num_frames, height, width, 1), name=f"stage{s}_as_scene")(
                 keras.layers.Permute((3, 1, 2), name=f"stage{s}_frames_first")(h))

@@ -59,6 +59,7 @@ class ReconstructionConfig:
     unfolded_levels: int = unfolded.DEFAULT_LEVELS
     unfolded_conv: str = unfolded.DEFAULT_CONV
     unfolded_share_weights: bool = False
+    unfolded_memory: bool = False
     random_masks: bool = False
     random_mask_seed: int = 0
     mask_fill: float = 0.5
@@ -77,6 +78,9 @@ class ReconstructionConfig:
             raise ConfigError(f"--architecture={self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if self.unfolded_conv not in CONV_KINDS:
             raise ConfigError(f"--unfolded_conv={self.unfolded_conv!r} is not one of {', '.join(CONV_KINDS)}")
+        if self.unfolded_memory and self.unfolded_conv not in ("frames2d", "frames_unet"):
+            raise ConfigError(f"--unfolded_memory needs --unfolded_conv=frames2d or frames_unet, "
+                              f"got {self.unfolded_conv!r}")
         for name, minimum in (("base_filters", 1), ("depth", 1), ("discriminator_filters", 1), ("unfolded_stages", 1),
                               ("unfolded_filters", 1), ("unfolded_conv_layers", 2), ("unfolded_levels", 2)):
             if getattr(self, name) < minimum:
@@ -240,5 +244,5 @@ def build_model(config: ReconstructionConfig):
     return build_unfolded_reconstructor(c.num_frames, c.height, c.width, stages=c.unfolded_stages,
                                         filters=c.unfolded_filters, conv_layers=c.unfolded_conv_layers,
                                         conv=c.unfolded_conv, share_weights=c.unfolded_share_weights,
-                                        levels=c.unfolded_levels)
+                                        levels=c.unfolded_levels, memory=c.unfolded_memory)
 
