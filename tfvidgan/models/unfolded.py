@@ -40,10 +40,11 @@ from tfvidgan.cup.operator import aat_diagonal_with_masks, adjoint_with_masks, g
 from tfvidgan.errors import ConfigError
 
 __all__ = ["build_unfolded_reconstructor", "GapInit", "AatDiagonal", "GapStep", "MaskChannel", "DefaultMask",
-           "ZeroFeatures", "CONV_KINDS", "MASK_INPUT_NAME"]
+           "ZeroFeatures", "CONV_KINDS", "FRAMES_AS_CHANNELS", "MASK_INPUT_NAME"]
 
 MASK_INPUT_NAME = "mask"
 CONV_KINDS = ("3d", "2plus1d", "frames2d", "frames_unet")
+FRAMES_AS_CHANNELS = ("frames2d", "frames_unet")  # denoisers on [B, H, W, T + 1]; the only ones with memory
 # Defaults shared with `ReconstructionConfig` (and so the trainer's flags): configs/cup_unfolded_small.cfg.
 # Measured (README, CUP results): frames_unet with 16 filters × 2 convs costs what frames2d with 32 × 3 costs
 # per training step and is 4.1 dB better after 1,200 steps (26.0 against 21.9 dB on the noisy test pairs).
@@ -162,9 +163,6 @@ class ZeroFeatures(keras.layers.Layer):
 def _denoise(layers: list, h):
     """Runs a denoiser's layers on ``h``; returns ``(residual, features)``, ``features`` being the input of
     the denoiser's last (output) convolution: ``filters`` channels at full resolution."""
-    if len(layers) == 1 and isinstance(layers[0], _FramesUNet):
-        features = layers[0].features(h)
-        return layers[0].out(features), features
     for layer in layers[:-1]:
         h = layer(h)
     return layers[-1](h), h
@@ -257,7 +255,8 @@ class _FramesUNet:
 
 
 def _frames_unet(filters: int, conv_layers: int, conv: str, name: str, num_frames: int, levels: int = 2) -> list:
-    return [_FramesUNet(filters, conv_layers, name, num_frames, levels)]
+    unet = _FramesUNet(filters, conv_layers, name, num_frames, levels)
+    return [unet.features, unet.out]
 
 
 def _conv_stack(filters: int, conv_layers: int, conv: str, name: str, num_frames: int = 0) -> list:
@@ -322,7 +321,7 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     levels = int(levels)
     if conv != "frames_unet" and levels != DEFAULT_LEVELS:
         raise ConfigError(f"unfolded_levels={levels} needs unfolded_conv='frames_unet' (got {conv!r})")
-    if memory and conv not in ("frames2d", "frames_unet"):
+    if memory and conv not in FRAMES_AS_CHANNELS:
         raise ConfigError(f"unfolded_memory needs unfolded_conv='frames2d' or 'frames_unet' (got {conv!r})")
     factor = 2 ** (levels - 1)
     if conv == "frames_unet" and (height % factor or width % factor):
@@ -336,7 +335,7 @@ def build_unfolded_reconstructor(num_frames: int, height: int, width: int, *, st
     x = GapInit(num_frames, name="back_projection")([sensed, mask, diagonal])
     make = {"frames2d": _frames2d_stack,
             "frames_unet": functools.partial(_frames_unet, levels=levels)}.get(conv, _conv_stack)
-    frames_last = conv in ("frames2d", "frames_unet")
+    frames_last = conv in FRAMES_AS_CHANNELS
     shared = make(filters, conv_layers, conv, "denoiser", num_frames) if share_weights else None
     mask_image = keras.layers.Reshape((height, width, 1), name="mask_image")(mask)
     carried = ZeroFeatures(filters, name="memory_start")(mask_image) if memory and share_weights else None

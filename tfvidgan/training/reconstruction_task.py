@@ -78,7 +78,7 @@ class ReconstructionConfig:
             raise ConfigError(f"--architecture={self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if self.unfolded_conv not in CONV_KINDS:
             raise ConfigError(f"--unfolded_conv={self.unfolded_conv!r} is not one of {', '.join(CONV_KINDS)}")
-        if self.unfolded_memory and self.unfolded_conv not in ("frames2d", "frames_unet"):
+        if self.unfolded_memory and self.unfolded_conv not in unfolded.FRAMES_AS_CHANNELS:
             raise ConfigError(f"--unfolded_memory needs --unfolded_conv=frames2d or frames_unet, "
                               f"got {self.unfolded_conv!r}")
         for name, minimum in (("base_filters", 1), ("depth", 1), ("discriminator_filters", 1), ("unfolded_stages", 1),
