@@ -30,12 +30,11 @@ fraction of generated frames that have exactly 3 balls. Prints one JSON object.
 from __future__ import annotations
 
 import os
-import platform
 import time
 
 from absl import app, flags
 
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer steps and frames, for a fast smoke run.")
@@ -156,7 +155,6 @@ def read_run(model_dir: str, rendered: dict, num_generated: int = 4000) -> dict:
 
 def main(argv):
     del argv
-    import tensorflow as tf
 
     steps, per_count = (300, 1500) if FLAGS.quick else (FLAGS.steps, FLAGS.frames_per_count)
     t0 = time.perf_counter()
@@ -177,7 +175,7 @@ def main(argv):
     emit({"benchmark": "count_probe", "trained_runs": runs, "chance": 0.5, "steps": steps, "batch_size": FLAGS.batch_size,
           "train_frames_per_task": 2 * per_count, "num_discriminators": FLAGS.num_discriminators,
           "discriminator_filters": FLAGS.discriminator_filters, "results": results,
-          "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},
+          "machine": machine(),
           "seconds": round(time.perf_counter() - t0, 1)}, FLAGS.output or "")
 
 

@@ -25,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,7 +96,7 @@ def run(configs: list[str], train_steps: int, num_scenes: int, timeout: float) -
             report["runs"][config] = {**_config_summary(path), **run_child(argv, timeout, env)}
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    report["load_average_1_5_15"] = os.getloadavg()
+    report["machine"] = machine()
     return report
 
 

@@ -32,7 +32,7 @@ import time
 
 from absl import app, flags
 
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,8 +262,7 @@ def run(config: BenchmarkConfig) -> dict:
             "fed_over_in_memory": round(clips["fed"] / clips["in_memory"], 3),
         },
         "seconds_per_measurement": config.seconds, "rounds": config.rounds,
-        "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-        "load_average_1_5_15": os.getloadavg(),
+        "machine": machine(),
     }
 
 

@@ -35,13 +35,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 
 from absl import app, flags
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 from tfvidgan.metrics import targets
 
 FLAGS = flags.FLAGS
@@ -201,9 +200,8 @@ def run(config: BenchmarkConfig) -> dict:
             "height": metadata.height, "width": metadata.width, "mask_seed": metadata.mask_seed,
             "photons": metadata.photons, "read_noise": metadata.read_noise, "methods": rows}
     report["settings"] = dataclasses.asdict(config)
-    report["machine"] = {"tensorflow": tf.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                         "devices": [d.device_type for d in tf.config.list_logical_devices()],
-                         "load_average_at_end": os.getloadavg(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report["machine"] = {**machine(), "devices": [d.device_type for d in tf.config.list_logical_devices()],
+                         "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     return report
 
 

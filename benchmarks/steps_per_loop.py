@@ -20,15 +20,13 @@ speed-up of each steps_per_loop over 1.
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import tempfile
 import time
 
 from absl import app, flags
 
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "One round with fewer windows, for a fast smoke run.")
@@ -79,7 +77,6 @@ def timed_run(num_discriminators: int, steps_per_loop: int, batch_size: int, win
 
 def main(argv):
     del argv
-    import tensorflow as tf
 
     values = [int(v) for v in FLAGS.steps_per_loop]
     sizes = [int(k) for k in FLAGS.discriminators]
@@ -106,8 +103,7 @@ def main(argv):
                 "timestamps taken every --window steps (tracing excluded); best and median of the rounds",
         "batch_size": FLAGS.batch_size, "window": FLAGS.window, "timed_windows_per_run": windows,
         "rounds": rounds, "results": results,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__,
-                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
+        "machine": machine(),
         "seconds": round(time.perf_counter() - t0, 1),
     }, FLAGS.output or "")
 

@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import platform
 import time
 
 from absl import app, flags
 
-from tfvidgan.json_report import emit
+from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Fewer timed steps (1 round of 3) for a fast smoke run.")
@@ -248,25 +246,6 @@ def discriminator_meters(k: int, config: BenchmarkConfig):
         xla_step = tf.function(lambda: grouped_step(xla))
         meters["grouped_xla"] = Meter(lambda: xla_step()[1].numpy(), 1)
     return meters, agreement
-
-
-def machine() -> dict:
-    import tensorflow as tf
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        with open("/proc/meminfo") as f:
-            memory_gb = round(int(next(l for l in f if l.startswith("MemTotal")).split()[1]) / 2 ** 20, 1)
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": memory_gb, "tensorflow": tf.__version__,
-            "python": platform.python_version(), "load_average_1_5_15": load}
 
 
 def run(config: BenchmarkConfig) -> dict:

@@ -11,6 +11,8 @@ import datetime
 import math
 import os
 
+from tfvidgan.json_report import machine
+
 FRAME_ROWS = (("real", "real (held out)"), ("generated", "generated"),
               ("generated_raw_weights", "generated, raw weights (no EMA)"),
               ("generated_rejection", "generated, discriminator rejection sampling"),
@@ -88,21 +90,11 @@ def build_results(config, markers: dict, evaluations: dict) -> dict:
     }
 
 
-def machine() -> dict:
-    """CPU model and count, TensorFlow version (the hardware the wall times were measured on)."""
-    import importlib.metadata
-    import platform
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        tensorflow = importlib.metadata.version("tensorflow")
-    except importlib.metadata.PackageNotFoundError:
-        tensorflow = None
-    return {"cpus": os.cpu_count(), "cpu": cpu, "system": platform.platform(), "tensorflow": tensorflow}
+def _bfloat16_note(m: dict) -> str:
+    """", bfloat16 units: amx_bf16, ..." when the report's machine lists any (they decide what
+    --mixed_precision does to the wall times); "" otherwise."""
+    units = m.get("cpu_bfloat16")
+    return f", bfloat16 units: {', '.join(units)}" if units else ""
 
 
 def _num(value, digits: int = 3) -> str:
@@ -169,7 +161,7 @@ def to_markdown(results: dict, workdir: str = "..") -> str:
              f"{s['image_size']}×{s['image_size']}. Evaluation: N = {s['eval_samples']:,} per row, "
              f"{s['eval_num_frames']}-frame clips (long videos: {s['eval_long_frames'] or 'off'}), Fréchet encoders "
              f"trained on {s['eval_encoder_samples']:,} real samples for {s['eval_encoder_steps']} steps. "
-             f"Machine: {m.get('cpus')} × {m.get('cpu') or 'CPU'}, TensorFlow {m.get('tensorflow')}. Wall time: the "
+             f"Machine: {m.get('cpus')} × {m.get('cpu') or 'CPU'}{_bfloat16_note(m)}, TensorFlow {m.get('tensorflow')}. Wall time: the "
              f"run that completed the stage; \"all attempts\" adds interrupted and earlier runs of it.", ""]
     rows = []
     for s in results["stages"]:
