@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from tfvidgan.json_report import BFLOAT16_CPU_FLAGS, cpuinfo, machine
+from tfvidgan.json_report import BFLOAT16_CPU_FEATURES, cpuinfo, machine
 from tfvidgan.reproduce_report import _bfloat16_note
 
 
@@ -11,13 +11,13 @@ def test_machine_is_json_and_names_the_bfloat16_units_of_this_cpu():
     m = machine()
     assert json.loads(json.dumps(m)) == m
     assert m["cpus"] >= 1 and m["python"].count(".") == 2
-    assert set(m["cpu_bfloat16"]) <= set(BFLOAT16_CPU_FLAGS)
+    assert set(m["cpu_bfloat16"]) <= set(BFLOAT16_CPU_FEATURES)
     try:
         with open("/proc/cpuinfo") as f:
             flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
     except (OSError, StopIteration):
         flags = []
-    assert m["cpu_bfloat16"] == [flag for flag in BFLOAT16_CPU_FLAGS if flag in flags]
+    assert m["cpu_bfloat16"] == [flag for flag in BFLOAT16_CPU_FEATURES if flag in flags]
 
 
 def test_cpuinfo_reads_the_first_processor_only(tmp_path):

@@ -12,11 +12,11 @@ import sys
 # CPU features that decide whether bfloat16 (`--mixed_precision`) is faster or slower than float32 here:
 # without them oneDNN emulates bfloat16 (measured 2.1-2.7x slower); with AMX its convolutions use the
 # tile units (the unfolded CUP net ran 2.6x faster, README "CUP results").
-BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+BFLOAT16_CPU_FEATURES = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
-    """(model name, the `BFLOAT16_CPU_FLAGS` it has, in that order) from the first processor of a Linux
+    """(model name, the `BFLOAT16_CPU_FEATURES` it has, in that order) from the first processor of a Linux
     cpuinfo file; (`platform.processor()`, []) where there is no such file."""
     model, flags = "", None
     try:
@@ -29,12 +29,12 @@ def cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
                     flags = set(value.split())
     except OSError:
         pass
-    return model or platform.processor(), [flag for flag in BFLOAT16_CPU_FLAGS if flag in (flags or ())]
+    return model or platform.processor(), [flag for flag in BFLOAT16_CPU_FEATURES if flag in (flags or ())]
 
 
 def machine() -> dict:
     """What a report's wall times were measured on: ``cpus`` (logical CPUs), ``cpu`` (model name),
-    ``cpu_bfloat16`` (which of `BFLOAT16_CPU_FLAGS` the CPU has), ``memory_gb``, ``system``, ``python``,
+    ``cpu_bfloat16`` (which of `BFLOAT16_CPU_FEATURES` the CPU has), ``memory_gb``, ``system``, ``python``,
     ``tensorflow`` (installed version, or None; TensorFlow is not imported) and ``load_average_1_5_15``
     (None where the OS has none). Times compare within one report, never across machines."""
     model, bf16 = cpuinfo()
