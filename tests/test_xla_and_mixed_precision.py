@@ -90,3 +90,13 @@ def test_jit_compile_refuses_several_replicas(tmp_path):
     with pytest.raises(ConfigError, match="--jit_compile supports one replica"):
         loop.run_training(FramesGanTask(FRAMES), _frames_fn, two, loop.LoopConfig(
             model_dir=str(tmp_path), train_steps=1, jit_compile=True))
+
+
+def test_mixed_precision_warns_only_where_bfloat16_is_emulated():
+    from tfvidgan.training.loop import mixed_precision_warning
+
+    warning = mixed_precision_warning(["CPU"], [])
+    assert warning and "--mixed_precision" in warning and "SLOWER" in warning
+    assert mixed_precision_warning(["CPU"], ["avx512_bf16"]) is None
+    assert mixed_precision_warning(["CPU"], ["amx_bf16", "amx_tile"]) is None
+    assert mixed_precision_warning(["CPU", "GPU"], []) is None

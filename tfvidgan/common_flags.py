@@ -177,8 +177,8 @@ LOOP_FLAGS = {
     "jit_compile": "Compile each replica's training step with XLA (one replica only). Measured 15x SLOWER on "
                    "CPU (XLA's grouped-conv gradients); try it on GPUs.",
     "mixed_precision": "bfloat16 compute with float32 variables (Keras 'mixed_bfloat16' policy); for GPUs/CPUs "
-                       "with bfloat16 units (on an x86 CPU without AVX512_BF16 it measured 2-2.7x SLOWER than "
-                       "float32; see /proc/cpuinfo).",
+                       "with bfloat16 units (avx512_bf16 / amx_bf16 in /proc/cpuinfo; without them it measured "
+                       "2-2.7x SLOWER than float32, and the trainer warns).",
     "divergence_threshold": FlagSpec("Stop (non-zero exit, no checkpoint or export of the diverged state) when "
                                      "|loss| or |weight| exceeds this after a step; NaN/inf always stop. 0 = only "
                                      "NaN/inf.", minimum=0.0),
