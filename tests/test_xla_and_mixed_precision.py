@@ -100,3 +100,4 @@ def test_mixed_precision_warns_only_where_bfloat16_is_emulated():
     assert mixed_precision_warning(["CPU"], ["avx512_bf16"]) is None
     assert mixed_precision_warning(["CPU"], ["amx_bf16", "amx_tile"]) is None
     assert mixed_precision_warning(["CPU", "GPU"], []) is None
+    assert mixed_precision_warning(["CPU"], ["amx_tile"])  # tiles without bfloat16 arithmetic do not count

@@ -326,7 +326,7 @@ def mixed_precision_warning(device_types, cpu_bfloat16) -> str | None:
     """The warning `--mixed_precision` deserves on this machine, or None: with no GPU (``device_types``,
     e.g. ``["CPU"]``) and none of the CPU's bfloat16 units (``cpu_bfloat16``: the
     `tfvidgan.json_report.BFLOAT16_CPU_FEATURES` it has), oneDNN emulates bfloat16 and runs slower."""
-    if "GPU" in device_types or "TPU" in device_types or cpu_bfloat16:
+    if "GPU" in device_types or "TPU" in device_types or {"avx512_bf16", "amx_bf16"} & set(cpu_bfloat16):
         return None
     return ("--mixed_precision on a CPU without bfloat16 units (no avx512_bf16 or amx_bf16 in /proc/cpuinfo) "
             "and no GPU: bfloat16 is emulated here, measured 2-2.7x SLOWER than float32 (README, XLA and "
