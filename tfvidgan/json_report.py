@@ -10,9 +10,10 @@ import platform
 import sys
 
 # CPU features that decide whether bfloat16 (`--mixed_precision`) is faster or slower than float32 here:
-# without them oneDNN emulates bfloat16 (measured 2.1-2.7x slower); with AMX its convolutions use the
-# tile units (the unfolded CUP net ran 2.6x faster, README "CUP results").
-BFLOAT16_CPU_FEATURES = ("avx512_bf16", "amx_bf16", "amx_tile")
+# without bfloat16 arithmetic (BFLOAT16_ARITHMETIC) oneDNN emulates it (measured 2.1-2.7x slower); with AMX
+# its convolutions use the tile units (the unfolded CUP net ran 2.6x faster, README "CUP results").
+BFLOAT16_ARITHMETIC = ("avx512_bf16", "amx_bf16")
+BFLOAT16_CPU_FEATURES = BFLOAT16_ARITHMETIC + ("amx_tile",)
 
 
 def cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:

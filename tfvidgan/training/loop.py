@@ -49,7 +49,7 @@ from absl import logging
 
 from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
 from tfvidgan.export import export_version
-from tfvidgan.json_report import cpuinfo
+from tfvidgan.json_report import BFLOAT16_ARITHMETIC, cpuinfo
 from tfvidgan.training import summaries
 from tfvidgan.training.best_export import BestExporter
 from tfvidgan.training.checkpointing import CheckpointKeeper
@@ -324,13 +324,13 @@ def _restore(keeper: CheckpointKeeper, config: LoopConfig) -> str | None:
 
 def mixed_precision_warning(device_types, cpu_bfloat16) -> str | None:
     """The warning `--mixed_precision` deserves on this machine, or None: with no GPU (``device_types``,
-    e.g. ``["CPU"]``) and none of the CPU's bfloat16 units (``cpu_bfloat16``: the
-    `tfvidgan.json_report.BFLOAT16_CPU_FEATURES` it has), oneDNN emulates bfloat16 and runs slower."""
-    if "GPU" in device_types or "TPU" in device_types or {"avx512_bf16", "amx_bf16"} & set(cpu_bfloat16):
+    e.g. ``["CPU"]``) and none of `tfvidgan.json_report.BFLOAT16_ARITHMETIC` among the CPU's features
+    (``cpu_bfloat16``: the `BFLOAT16_CPU_FEATURES` it has), oneDNN emulates bfloat16 and runs slower."""
+    if "GPU" in device_types or "TPU" in device_types or set(BFLOAT16_ARITHMETIC) & set(cpu_bfloat16):
         return None
-    return ("--mixed_precision on a CPU without bfloat16 units (no avx512_bf16 or amx_bf16 in /proc/cpuinfo) "
-            "and no GPU: bfloat16 is emulated here, measured 2-2.7x SLOWER than float32 (README, XLA and "
-            "mixed precision); drop the flag on this machine.")
+    return (f"--mixed_precision on a CPU without bfloat16 units (no {' or '.join(BFLOAT16_ARITHMETIC)} in "
+            "/proc/cpuinfo) and no GPU: bfloat16 is emulated here, measured 2-2.7x SLOWER than float32 (README, "
+            "XLA and mixed precision); drop the flag on this machine.")
 
 
 def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strategy,
