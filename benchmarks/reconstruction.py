@@ -23,8 +23,12 @@ so times compare with each other, not across machines).
 Every test set also gets ``targets`` (`tfvidgan.metrics.targets.CUP_TARGETS`, at the largest timed
 batch): each unfolded export (one given the test mask) against the U-Net (the export that is not; or
 ``--unet=NAME``): PSNR gain >= 2 dB and time <= 1.25x the U-Net's, both for ``pass``; and every export's
-speed-up over GAP-TV (>= 100x, counted only when its PSNR is above GAP-TV's). ``--report=FILE`` re-checks
-the targets of a report written earlier, without running anything:
+speed-up over GAP-TV (>= 100x, counted only when its PSNR is above GAP-TV's). Nets trained with several
+seeds compare pair by pair, ``--unet=unfolded_s0=unet_s0,unfolded_s1=unet_s1,...`` (each unfolded export
+with the U-Net of its own training seed); the targets then also hold ``over_pairs``: the gain's and time
+ratio's mean, standard deviation and worst value over the pairs, the targets checked on the means, and
+how many pairs pass. ``--report=FILE`` re-checks the targets of a report written earlier, without running
+anything:
 
     python benchmarks/reconstruction.py --report=docs/cup_results_s64_1200_same_run.json
 
@@ -66,7 +70,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("make_data_frames", 8, "T of the --make_data datasets (the table uses 8 and 16).")
     flags.DEFINE_integer("make_data_size", 32, "Frame side of the --make_data datasets (the table uses 32 and 64).")
     flags.DEFINE_string("unet", "", "The export the unfolded ones are compared with (default: the one export that is "
-                        "not given the test mask).")
+                        "not given the test mask), or comma-separated unfolded=unet pairs (one per training seed: "
+                        "each unfolded export against its own U-Net, summarised over the pairs).")
     flags.DEFINE_string("report", "", "Only re-check the targets of this earlier JSON report (no data is read).")
     flags.DEFINE_string("output", "", "Write the JSON report here.")
     flags.DEFINE_string("markdown", "", "Write the Markdown table here.")
@@ -205,35 +210,76 @@ def run(config: BenchmarkConfig) -> dict:
     return report
 
 
-def cup_targets(test: dict, batch: int, unet: str = "") -> dict:
+def unet_choice(value: str):
+    """``--unet``: "" (the one export not given the test mask), an export's name, or ``cand=unet,...``
+    pairs (returned as a dict in the given order)."""
+    return dict(_pairs_list(value, "unet")) if "=" in value else value
+
+
+def cup_targets(test: dict, batch: int, unet: str | dict = "") -> dict:
     """The CUP targets on one test set of a report (``report["tests"][name]``), at batch `batch`.
 
-    Returns ``{"unet": name, "unet_trained_on_test_mask": bool, "batch": batch, "unfolded": {export: {"psnr_gain_over_unet_db", "time_ratio_to_unet": checks,
-    "pass"}}, "speedup_vs_gap_tv": {export: check}, "unfolded_2db_at_comparable_time": bool,
-    "network_100x_gap_tv": bool}`` (checks as `Target.check`). Exports are the rows with an ``export``;
-    unfolded ones are those given the test mask. On a test set of another camera
+    `unet` is an export's name (every unfolded export against it; "" = the one export not given the test
+    mask) or a dict `{unfolded export: U-Net export}` of pairs (e.g. one per training seed; only the
+    listed unfolded exports are compared).
+
+    Returns ``{"unet": name or pairs, "unet_trained_on_test_mask": bool, "batch": batch, "unfolded": {export:
+    {"psnr_gain_over_unet_db", "time_ratio_to_unet": checks, "unet": name, "pass"}}, "speedup_vs_gap_tv":
+    {export: check}, "unfolded_2db_at_comparable_time": bool, "network_100x_gap_tv": bool}`` (checks as
+    `Target.check`); with pairs also ``"over_pairs"`` (`pairs_summary`). Exports are the rows with an
+    ``export``; unfolded ones are those given the test mask. On a test set of another camera
     (``unet_trained_on_test_mask`` false) the U-Net sees a mask it was not trained on, so the gain there
     is the mask's, not the architecture's. Raises `ConfigError` naming ``--unet`` when the U-Net
-    is not one export."""
+    is not one export, or a pair names a row that is not an export of the right kind."""
     methods = test["methods"]
     exports = [k for k, v in methods.items() if "export" in v]
-    nets = [unet] if unet else [k for k in exports if not methods[k].get("given_test_mask")]
-    if len(nets) != 1 or nets[0] not in exports:
-        raise ConfigError(f"--unet: need exactly one U-Net export to compare with; the exports are {exports} "
-                          f"(not given the test mask: {nets})")
+    unfolded_exports = [k for k in exports if methods[k].get("given_test_mask")]
+    if isinstance(unet, dict):
+        for name, reference in unet.items():
+            if name not in unfolded_exports or reference not in exports or reference in unfolded_exports:
+                raise ConfigError(f"--unet: the pair {name}={reference} must name an unfolded export (given the "
+                                  f"test mask: {unfolded_exports}) and a U-Net export (the others: "
+                                  f"{[k for k in exports if k not in unfolded_exports]})")
+        pairs, nets = dict(unet), list(dict.fromkeys(unet.values()))
+    else:
+        nets = [unet] if unet else [k for k in exports if k not in unfolded_exports]
+        if len(nets) != 1 or nets[0] not in exports:
+            raise ConfigError(f"--unet: need exactly one U-Net export to compare with; the exports are {exports} "
+                              f"(not given the test mask: {nets}); or give unfolded=unet pairs")
+        pairs = dict.fromkeys(unfolded_exports, nets[0])
     unfolded = {}
-    for name in (k for k in exports if methods[k].get("given_test_mask")):
-        checks = targets.check(targets.CUP_TARGETS, targets.cup_values(methods, name, nets[0], batch))
-        unfolded[name] = {**checks, "pass": all(c["pass"] for c in checks.values())}
+    for name, reference in pairs.items():
+        checks = targets.check(targets.CUP_TARGETS, targets.cup_values(methods, name, reference, batch))
+        unfolded[name] = {**checks, "unet": reference, "pass": all(c["pass"] for c in checks.values())}
     speedup = {k: targets.CUP_TARGETS["speedup_vs_gap_tv"].check(targets.cup_speedup_value(methods, k, batch))
                for k in exports}
-    return {"unet": nets[0], "unet_trained_on_test_mask": bool(methods[nets[0]].get("trained_mask_matches_test")),
-            "batch": batch, "unfolded": unfolded, "speedup_vs_gap_tv": speedup,
-            "unfolded_2db_at_comparable_time": any(v["pass"] for v in unfolded.values()),
-            "network_100x_gap_tv": any(v["pass"] for v in speedup.values())}
+    out = {"unet": pairs if isinstance(unet, dict) else nets[0],
+           "unet_trained_on_test_mask": all(bool(methods[k].get("trained_mask_matches_test")) for k in nets),
+           "batch": batch, "unfolded": unfolded, "speedup_vs_gap_tv": speedup,
+           "unfolded_2db_at_comparable_time": any(v["pass"] for v in unfolded.values()),
+           "network_100x_gap_tv": any(v["pass"] for v in speedup.values())}
+    if isinstance(unet, dict):
+        out["over_pairs"] = pairs_summary(unfolded)
+    return out
 
 
-def add_targets(report: dict, unet: str = "") -> dict:
+def pairs_summary(unfolded: dict) -> dict:
+    """Over the compared pairs of `cup_targets` (`unfolded`: {export: checks}): for each target value its
+    ``mean``, ``std`` (population) and ``worst`` (lowest gain, highest time ratio); ``checks_on_means``
+    (both targets checked on the means, `Target.check`) and ``mean_pass``; ``pairs_passing`` / ``pairs``."""
+    summary = {}
+    for key, worst in (("psnr_gain_over_unet_db", min), ("time_ratio_to_unet", max)):
+        values = [v[key]["value"] for v in unfolded.values()]
+        mean = sum(values) / len(values)
+        summary[key] = {"mean": mean, "std": (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5,
+                        "worst": worst(values)}
+    means = {k: summary[k]["mean"] for k in ("psnr_gain_over_unet_db", "time_ratio_to_unet")}
+    checks = targets.check({k: targets.CUP_TARGETS[k] for k in means}, means)
+    return {**summary, "checks_on_means": checks, "mean_pass": all(c["pass"] for c in checks.values()),
+            "pairs_passing": sum(v["pass"] for v in unfolded.values()), "pairs": len(unfolded)}
+
+
+def add_targets(report: dict, unet: str | dict = "") -> dict:
     """Adds `cup_targets` (at the largest timed batch) to every test set of `report`; returns it."""
     batch = max(report["settings"]["batch_sizes"])
     for test in report["tests"].values():
@@ -259,13 +305,13 @@ def main(argv):
     del argv
     if FLAGS.report:
         with open(FLAGS.report) as f:
-            report = add_targets(json.load(f), FLAGS.unet)
+            report = add_targets(json.load(f), unet_choice(FLAGS.unet))
         emit({"report": FLAGS.report, **{name: test["targets"] for name, test in report["tests"].items()}},
              FLAGS.output or None)
         return
     if FLAGS.make_data:
         make_results_data(FLAGS.make_data, FLAGS.make_data_frames, FLAGS.make_data_size)
-    report = add_targets(run(config_from_flags(FLAGS)), FLAGS.unet)
+    report = add_targets(run(config_from_flags(FLAGS)), unet_choice(FLAGS.unet))
     if FLAGS.markdown:
         with open(FLAGS.markdown, "w") as f:
             f.write(markdown(report))

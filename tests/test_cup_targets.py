@@ -91,3 +91,48 @@ def test_report_flag_rechecks_a_written_report_without_data(tmp_path):
     assert written["report"] == str(path)
     assert written["noisy"]["unfolded_2db_at_comparable_time"] == expected["unfolded_2db_at_comparable_time"] is True
     assert written["noisy"]["unfolded"]["unfolded"]["time_ratio_to_unet"]["value"] == pytest.approx(1.125)
+
+
+def test_unet_pairs_compare_each_seed_with_its_own_unet_and_summarise():
+    test = _test_set(unet_s1=_row(26.0, 0.010, given_mask=False),
+                     unf_s0=_row(29.5, 0.009),   # +2.5 dB at 1.125x against unet
+                     unf_s1=_row(27.9, 0.0125))  # +1.9 dB at 1.25x against unet_s1
+    out = cup_targets(test, 64, unet={"unf_s0": "unet", "unf_s1": "unet_s1"})
+    assert out["unet"] == {"unf_s0": "unet", "unf_s1": "unet_s1"}
+    assert out["unfolded"]["unf_s0"]["unet"] == "unet" and out["unfolded"]["unf_s0"]["pass"]
+    s1 = out["unfolded"]["unf_s1"]
+    assert s1["unet"] == "unet_s1" and s1["psnr_gain_over_unet_db"]["value"] == pytest.approx(1.9)
+    assert s1["time_ratio_to_unet"]["value"] == pytest.approx(1.25) and s1["time_ratio_to_unet"]["pass"]
+    assert not s1["pass"]
+    summary = out["over_pairs"]
+    assert summary["psnr_gain_over_unet_db"]["mean"] == pytest.approx(2.2)
+    assert summary["psnr_gain_over_unet_db"]["std"] == pytest.approx(0.3)
+    assert summary["psnr_gain_over_unet_db"]["worst"] == pytest.approx(1.9)
+    assert summary["time_ratio_to_unet"]["mean"] == pytest.approx(1.1875)
+    assert summary["time_ratio_to_unet"]["worst"] == pytest.approx(1.25)
+    assert summary["mean_pass"] and summary["pairs_passing"] == 1 and summary["pairs"] == 2
+    # The mean is checked like one pair: a mean gain under 2 dB fails it.
+    test["methods"]["unf_s0"]["psnr_db"] = 28.0
+    assert not cup_targets(test, 64, unet={"unf_s0": "unet", "unf_s1": "unet_s1"})["over_pairs"]["mean_pass"]
+
+
+def test_unet_pairs_must_name_an_unfolded_export_and_a_unet_export():
+    test = _test_set(unf=_row(29.5, 0.009))
+    for bad in ({"unf": "gap_tv"}, {"unet": "unet"}, {"unf": "unf"}, {"missing": "unet"}):
+        with pytest.raises(ConfigError, match="--unet: the pair"):
+            cup_targets(test, 64, unet=bad)
+    assert "over_pairs" not in cup_targets(test, 64, unet="unet")
+
+
+def test_report_flag_takes_unet_pairs(tmp_path):
+    report = {"settings": {"batch_sizes": [1, 64]},
+              "tests": {"noisy": _test_set(unet_s1=_row(26.5, 0.008, given_mask=False), unf=_row(29.5, 0.009),
+                                           unf_s1=_row(28.0, 0.0085))}}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    out = tmp_path / "targets.json"
+    subprocess.run([sys.executable, "benchmarks/reconstruction.py", f"--report={path}", f"--output={out}",
+                    "--unet=unf=unet,unf_s1=unet_s1"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    noisy = json.loads(out.read_text())["noisy"]
+    assert noisy["unfolded"]["unf_s1"]["psnr_gain_over_unet_db"]["value"] == pytest.approx(1.5)
+    assert noisy["over_pairs"]["psnr_gain_over_unet_db"]["mean"] == pytest.approx(2.0)
