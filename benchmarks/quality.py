@@ -9,6 +9,8 @@ r"""Sample-quality targets of issue "Convincing videos", checked on evaluation r
     python -m benchmarks.quality video --export_dir=runs/video_bb3_small/export --data=DATA --num_frames=30 \
         --long_frames=120
     python -m benchmarks.quality video --report=docs/eval_video_bb3_small.json
+    # one run of a collection of reports keyed by run name (docs/eval_video_options.json)
+    python -m benchmarks.quality video --report=docs/eval_video_options.json --run=vC16_causal_budget_2489
     # the baseline check itself: a second set of real clips (a perfect generator) against the baselines
     python -m benchmarks.quality real --data=DATA --num_samples=500 --num_frames=30
 
@@ -60,9 +62,35 @@ def define_flags() -> None:
     flags.DEFINE_string("encoder_cache", "eval_cache", "Cached Fréchet encoders.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
     flags.DEFINE_string("row", "generated", "The report row to check, e.g. generated_rejection (rejection sampling).")
+    flags.DEFINE_string("run", "", "When --report is a collection of reports keyed by run name (e.g. "
+                        "docs/eval_video_options.json), the run to check.")
 
 
 BASELINES = ("latent_interpolation", "independent_latents", "static", "collapsed")
+
+
+def _is_report(value) -> bool:
+    """Whether `value` looks like one evaluate report (it has a "real" row)."""
+    return isinstance(value, dict) and isinstance(value.get("real"), dict)
+
+
+def select_report(document: dict, source: str, run: str = "") -> dict:
+    """The evaluate report to check in the JSON `document` read from `source`: the document itself, or
+    with `run` its entry `run` (a collection of reports keyed by run name).
+
+    Raises:
+      app.UsageError: naming `source` and the flag: `run` given but not an entry that is a report, or no
+        `run` for a document that is not a report itself (listing the runs it holds, if any).
+    """
+    runs = [k for k, v in document.items() if _is_report(v)]
+    if run:
+        if run not in runs:
+            raise app.UsageError(f"--run={run!r} is not a report in --report={source!r}; its reports are {runs}")
+        return document[run]
+    if _is_report(document):
+        return document
+    hint = f"; it is a collection of reports, pick one with --run (one of {runs})" if runs else ""
+    raise app.UsageError(f"--report={source!r} is not an evaluate report (no \"real\" row){hint}")
 
 
 def _checked_row(report: dict, row: str) -> dict:
@@ -197,13 +225,15 @@ def main(argv):
               "mean_check_passes": all(not v for v in out["by_mean"].values()), **out}, FLAGS.output)
         return
     sources = [p.strip() for p in FLAGS.report.split(",") if p.strip()]
+    if FLAGS.run and not FLAGS.report:
+        raise app.UsageError("--run picks a report of a --report collection; give --report")
     if len(sources) > 1:
         if mode != "frames":
             raise app.UsageError("several --report files are checked together for frames reports only")
         reports = {}
         for path in sources:
             with open(path) as f:
-                reports[path] = _none_to_nan(json.load(f))
+                reports[path] = select_report(_none_to_nan(json.load(f)), path, FLAGS.run)
         checked = frames_targets_over_draws(reports, FLAGS.row)
         emit({"mode": mode, "source": sources, "row": FLAGS.row, "draws": len(sources),
               "samples": next(iter(reports.values())).get("settings", {}).get("num_samples"),
@@ -214,8 +244,7 @@ def main(argv):
         return
     if FLAGS.report:
         with open(FLAGS.report) as f:
-            report = json.load(f)
-        report = _none_to_nan(report)
+            report = select_report(_none_to_nan(json.load(f)), FLAGS.report, FLAGS.run)
     elif mode == "frames":
         from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
         report = evaluate_frames(FramesEvalConfig(export_dir=FLAGS.export_dir, data=FLAGS.data,
@@ -227,7 +256,8 @@ def main(argv):
                                                 long_frames=FLAGS.long_frames, plot="",
                                                 encoder_cache=FLAGS.encoder_cache))
     checked = frames_targets(report, FLAGS.row) if mode == "frames" else video_targets(report, FLAGS.row)
-    emit({"mode": mode, "source": FLAGS.report or FLAGS.export_dir, "row": FLAGS.row,
+    emit({"mode": mode, "source": FLAGS.report or FLAGS.export_dir, **({"run": FLAGS.run} if FLAGS.run else {}),
+          "row": FLAGS.row,
           "samples": report.get("settings", {}).get("num_samples"),
           "all_pass": all(t["pass"] for t in checked.values()), "targets": checked}, FLAGS.output)
 

@@ -193,3 +193,29 @@ def test_a_report_without_distributions_fails_the_baseline_check_with_the_reason
     del report["collapsed"][targets.DISTRIBUTION_KEY]
     out = video_targets(report)["better_than_every_baseline_on_every_physics_column"]
     assert not out["pass"] and "re-run evaluate video" in out["value"] and "collapsed" in out["value"]
+
+
+def test_a_collection_of_reports_is_checked_one_run_at_a_time(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from absl import app
+
+    from benchmarks.quality import select_report
+    report = {"real": _row(), "generated": _row(mean_count_changes=3.0, mean_speed=0.9)}
+    collection = {"_command": "evaluate video ...", "run_a": report, "run_b": dict(report, generated=_row())}
+    assert select_report(report, "r.json") is report
+    assert select_report(collection, "c.json", "run_b") is collection["run_b"]
+    with pytest.raises(app.UsageError, match=r"c.json.*--run \(one of \['run_a', 'run_b'\]\)"):
+        select_report(collection, "c.json")
+    with pytest.raises(app.UsageError, match="--run='run_c' is not a report in --report='c.json'"):
+        select_report(collection, "c.json", "run_c")
+    with pytest.raises(app.UsageError, match="--run='_command'"):
+        select_report(collection, "c.json", "_command")
+    path, out = tmp_path / "collection.json", tmp_path / "out.json"
+    path.write_text(json.dumps(collection))
+    subprocess.run([sys.executable, "-m", "benchmarks.quality", "video", f"--report={path}", "--run=run_a",
+                    f"--output={out}"], check=True, capture_output=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    result = json.loads(out.read_text())
+    assert result["run"] == "run_a" and result["targets"] == json.loads(json.dumps(video_targets(report)))
