@@ -211,6 +211,13 @@ def _none_to_nan(tree):
     return float("nan") if tree is None else tree
 
 
+def read_report(path: str, run: str = "") -> dict:
+    """The evaluate report in the JSON file `path` (`select_report`: with `run`, that entry of a
+    collection), NaN restored where it was written as null."""
+    with open(path) as f:
+        return select_report(_none_to_nan(json.load(f)), path, run)
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in ("frames", "video", "real"):
         raise app.UsageError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
@@ -232,8 +239,7 @@ def main(argv):
             raise app.UsageError("several --report files are checked together for frames reports only")
         reports = {}
         for path in sources:
-            with open(path) as f:
-                reports[path] = select_report(_none_to_nan(json.load(f)), path, FLAGS.run)
+            reports[path] = read_report(path, FLAGS.run)
         checked = frames_targets_over_draws(reports, FLAGS.row)
         emit({"mode": mode, "source": sources, "row": FLAGS.row, "draws": len(sources),
               "samples": next(iter(reports.values())).get("settings", {}).get("num_samples"),
@@ -243,8 +249,7 @@ def main(argv):
               "targets": checked}, FLAGS.output)
         return
     if FLAGS.report:
-        with open(FLAGS.report) as f:
-            report = select_report(_none_to_nan(json.load(f)), FLAGS.report, FLAGS.run)
+        report = read_report(FLAGS.report, FLAGS.run)
     elif mode == "frames":
         from tfvidgan.metrics.frames_report import FramesEvalConfig, evaluate_frames
         report = evaluate_frames(FramesEvalConfig(export_dir=FLAGS.export_dir, data=FLAGS.data,

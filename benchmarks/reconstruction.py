@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import statistics
 import time
 
 from absl import app, flags
@@ -270,11 +271,9 @@ def pairs_summary(unfolded: dict) -> dict:
     summary = {}
     for key, worst in (("psnr_gain_over_unet_db", min), ("time_ratio_to_unet", max)):
         values = [v[key]["value"] for v in unfolded.values()]
-        mean = sum(values) / len(values)
-        summary[key] = {"mean": mean, "std": (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5,
-                        "worst": worst(values)}
-    means = {k: summary[k]["mean"] for k in ("psnr_gain_over_unet_db", "time_ratio_to_unet")}
-    checks = targets.check({k: targets.CUP_TARGETS[k] for k in means}, means)
+        summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "worst": worst(values)}
+    means = {k: s["mean"] for k, s in summary.items()}
+    checks = targets.check(targets.CUP_TARGETS, means)
     return {**summary, "checks_on_means": checks, "mean_pass": all(c["pass"] for c in checks.values()),
             "pairs_passing": sum(v["pass"] for v in unfolded.values()), "pairs": len(unfolded)}
 
