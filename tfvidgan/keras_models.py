@@ -451,6 +451,10 @@ class VideoGAN(_TaskGAN):
         self.generator_optimizer, self.discriminator_optimizer = t.s_optimizer, t.d_optimizer
         if t.config.finetune_frames_generator:
             self.frames_generator_optimizer = t.f_optimizer
+        if t.sequence_ema is not None:
+            self.sequence_generator_ema = t.sequence_ema.shadow
+        if t.frames_ema is not None:
+            self.frames_generator_ema = t.frames_ema.shadow
 
     def _metric_spec(self):
         k = int(self.task.discriminators.outputs[0].shape[-1])
@@ -500,8 +504,9 @@ class VideoGAN(_TaskGAN):
 
     def call(self, inputs, training=False):
         """`{"noise": [N, noise_dim], "step_noise": [N, T, step_noise_dim]}` float32 → clips
-        `[N, T, H, W, C]` float32 in [-1, 1]."""
-        return render(self.task.frames_generator, self.task.sequence_generator(inputs, training=training))
+        `[N, T, H, W, C]` float32 in [-1, 1] (sampling generators: the EMA ones when `ema_beta > 0`)."""
+        t = self.task
+        return render(t.sampling_frames_generator, t.sampling_sequence_generator(inputs, training=training))
 
     def sample(self, num_samples: int, num_frames: int | None = None, seed: int = 0) -> np.ndarray:
         """Clips `[num_samples, num_frames, H, W, C]` float32 in [-1, 1] for a fixed seed

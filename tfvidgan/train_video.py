@@ -70,6 +70,9 @@ def config_flags() -> dict:
                                    "latent steps and renders a random clip_length window of each, so late steps "
                                    "of long videos are trained too (against drift). Not with --jit_compile.",
                                    minimum=0),
+        "ema_beta": "Decay of the exponential moving average of the generator's weights (the sequence generator's, "
+                    "and the frames generator's when fine-tuned), used by samples, --eval_every and the "
+                    "export; 0 disables it.",
         "num_sample_videos": FlagSpec("Videos in each sample summary.", minimum=1),
         **common_flags.adversarial_flags(),
         **common_flags.optimizer_flags("sequence", "sequence_optimizer", "sequence generator"),

@@ -33,6 +33,7 @@ from tfvidgan.models.ensemble_discriminator import (
 from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.ema import WeightAverage
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal, replica_uniform_int, step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -91,6 +92,10 @@ class VideoGanConfig:
     # still judge clip_length frames; the generator learns to keep late steps (and, bidirectional, every
     # length up to rollout_length) looking real, the remedy for drift in videos longer than the clips.
     rollout_length: int = 0
+    # EMA of the generator's weights (β per step; 0 = off): the sequence generator's, and the frames
+    # generator's when it is fine-tuned. Samples, summaries, the in-training evaluation and the export use
+    # the averaged weights (`tfvidgan.training.ema`).
+    ema_beta: float = 0.0
     num_sample_videos: int = 4
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     sequence_optimizer: OptimizerConfig = OptimizerConfig()
@@ -182,6 +187,22 @@ class VideoGanTask:
             self.f_optimizer = make_optimizer(c.frames_generator_optimizer,
                                               self.frames_generator.trainable_variables)
             self.generator_updates.append((self.f_optimizer, self.frames_generator.trainable_variables))
+        self.sequence_ema = self.frames_ema = None
+        if c.ema_beta > 0:
+            self.sequence_ema = WeightAverage(self.sequence_generator, c.ema_beta)
+            if c.finetune_frames_generator:
+                self.frames_ema = WeightAverage(self.frames_generator, c.ema_beta)
+
+    @property
+    def sampling_sequence_generator(self):
+        """The sequence generator used for samples, evaluation and the export: the EMA one when EMA is on."""
+        return self.sequence_ema.shadow if self.sequence_ema is not None else self.sequence_generator
+
+    @property
+    def sampling_frames_generator(self):
+        """The frames generator used for samples, evaluation and the export: the EMA one when EMA is on and
+        the frames generator is fine-tuned (a frozen one is its own average)."""
+        return self.frames_ema.shadow if self.frames_ema is not None else self.frames_generator
 
     def _noise(self, batch, steps, step, stream):
         c = self.config
@@ -236,6 +257,9 @@ class VideoGanTask:
         out = adversarial.train_step(real=real, generate=generate, discriminator=self.discriminators,
                                      d_optimizer=self.d_optimizer, generator_updates=self.generator_updates,
                                      config=self.config.adversarial)
+        for average in (self.sequence_ema, self.frames_ema):
+            if average is not None:
+                average.update(step)
         metrics = out.as_dict()
         if out.generator_term is not None:
             metrics["g_regularizer"] = out.generator_term  # weighted temporal smoothness + frame critic
@@ -246,6 +270,10 @@ class VideoGanTask:
                    "s_optimizer": self.s_optimizer, "d_optimizer": self.d_optimizer}
         if self.config.finetune_frames_generator:
             objects.update(frames_generator=self.frames_generator, f_optimizer=self.f_optimizer)
+        if self.sequence_ema is not None:
+            objects["sequence_generator_ema"] = self.sequence_ema.shadow
+        if self.frames_ema is not None:
+            objects["frames_generator_ema"] = self.frames_ema.shadow
         return objects
 
     def optimizers(self) -> list:
@@ -256,12 +284,13 @@ class VideoGanTask:
         return pairs
 
     def sample(self, num_samples: int, steps: int, seed: int):
-        """(clips `[N, steps, H, W, C]`, latents `[N, steps, Z]`) for a fixed seed."""
+        """(clips `[N, steps, H, W, C]` float32 in [-1, 1], latents `[N, steps, Z]` float32) for a fixed seed,
+        from the sampling (EMA when on) generators."""
         c = self.config
         noise = sample_sequence_noise(num_samples, steps, [seed, VIDEO_SAMPLE_STREAM], c.noise_dim,
                                       c.step_noise_dim)
-        latents = self.sequence_generator(noise, training=False)
-        return render(self.frames_generator, latents), latents
+        latents = self.sampling_sequence_generator(noise, training=False)
+        return render(self.sampling_frames_generator, latents), latents
 
     def write_samples(self, step: int) -> None:
         clips, _ = self.sample(self.config.num_sample_videos, self.config.sample_length, self.config.noise_seed)
@@ -289,8 +318,10 @@ class VideoGanTask:
                 "sample_length": c.sample_length, "frames_generator": c.frames_generator,
                 "frames_generator_finetuned": c.finetune_frames_generator,
                 "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional,
-                "rollout_length": c.rollout_length}
+                "rollout_length": c.rollout_length, "weights": "ema" if self.sequence_ema is not None else "raw",
+                "ema_beta": c.ema_beta}
 
     def export(self, directory: str) -> None:
-        export_video_generator(self.sequence_generator, self.frames_generator, self.description(), directory)
+        export_video_generator(self.sampling_sequence_generator, self.sampling_frames_generator, self.description(),
+                               directory)
 
