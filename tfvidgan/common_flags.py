@@ -237,8 +237,9 @@ def define_run_flags(quick_start: dict, flag_values: flags.FlagValues = flags.FL
 
 def optimizer_flags(prefix: str, field: str, what: str) -> dict:
     """`--{prefix}_optimizer`, `--{prefix}_lr`, `--{prefix}_beta1`, `--{prefix}_lr_schedule`,
-    `--{prefix}_lr_decay_steps`, `--{prefix}_lr_final_fraction` feeding the `OptimizerConfig` field `field`
-    (its `name`, `learning_rate`, `beta_1`, `schedule`, `decay_steps`, `final_fraction`); the defaults are
+    `--{prefix}_lr_decay_steps`, `--{prefix}_lr_final_fraction`, `--{prefix}_lr_decay_start`,
+    `--{prefix}_clip_norm` feeding the `OptimizerConfig` field `field` (its `name`, `learning_rate`,
+    `beta_1`, `schedule`, `decay_steps`, `final_fraction`, `decay_start`, `clip_norm`); the defaults are
     that field's default's."""
     return {
         f"{prefix}_optimizer": FlagSpec(f"Optimizer of the {what}.", f"{field}.name", choices=OPTIMIZERS),
@@ -254,6 +255,12 @@ def optimizer_flags(prefix: str, field: str, what: str) -> dict:
                                              minimum=0),
         f"{prefix}_lr_final_fraction": FlagSpec(f"Cosine schedule of the {what}: the final rate as a fraction of "
                                                 f"--{prefix}_lr.", f"{field}.final_fraction", minimum=0.0),
+        f"{prefix}_lr_decay_start": FlagSpec(f"Cosine schedule of the {what}: optimizer updates at the constant "
+                                             f"rate before the decay starts (it ends at --{prefix}_lr_decay_steps); "
+                                             f"0 = decay from the start.", f"{field}.decay_start", minimum=0),
+        f"{prefix}_clip_norm": FlagSpec(f"Clip the global norm of the {what}'s gradients (summed over replicas: "
+                                        f"the global batch's gradient) to this; 0 = off.", f"{field}.clip_norm",
+                                        minimum=0.0),
     }
 
 

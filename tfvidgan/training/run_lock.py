@@ -48,6 +48,7 @@ RESUMABLE_FIELDS = frozenset({
     "discriminator_steps", "noise_seed", "num_sample_images", "num_sample_videos", "sample_length",
     "smoothness_weight", "smoothness_on", "smoothness_order", "frame_critic_weight", "frames_generator",
     "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
+    "decay_start", "clip_norm",
 })
 
 # Config fields renamed after runs were recorded with the old names: `run_config.json` records are read with
