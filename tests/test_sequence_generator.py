@@ -129,13 +129,26 @@ def test_sample_sequence_noise_is_stateless_and_seeded():
         ({"cell": "rnn"}, "cell"),
         ({"latent_constraint": "sphere"}, "latent_constraint"),
         ({"num_layers": 0}, "num_layers"),
-        ({"step_noise_dim": 0}, "step_noise_dim"),
+        ({"step_noise_dim": -1}, "step_noise_dim"),
         ({"latent_dim": 1}, "latent_dim"),
     ],
 )
 def test_bad_options_raise_config_error_naming_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         small(**kwargs)
+
+
+def test_no_step_noise_makes_the_trajectory_a_function_of_the_clip_noise():
+    model = small(step_noise_dim=0, bidirectional=False)
+    noise = sg.sample_sequence_noise(3, 7, 5, NOISE, 0)
+    assert noise["step_noise"].shape == (3, 7, 0)
+    latents = model(noise).numpy()
+    assert latents.shape == (3, 7, Z) and np.all(np.isfinite(latents))
+    again = model({"noise": noise["noise"], "step_noise": tf.zeros([3, 12, 0])}).numpy()
+    np.testing.assert_allclose(again[:, :7], latents, atol=1e-5)     # causal and noise-free: a longer rollout
+    assert not np.allclose(latents[:, 0], latents[:, -1], atol=1e-3)   # starts the same; it still moves
+    other = model(sg.sample_sequence_noise(3, 7, 6, NOISE, 0)).numpy()
+    assert not np.allclose(other, latents, atol=1e-3)
 
 
 def test_bad_noise_arguments():

@@ -24,9 +24,9 @@ def _frames_export(tmp_path):
 
 
 def _config(frames, **kwargs):
-    return VideoGanConfig(frames_generator=frames, clip_length=CLIP, sample_length=5, noise_dim=4, step_noise_dim=2,
-                          hidden_units=8, num_layers=1, num_discriminators=2, discriminator_filters=2,
-                          num_sample_videos=1, **kwargs)
+    fields = dict(frames_generator=frames, clip_length=CLIP, sample_length=5, noise_dim=4, step_noise_dim=2,
+                  hidden_units=8, num_layers=1, num_discriminators=2, discriminator_filters=2, num_sample_videos=1)
+    return VideoGanConfig(**{**fields, **kwargs})
 
 
 def _data(context, start):

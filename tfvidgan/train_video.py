@@ -43,7 +43,9 @@ def config_flags() -> dict:
         "clip_length": "Frames per training clip (random offsets within each scene).",
         "sample_length": "Frames per sampled video (summaries, samples/).",
         "noise_dim": "Per-video noise size of the sequence generator.",
-        "step_noise_dim": "Per-step noise size of the sequence generator.",
+        "step_noise_dim": FlagSpec("Per-step noise size of the sequence generator; 0 = none (the trajectory is a "
+                                   "deterministic function of the clip noise, as bouncing balls are of their "
+                                   "start).", minimum=0),
         "hidden_units": "Width of the sequence generator's MLP and RNN layers.",
         "num_layers": "Stacked RNN layers.",
         "cell": FlagSpec("Recurrent cell.", choices=CELLS),

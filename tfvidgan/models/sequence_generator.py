@@ -3,7 +3,7 @@
 Architecture (per sample; nothing ever mixes the batch):
 
     noise [B, noise_dim] -> MLP (2 Dense + ReLU) -> code [B, hidden_units]
-    code broadcast over T, concatenated with step_noise [B, T, step_noise_dim]
+    code broadcast over T, concatenated with step_noise [B, T, step_noise_dim] (step_noise_dim may be 0)
     -> num_layers (bi)directional LSTM/GRU layers (return_sequences) -> Dense(Z) per step
     -> latent constraint -> latents [B, T, Z]
 
@@ -19,6 +19,12 @@ Trajectory parameterisation:
 
 T is a dynamic dimension: the same weights produce trajectories of any length (train on 16 or 40
 steps, sample 30 or more). The number of steps is taken from `step_noise`.
+
+Per-step noise: with `step_noise_dim` = 0 the step noise is an empty `[B, T, 0]` tensor that only carries
+T, and the trajectory is a deterministic function of the clip noise: the recurrent layers run as an
+autonomous dynamical system started from the clip code, which is how bouncing balls move (the initial
+positions and velocities decide the whole clip). With per-step noise the model can (and, measured, does)
+use the noise to move, which shows up as wobble.
 
 Latent constraint (keeps the emitted latents where the frames generator was trained):
   * "standardize": each step's Z vector of each sample is shifted and scaled to zero mean and unit
@@ -137,7 +143,8 @@ def build_sequence_generator(
     Args:
       latent_dim: Z, the frames generator's latent size.
       noise_dim: size of the per-sample noise (what the whole clip is about).
-      step_noise_dim: size of the per-step noise (small variations along the way), >= 1.
+      step_noise_dim: size of the per-step noise (small variations along the way), >= 0; 0 = none (the
+        trajectory is a deterministic function of `noise`; `step_noise` is then `[B, T, 0]`).
       hidden_units: width of the MLP and of each RNN direction.
       num_layers: number of stacked RNN layers, >= 1.
       cell: "lstm" or "gru".
@@ -158,7 +165,7 @@ def build_sequence_generator(
     for field, value, minimum in (
         ("latent_dim", latent_dim, 1),
         ("noise_dim", noise_dim, 1),
-        ("step_noise_dim", step_noise_dim, 1),
+        ("step_noise_dim", step_noise_dim, 0),
         ("hidden_units", hidden_units, 1),
         ("num_layers", num_layers, 1),
     ):
@@ -219,16 +226,18 @@ def sample_sequence_noise(batch: int, steps: int, seed, noise_dim: int, step_noi
       batch: B >= 1.
       steps: T >= 1.
       seed: an int, or a shape-[2] int tensor/sequence (a `tf.random` stateless seed).
-      noise_dim, step_noise_dim: the generator's input sizes (see `sequence_generator_dims`).
+      noise_dim, step_noise_dim: the generator's input sizes (see `sequence_generator_dims`);
+        `step_noise_dim` may be 0 (an empty `[B, T, 0]` step noise).
 
     Returns:
       `{"noise": [B, noise_dim] float32, "step_noise": [B, T, step_noise_dim] float32}`, N(0, 1) entries,
       ready to pass to the model.
     """
-    sizes = (("batch", batch), ("steps", steps), ("noise_dim", noise_dim), ("step_noise_dim", step_noise_dim))
-    for field, value in sizes:
-        if isinstance(value, int) and value < 1:
-            raise ConfigError(f"{field} must be >= 1, got {value!r}")
+    sizes = (("batch", batch, 1), ("steps", steps, 1), ("noise_dim", noise_dim, 1),
+             ("step_noise_dim", step_noise_dim, 0))
+    for field, value, minimum in sizes:
+        if isinstance(value, int) and value < minimum:
+            raise ConfigError(f"{field} must be >= {minimum}, got {value!r}")
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if seed.shape.rank == 0:
         seed = tf.stack([seed, tf.constant(0, tf.int64)])
