@@ -102,7 +102,7 @@ class _Tuned:
     `cosine_factor(iterations, ...)` (with `decay_steps` = 0: the base rate). The base rate stays the
     optimizer's own variable, so the optimizer's variables, and so its checkpoints, are the same with and
     without the schedule or the clip: a run can switch schedules on a resume, and checkpoints written before
-    schedules existed load. `clip_norm` > 0 clips in `apply_gradients` (`clip_global_norm_across_replicas`).
+    schedules existed load. `clip_norm` > 0 clips in `apply` (`clip_global_norm_across_replicas`).
     """
 
     def __init__(self, *args, decay_steps: int = 0, final_fraction: float = 0.0, decay_start: int = 0,
@@ -117,12 +117,11 @@ class _Tuned:
             return rate
         return rate * cosine_factor(self._iterations, self.decay_steps, self.final_fraction, self.decay_start)
 
-    def apply_gradients(self, grads_and_vars):
-        if self.clip_norm <= 0:
-            return super().apply_gradients(grads_and_vars)
-        gradients, variables = zip(*grads_and_vars)
-        clipped, _ = clip_global_norm_across_replicas(list(gradients), self.clip_norm)
-        return super().apply_gradients(zip(clipped, variables))
+    def apply(self, grads, trainable_variables=None):
+        # `apply_gradients` calls `apply`, so both paths clip.
+        if self.clip_norm > 0:
+            grads, _ = clip_global_norm_across_replicas(list(grads), self.clip_norm)
+        return super().apply(grads, trainable_variables)
 
     def get_config(self):
         return {**super().get_config(), "decay_steps": self.decay_steps, "final_fraction": self.final_fraction,
