@@ -2,8 +2,10 @@
 generator is fine-tuned (only the sequence generator when it is frozen), the averages checkpointed and
 restored on resume, and the export, `sample` and the Keras model rendering with the averaged weights."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from tfvidgan.errors import ConfigError
 from tfvidgan.export import VIDEO_GENERATOR, export_version, read_description
 from tfvidgan.keras_models import VideoGAN
 from tfvidgan.models.frames_generator import render
@@ -90,3 +92,11 @@ def test_the_keras_model_calls_and_samples_with_the_averaged_weights(tmp_path):
     np.testing.assert_allclose(model(noise), render(t.frames_generator, t.sampling_sequence_generator(noise)),
                                atol=1e-6)
     assert model.sequence_generator_ema is t.sequence_ema.shadow
+
+
+@pytest.mark.parametrize("beta", [-0.1, 1.0, float("nan")])
+def test_bad_beta_is_named_by_both_configs(beta):
+    with pytest.raises(ConfigError, match="--ema_beta"):
+        VideoGanConfig(frames_generator="x", ema_beta=beta)
+    with pytest.raises(ConfigError, match="--ema_beta"):
+        FramesGanConfig(ema_beta=beta)

@@ -22,6 +22,12 @@ import tensorflow as tf
 from tfvidgan.errors import ConfigError
 
 
+def check_beta(beta: float) -> None:
+    """Raises `ConfigError` naming `--ema_beta` unless 0 <= `beta` < 1 (0 = EMA off)."""
+    if not 0.0 <= beta < 1.0:
+        raise ConfigError(f"--ema_beta must be in [0, 1) (0 disables EMA), got {beta}")
+
+
 def ema_decay(beta: float, step) -> tf.Tensor:
     """β_t = min(β, (1 + t) / (10 + t)) as float32; `step` is the number of updates done before this one."""
     t = tf.cast(step, tf.float32)

@@ -26,7 +26,7 @@ from tfvidgan.models.frames_generator import (
     build_frames_generator,
 )
 from tfvidgan.training import adversarial, summaries
-from tfvidgan.training.ema import WeightAverage
+from tfvidgan.training.ema import WeightAverage, check_beta
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -67,6 +67,9 @@ class FramesGanConfig:
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
     generator_optimizer: OptimizerConfig = OptimizerConfig()
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
+
+    def __post_init__(self):
+        check_beta(self.ema_beta)
 
 
 def describe(config: FramesGanConfig) -> dict:

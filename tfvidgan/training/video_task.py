@@ -33,7 +33,7 @@ from tfvidgan.models.ensemble_discriminator import (
 from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
-from tfvidgan.training.ema import WeightAverage
+from tfvidgan.training.ema import WeightAverage, check_beta
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal, replica_uniform_int, step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -114,6 +114,7 @@ class VideoGanConfig:
         for name in ("clip_length", "sample_length"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
+        check_beta(self.ema_beta)
         if self.rollout_length and self.rollout_length < self.clip_length:
             raise ConfigError(f"--rollout_length={self.rollout_length} must be 0 (off) or >= --clip_length="
                               f"{self.clip_length}")
