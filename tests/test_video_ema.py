@@ -60,9 +60,9 @@ def test_both_generators_are_averaged_checkpointed_resumed_and_exported(tmp_path
                          seq_ema + fg_ema):
         np.testing.assert_array_equal(got, want)
     clips, latents = resumed.sample(3, 5, seed=7)
-    _, description = read_description(str(tmp_path / "run" / "export"), VIDEO_GENERATOR)
+    directory, description = read_description(str(tmp_path / "run" / "export"), VIDEO_GENERATOR)
     assert (description["weights"], description["ema_beta"]) == ("ema", 0.9)
-    exported = tf.saved_model.load(read_description(str(tmp_path / "run" / "export"), VIDEO_GENERATOR)[0])
+    exported = tf.saved_model.load(directory)
     out = exported.signatures["sample"](num_samples=tf.constant(3), num_frames=tf.constant(5), seed=tf.constant(7))
     np.testing.assert_allclose(out["latents"], latents, atol=1e-5)
     np.testing.assert_allclose(out["videos"], clips, atol=1e-5)
