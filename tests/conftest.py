@@ -39,3 +39,47 @@ def random_frames_dataset(context, start_step):
     import numpy as np
     frames = np.random.default_rng(1).uniform(-1, 1, size=(16, 32, 32, 1)).astype(np.float32)
     return tf.data.Dataset.from_tensor_slices(frames).repeat().batch(4, drop_remainder=True)
+
+
+def tiny_frames_export(tmp_path) -> str:
+    """An untrained 32×32 frames-generator export (Z = 3, 2 discriminators, no EMA) under `tmp_path/frames`,
+    for video-GAN tests; returns its base directory."""
+    from tfvidgan.export import export_version
+    from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+    task = FramesGanTask(FramesGanConfig(image_size=32, channels=1, latent_dim=3, generator_filters=4,
+                                         num_discriminators=2, discriminator_filters=2, ema_beta=0.0))
+    task.build()
+    export_version(str(tmp_path / "frames"), task.export)
+    return str(tmp_path / "frames")
+
+
+TINY_CLIP = 4
+
+
+def tiny_video_config(frames: str, **overrides):
+    """A video-GAN config on `frames` (a `tiny_frames_export`) small enough to train a few steps: clips of
+    `TINY_CLIP` frames, samples of 5."""
+    from tfvidgan.training.video_task import VideoGanConfig
+    fields = dict(frames_generator=frames, clip_length=TINY_CLIP, sample_length=5, noise_dim=4, step_noise_dim=2,
+                  hidden_units=8, num_layers=1, num_discriminators=2, discriminator_filters=2, num_sample_videos=1)
+    return VideoGanConfig(**{**fields, **overrides})
+
+
+def random_clips_dataset(context, start_step):
+    """A `dataset_fn` for `run_training`: 4 fixed uniform-noise clips `[TINY_CLIP, 32, 32, 1]`, repeated,
+    batches of 2."""
+    import numpy as np
+    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, TINY_CLIP, 32, 32, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(clips).repeat().batch(2, drop_remainder=True)
+
+
+def train_tiny_video(config, model_dir, steps: int, **loop_overrides):
+    """(task, `LoopResult`) of `steps` steps of `VideoGanTask(config)` on `random_clips_dataset`, no strategy,
+    checkpointing every step."""
+    from tfvidgan.training import loop
+    from tfvidgan.training.video_task import VideoGanTask
+    task = VideoGanTask(config)
+    result = loop.run_training(task, random_clips_dataset, None, loop.LoopConfig(
+        model_dir=str(model_dir), train_steps=steps, log_every=1, sample_every=steps, checkpoint_every=1,
+        **loop_overrides))
+    return task, result

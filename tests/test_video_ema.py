@@ -4,43 +4,15 @@ restored on resume, and the export, `sample` and the Keras model rendering with 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import random_clips_dataset, tiny_frames_export, tiny_video_config, train_tiny_video
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import VIDEO_GENERATOR, export_version, read_description
+from tfvidgan.export import VIDEO_GENERATOR, read_description
 from tfvidgan.keras_models import VideoGAN
 from tfvidgan.models.frames_generator import render
-from tfvidgan.training import loop
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
+from tfvidgan.training.frames_task import FramesGanConfig
 from tfvidgan.training.optimizers import OptimizerConfig
-from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
-
-CLIP = 4
-
-
-def _frames_export(tmp_path):
-    task = FramesGanTask(FramesGanConfig(image_size=32, channels=1, latent_dim=3, generator_filters=4,
-                                         num_discriminators=2, discriminator_filters=2, ema_beta=0.0))
-    task.build()
-    export_version(str(tmp_path / "frames"), task.export)
-    return str(tmp_path / "frames")
-
-
-def _config(frames, **kwargs):
-    fields = dict(frames_generator=frames, clip_length=CLIP, sample_length=5, noise_dim=4, step_noise_dim=2,
-                  hidden_units=8, num_layers=1, num_discriminators=2, discriminator_filters=2, num_sample_videos=1)
-    return VideoGanConfig(**{**fields, **kwargs})
-
-
-def _data(context, start):
-    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, CLIP, 32, 32, 1)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices(clips).repeat().batch(2, drop_remainder=True)
-
-
-def _train(config, model_dir, steps, **kwargs):
-    task = VideoGanTask(config)
-    result = loop.run_training(task, _data, None, loop.LoopConfig(
-        model_dir=str(model_dir), train_steps=steps, log_every=1, sample_every=steps, checkpoint_every=1, **kwargs))
-    return task, result
+from tfvidgan.training.video_task import VideoGanConfig
 
 
 def _differ(a, b):
@@ -48,13 +20,13 @@ def _differ(a, b):
 
 
 def test_both_generators_are_averaged_checkpointed_resumed_and_exported(tmp_path):
-    config = _config(_frames_export(tmp_path), ema_beta=0.9, finetune_frames_generator=True,
+    config = tiny_video_config(tiny_frames_export(tmp_path), ema_beta=0.9, finetune_frames_generator=True,
                      frames_generator_optimizer=OptimizerConfig(learning_rate=1e-2))
-    task, _ = _train(config, tmp_path / "run", 3, export=False)
+    task, _ = train_tiny_video(config, tmp_path / "run", 3, export=False)
     seq_ema, fg_ema = task.sequence_ema.shadow.get_weights(), task.frames_ema.shadow.get_weights()
     assert _differ(task.sequence_generator.get_weights(), seq_ema)       # the averages lag the raw weights
     assert _differ(task.frames_generator.get_weights(), fg_ema)
-    resumed, result = _train(config, tmp_path / "run", 3)                # nothing to train: restore + export
+    resumed, result = train_tiny_video(config, tmp_path / "run", 3)      # nothing to train: restore + export
     assert result.start_step == 3
     for got, want in zip(resumed.sequence_ema.shadow.get_weights() + resumed.frames_ema.shadow.get_weights(),
                          seq_ema + fg_ema):
@@ -74,19 +46,19 @@ def test_both_generators_are_averaged_checkpointed_resumed_and_exported(tmp_path
 
 
 def test_a_frozen_frames_generator_is_not_averaged_and_off_means_raw(tmp_path):
-    frames = _frames_export(tmp_path)
-    task, _ = _train(_config(frames, ema_beta=0.9), tmp_path / "frozen", 2, export=False)
+    frames = tiny_frames_export(tmp_path)
+    task, _ = train_tiny_video(tiny_video_config(frames, ema_beta=0.9), tmp_path / "frozen", 2, export=False)
     assert task.frames_ema is None and task.sampling_frames_generator is task.frames_generator
     assert "frames_generator_ema" not in task.checkpoint_objects()
-    off, _ = _train(_config(frames), tmp_path / "off", 1, export=False)
+    off, _ = train_tiny_video(tiny_video_config(frames), tmp_path / "off", 1, export=False)
     assert off.sequence_ema is None and off.sampling_sequence_generator is off.sequence_generator
     assert off.description()["weights"] == "raw"
 
 
 def test_the_keras_model_calls_and_samples_with_the_averaged_weights(tmp_path):
-    model = VideoGAN(_config(_frames_export(tmp_path), ema_beta=0.5))
+    model = VideoGAN(tiny_video_config(tiny_frames_export(tmp_path), ema_beta=0.5))
     model.compile()
-    model.fit(_data(None, 0), steps_per_epoch=2, epochs=1, verbose=0)
+    model.fit(random_clips_dataset(None, 0), steps_per_epoch=2, epochs=1, verbose=0)
     t = model.task
     noise = {"noise": tf.ones([2, 4]), "step_noise": tf.ones([2, 5, 2])}
     np.testing.assert_allclose(model(noise), render(t.frames_generator, t.sampling_sequence_generator(noise)),

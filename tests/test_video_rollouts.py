@@ -7,14 +7,12 @@ tile the single-replica windows); off means the plain clip; bad values and XLA a
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import mirrored_strategy
+from conftest import mirrored_strategy, tiny_frames_export
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import export_version
 from tfvidgan.keras_models import VideoGAN
 from tfvidgan.models.sequence_generator import build_sequence_generator
 from tfvidgan.training import loop
-from tfvidgan.training.frames_task import FramesGanConfig, FramesGanTask
 from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
 
 CLIP, ROLLOUT = 4, 9
@@ -78,19 +76,10 @@ def test_two_replicas_draw_what_one_replica_draws():
         np.testing.assert_allclose(np.concatenate([first, second]), single, atol=2e-5)
 
 
-def _frames_export(tmp_path):
-    config = FramesGanConfig(image_size=32, channels=1, latent_dim=3, generator_filters=4,
-                             num_discriminators=2, discriminator_filters=2, ema_beta=0.0)
-    task = FramesGanTask(config)
-    task.build()
-    export_version(str(tmp_path / "frames"), task.export)
-    return str(tmp_path / "frames")
-
-
 def test_a_rollout_run_trains_and_refuses_xla_by_name(tmp_path):
     with pytest.raises(ConfigError, match="--rollout_length=3 must be 0 .* >= --clip_length=4"):
         VideoGanConfig(frames_generator="x", clip_length=4, rollout_length=3)
-    config = VideoGanConfig(frames_generator=_frames_export(tmp_path), clip_length=CLIP, sample_length=6,
+    config = VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=CLIP, sample_length=6,
                             noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, num_discriminators=2,
                             discriminator_filters=2, smoothness_weight=0.5, smoothness_order=2,
                             num_sample_videos=1, rollout_length=ROLLOUT)

@@ -2,13 +2,13 @@
 `[N, T, 0]` step noise, and a clip is a deterministic function of its clip noise."""
 import numpy as np
 import tensorflow as tf
-from test_video_ema import _config, _frames_export, _train
+from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
 
 from tfvidgan.export import VIDEO_GENERATOR, read_description
 
 
 def test_a_run_without_step_noise_trains_exports_and_samples(tmp_path):
-    task, result = _train(_config(_frames_export(tmp_path), step_noise_dim=0, bidirectional=False),
+    task, result = train_tiny_video(tiny_video_config(tiny_frames_export(tmp_path), step_noise_dim=0, bidirectional=False),
                           tmp_path / "run", 2)
     assert result.final_step == 2 and all(np.all(np.isfinite(v)) for v in result.last_metrics.values())
     directory, description = read_description(str(tmp_path / "run" / "export"), VIDEO_GENERATOR)
