@@ -295,6 +295,37 @@ def test_video_discriminator_difference_input_sees_motion_and_stays_per_sample(t
         build_video_discriminators((16, 16, 16, 1), 2, inputs="flow")
 
 
+def test_video_discriminator_acceleration_input_separates_steady_from_jittering_motion(tmp_path):
+    layer = TemporalDifferences(order=2)
+    clips = tf.random.uniform((3, 6, 8, 8, 2), -1.0, 1.0, seed=6)
+    out = layer(clips).numpy()
+    assert out.shape == (3, 6, 8, 8, 6)
+    np.testing.assert_array_equal(out[..., :4], TemporalDifferences()(clips).numpy())  # order 1 unchanged
+    x = clips.numpy()
+    np.testing.assert_array_equal(out[:, :2, ..., 4:], 0.0)  # no wrap-around, no velocity leaking in
+    np.testing.assert_allclose(out[:, 2:, ..., 4:], x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2], atol=1e-5)
+    # Brightness changing at a steady rate has zero acceleration; a jitter on one frame does not.
+    ramp = tf.linspace(-1.0, 1.0, 6)[None, :, None, None, None] * tf.ones((1, 6, 8, 8, 1))
+    np.testing.assert_allclose(TemporalDifferences(order=2)(ramp).numpy()[..., 2], 0.0, atol=1e-6)
+    jitter = ramp + tf.one_hot(3, 6)[None, :, None, None, None] * 0.1
+    second = TemporalDifferences(order=2)(jitter).numpy()[0, :, 0, 0, 2]
+    np.testing.assert_allclose(second, [0, 0, 0, 0.1, -0.2, 0.1], atol=1e-6)
+    # Short clips keep their length.
+    assert TemporalDifferences(order=2)(clips[:, :1]).shape == (3, 1, 8, 8, 6)
+    with pytest.raises(ConfigError, match="order"):
+        TemporalDifferences(order=3)
+
+    model = build_video_discriminators((16, 16, 16, 1), 3, base_filters=2, normalization="none",
+                                       inputs="clips_and_accelerations")
+    _randomize_trainable(model, seed=3)
+    assert model.get_layer("projection").kernel.shape[-2] == 3  # the projection reads 3C channels
+    x = tf.random.uniform((4, 16, 16, 16, 1), -1.0, 1.0, seed=5)
+    np.testing.assert_allclose(model(x).numpy(), reference_logits(model, x).numpy(), rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "d.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "d.keras")(x).numpy(), model(x).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_ensemble_cost_matches_hand_count():
     # K=2, 2 filters per discriminator, 32×32×1: projection 16×16, conv_0 → 8×8, conv_1 → 4×4.
     model = build_frame_discriminators((32, 32, 1), 2, base_filters=2, normalization="none")

@@ -56,9 +56,10 @@ def config_flags() -> dict:
                                "Δ_t with |Δ_t| < --max_step: no jumps).", choices=TRAJECTORIES),
         "max_step": "Bound on each residual latent step's norm.",
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
-        "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips, or the clips "
+        "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "
                                         "and their frame differences x_t - x_{t-1} as extra channels (motion made "
-                                        "explicit, so slow or frozen clips stand out).",
+                                        "explicit, so slow or frozen clips stand out); or those and the second "
+                                        "differences x_t - 2x_{t-1} + x_{t-2} (jittering positions stand out).",
                                         choices=VIDEO_DISCRIMINATOR_INPUTS),
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",

@@ -73,8 +73,12 @@ DEFAULT_VIDEO_BASE_FILTERS = 16
 DEFAULT_NORMALIZATION = "sync_batch"
 DEFAULT_HEAD = "linear"
 # What a video discriminator's projections see: the clip, or the clip with its temporal differences
-# x_t − x_{t−1} as extra channels (motion made explicit: their magnitude grows with the speed).
-VIDEO_DISCRIMINATOR_INPUTS = ("clips", "clips_and_differences")
+# x_t − x_{t−1} as extra channels (motion made explicit: their magnitude grows with the speed), or with
+# those and the second differences x_t − 2x_{t−1} + x_{t−2} (acceleration made explicit: a ball moving at a
+# steady speed leaves only a small second difference, one whose position jitters leaves a first-order one).
+VIDEO_DISCRIMINATOR_INPUTS = ("clips", "clips_and_differences", "clips_and_accelerations")
+# The `TemporalDifferences` order each input uses (0: the clip alone).
+VIDEO_INPUT_DIFFERENCE_ORDER = {"clips": 0, "clips_and_differences": 1, "clips_and_accelerations": 2}
 DEFAULT_VIDEO_INPUT = "clips"
 CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
 _MAX_FINAL_SIZE = 4
@@ -285,19 +289,33 @@ class MinibatchStdDev(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
 class TemporalDifferences(keras.layers.Layer):
-    """`[B, T, H, W, C]` → `[B, T, H, W, 2C]`: the clip, then its differences `x_t − x_{t−1}`.
+    """`[B, T, H, W, C]` → `[B, T, H, W, (order + 1)·C]`: the clip, then its differences up to `order`.
 
-    The first frame's difference is zero (the clip is padded by repeating its first frame), so no
-    frame sees another sample or wraps around in time. Values of the differences lie in [-2, 2]
-    for clips in [-1, 1].
+    `order=1` (default): the clip and `x_t − x_{t−1}` (values in [-2, 2] for clips in [-1, 1]); the first
+    frame's difference is zero. `order=2` adds the second differences `x_t − 2x_{t−1} + x_{t−2}` (values in
+    [-4, 4]), zero for the first two frames. No frame sees another sample or wraps around in time.
     """
 
+    def __init__(self, order: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if order not in (1, 2):
+            raise ConfigError(f"TemporalDifferences: `order` must be 1 or 2, got {order!r}")
+        self.order = int(order)
+
     def call(self, inputs):
-        previous = tf.concat([inputs[:, :1], inputs[:, :-1]], axis=1)
-        return tf.concat([inputs, inputs - previous], axis=-1)
+        channels = [inputs]
+        difference = tf.concat([tf.zeros_like(inputs[:, :1]), inputs[:, 1:] - inputs[:, :-1]], axis=1)
+        channels.append(difference)
+        if self.order == 2:
+            second = difference[:, 2:] - difference[:, 1:-1]
+            channels.append(tf.concat([tf.zeros_like(inputs[:, :2]), second], axis=1))
+        return tf.concat(channels, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 2 * input_shape[-1])
+        return (*input_shape[:-1], (self.order + 1) * input_shape[-1])
+
+    def get_config(self):
+        return dict(super().get_config(), order=self.order)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,9 +488,10 @@ def build_video_discriminators(
         "layer" when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
       head, minibatch_std: as in `build_frame_discriminators`.
-      inputs: "clips" (default) or "clips_and_differences" (`VIDEO_DISCRIMINATOR_INPUTS`): the
-        projections also see `TemporalDifferences` (2C input channels), so a slow or frozen clip
-        is visible as near-zero difference channels.
+      inputs: "clips" (default), "clips_and_differences" or "clips_and_accelerations"
+        (`VIDEO_DISCRIMINATOR_INPUTS`): the projections also see `TemporalDifferences` of order 1 (2C
+        input channels: a slow or frozen clip is visible as near-zero difference channels) or of order 2
+        (3C channels: also the second differences, where jittering positions stand out).
 
     Returns:
       `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
@@ -493,7 +512,8 @@ def build_video_discriminators(
         raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
 
     clips = keras.Input(shape=clip_shape, name="clips", dtype="float32")
-    x = clips if inputs == "clips" else TemporalDifferences(name="temporal_differences")(clips)
+    order = VIDEO_INPUT_DIFFERENCE_ORDER[inputs]
+    x = TemporalDifferences(order, name="temporal_differences")(clips) if order else clips
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(x)
     dims = (frames, projected_size(height), projected_size(width))
     logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation,
@@ -540,7 +560,7 @@ def _single_discriminator_layer(layer, k, num_discriminators):
     if isinstance(layer, MinibatchStdDev):
         return MinibatchStdDev(1, layer.group_size, name=name), lambda n: None
     if isinstance(layer, TemporalDifferences):
-        return TemporalDifferences(name=name), lambda n: None
+        return TemporalDifferences(layer.order, name=name), lambda n: None
     if isinstance(layer, keras.layers.LeakyReLU):
         config = layer.get_config()
         config.update(name=name)

@@ -72,7 +72,8 @@ class VideoGanConfig:
     discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
     discriminator_head: str = DEFAULT_HEAD
-    # "clips" or "clips_and_differences" (the projections also see x_t − x_{t−1}: motion made explicit).
+    # "clips", "clips_and_differences" (the projections also see x_t − x_{t−1}: motion made explicit) or
+    # "clips_and_accelerations" (and x_t − 2x_{t−1} + x_{t−2}: jitter made explicit).
     discriminator_input: str = DEFAULT_VIDEO_INPUT
     projection_seed: int = 0
     noise_seed: int = 0
