@@ -163,7 +163,7 @@ def test_video_fit_matches_the_loop_on_two_replicas(tmp_path):
     from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
     config = VideoGanConfig(frames_generator=_frames_export(tmp_path), clip_length=4, sample_length=5,
                             noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False, num_discriminators=2,
-                            discriminator_filters=2, discriminator_normalization="none", smoothness_weight=0.5,
+                            discriminator_filters=2, discriminator_normalization="none", smoothness_weight=0.5, motion_energy_weight=0.5,
                             num_sample_videos=1)
     clips = np.random.default_rng(3).uniform(-1, 1, size=(8, 4, 32, 32, 1)).astype(np.float32)
     strategy = _strategy(("/cpu:0", "/cpu:1"))

@@ -66,6 +66,11 @@ def config_flags() -> dict:
         "smoothness_on": FlagSpec("Regularise latents or frames.", choices=SMOOTHNESS_TARGETS),
         "smoothness_order": FlagSpec("1 penalises each step (slows motion), 2 each change of step "
                                      "(acceleration; straight constant-speed paths are free).", minimum=1),
+        "motion_energy_weight": FlagSpec("Weight of the motion-energy regulariser: the squared coefficient of "
+                                         "variation over time of each rendered clip's frame-difference energy "
+                                         "(steady motion keeps it constant; speeding up, stalling and wobbling "
+                                         "do not; scale-free, so slowing down does not pay); 0 = off.",
+                                         minimum=0.0),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

@@ -83,6 +83,11 @@ class VideoGanConfig:
     # 1 penalises consecutive differences (speed: also slows motion down), 2 second differences
     # (acceleration: straight, constant-velocity paths cost nothing, as in free flight).
     smoothness_order: int = 1
+    # Weight of the motion-energy regulariser on the rendered clips (`motion_energy_variation`, 0 = off): the
+    # squared coefficient of variation over time of each clip's frame-difference energy. Balls that keep their
+    # speed (real clips: CV 0.11) keep that energy nearly constant; speeding up, stalling and wobbling
+    # (generated clips: CV 0.5-0.6) do not. Scale-free, so it does not pay to slow the balls down.
+    motion_energy_weight: float = 0.0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -110,8 +115,9 @@ class VideoGanConfig:
             raise ConfigError(f"--frame_critic_weight must be >= 0, got {self.frame_critic_weight}")
         if self.smoothness_order not in (1, 2):
             raise ConfigError(f"--smoothness_order must be 1 or 2, got {self.smoothness_order}")
-        if self.smoothness_weight < 0:
-            raise ConfigError(f"--smoothness_weight must be >= 0, got {self.smoothness_weight}")
+        for name in ("smoothness_weight", "motion_energy_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("clip_length", "sample_length"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"--{name} must be >= 2, got {getattr(self, name)}")
@@ -136,6 +142,29 @@ def temporal_smoothness(sequence: tf.Tensor, order: int = 1) -> tf.Tensor:
     for _ in range(order):
         diffs = diffs[:, 1:] - diffs[:, :-1]
     return tf.reduce_mean(tf.reshape(tf.square(diffs), [tf.shape(diffs)[0], -1]), axis=1)
+
+
+# Added to the squared mean energy in `motion_energy_variation`'s denominator (energies are mean squared pixel
+# differences in [-1, 1] units; real bouncing-balls clips: about 0.08 at 32×32, 3 balls).
+MOTION_ENERGY_EPSILON = 1e-4
+
+
+def motion_energy_variation(clips: tf.Tensor) -> tf.Tensor:
+    """Per-clip squared coefficient of variation of the motion energy over time: `[B, T, H, W, C]` → `[B]`.
+
+    `e_t = mean over pixels of (x_{t+1} − x_t)²` for t < T − 1, and the result is
+    `Var_t(e) / (Mean_t(e)² + MOTION_ENERGY_EPSILON²)` float32, >= 0. It is 0 for a clip whose frames change
+    by the same amount every step (a ball moving at a steady speed, or bouncing off a wall), and the same
+    for a clip and its copy played at another contrast. A frozen clip also scores 0: the regulariser only
+    asks motion to be steady; the discriminators ask for motion. It sees changes of speed, not of direction
+    (a zigzag of equal steps scores 0). Needs T >= 3.
+    """
+    clips = tf.cast(clips, tf.float32)
+    steps = clips[:, 1:] - clips[:, :-1]
+    energy = tf.reduce_mean(tf.reshape(tf.square(steps), [tf.shape(steps)[0], tf.shape(steps)[1], -1]), axis=2)
+    mean = tf.reduce_mean(energy, axis=1)
+    variance = tf.reduce_mean(tf.square(energy - mean[:, None]), axis=1)
+    return variance / (tf.square(mean) + MOTION_ENERGY_EPSILON**2)
 
 
 class VideoGanTask:
@@ -249,6 +278,9 @@ class VideoGanTask:
                 target = rollout if self.config.smoothness_on == "latents" else clips
                 terms.append(self.config.smoothness_weight * tf.reduce_sum(
                     temporal_smoothness(target, self.config.smoothness_order)) / global_batch)
+            if self.config.motion_energy_weight > 0:
+                terms.append(self.config.motion_energy_weight * tf.reduce_sum(
+                    motion_energy_variation(clips)) / global_batch)
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
@@ -264,7 +296,7 @@ class VideoGanTask:
                 average.update(step)
         metrics = out.as_dict()
         if out.generator_term is not None:
-            metrics["g_regularizer"] = out.generator_term  # weighted temporal smoothness + frame critic
+            metrics["g_regularizer"] = out.generator_term  # weighted smoothness + motion energy + frame critic
         return metrics
 
     def checkpoint_objects(self) -> dict:

@@ -1,0 +1,60 @@
+"""The motion-energy regulariser: steady motion is free, changes of speed cost, contrast does not matter."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvidgan.errors import ConfigError
+from tfvidgan.training.video_task import MOTION_ENERGY_EPSILON, VideoGanConfig, motion_energy_variation
+
+
+def _ball_clip(positions, size=24, radius=3.0):
+    """`[1, T, size, size, 1]` clip in [-1, 1] of one soft-edged ball whose centre follows `positions` (x, y)."""
+    rows, cols = np.mgrid[0:size, 0:size] + 0.5
+    frames = []
+    for x, y in positions:
+        distance = np.hypot(cols - x, rows - y)
+        frames.append(2.0 * np.clip(radius + 0.5 - distance, 0.0, 1.0) - 1.0)
+    return tf.constant(np.stack(frames)[None, ..., None], tf.float32)
+
+
+def test_matches_the_formula_on_uniform_frames():
+    levels = np.array([[0.0, 0.1, 0.1, 0.3], [0.0, 0.1, 0.2, 0.3]], np.float32)  # every pixel alike
+    clips = tf.constant(np.broadcast_to(levels[:, :, None, None, None], (2, 4, 3, 5, 2)).copy())
+    energy = np.diff(levels.astype(np.float64), axis=1) ** 2  # [0.01, 0, 0.04] and [0.01, 0.01, 0.01]
+    expected = energy.var(axis=1) / (energy.mean(axis=1) ** 2 + MOTION_ENERGY_EPSILON**2)
+    np.testing.assert_allclose(motion_energy_variation(clips).numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert expected[0] > 0.5 and expected[1] < 1e-9
+
+
+def test_steady_motion_and_bounces_are_free_stalls_and_jitter_are_not():
+    steady = _ball_clip([(5.0 + t, 12.0) for t in range(10)])
+    bounce = _ball_clip([(14.0 + t if t < 5 else 22.0 - t, 12.0) for t in range(10)])  # turns at x = 18
+    stall = _ball_clip([(5.0 + t if t < 5 else 9.0 + 0.2 * (t - 4), 12.0) for t in range(10)])
+    jitter = _ball_clip([(5.0 + t, 12.0 + (0.5 if t % 3 == 1 else 0.0)) for t in range(10)])  # uneven steps
+    zigzag = _ball_clip([(5.0 + t, 12.0 + (0.5 if t % 2 else 0.0)) for t in range(10)])  # even steps
+    values = {name: float(motion_energy_variation(c).numpy()[0])
+              for name, c in dict(steady=steady, bounce=bounce, stall=stall, jitter=jitter).items()}
+    assert values["steady"] < 1e-4 and values["bounce"] < 1e-4
+    assert values["stall"] > 0.5 and values["jitter"] > 2e-3  # a stall costs far more than a jitter
+    # What it cannot see: a zigzag whose steps all have the same length.
+    assert float(motion_energy_variation(zigzag).numpy()[0]) < 1e-3
+    # Scale-free: the same motion at half the contrast costs the same; a frozen clip costs nothing.
+    half = motion_energy_variation(0.5 * _ball_clip([(5.0, 12.0), (6.0, 12.0), (6.2, 12.0), (8.0, 12.0)]))
+    full = motion_energy_variation(_ball_clip([(5.0, 12.0), (6.0, 12.0), (6.2, 12.0), (8.0, 12.0)]))
+    np.testing.assert_allclose(half.numpy(), full.numpy(), rtol=1e-3)
+    frozen = _ball_clip([(5.0, 12.0)] * 6)
+    np.testing.assert_array_equal(motion_energy_variation(frozen).numpy(), [0.0])
+
+
+def test_gradient_evens_out_the_steps():
+    """One gradient step on the frames lowers the variation (the term is differentiable where it is used)."""
+    clips = tf.Variable(_ball_clip([(5.0, 12.0), (6.0, 12.0), (6.2, 12.0), (8.0, 12.0), (9.0, 12.0)]))
+    with tf.GradientTape() as tape:
+        before = tf.reduce_sum(motion_energy_variation(clips))
+    clips.assign_sub(0.02 * tape.gradient(before, clips))
+    assert float(tf.reduce_sum(motion_energy_variation(clips))) < float(before)
+
+
+def test_negative_weight_is_refused_by_name():
+    with pytest.raises(ConfigError, match="--motion_energy_weight must be >= 0"):
+        VideoGanConfig(frames_generator="x", motion_energy_weight=-1.0)
