@@ -58,3 +58,18 @@ def test_gradient_evens_out_the_steps():
 def test_negative_weight_is_refused_by_name():
     with pytest.raises(ConfigError, match="--motion_energy_weight must be >= 0"):
         VideoGanConfig(frames_generator="x", motion_energy_weight=-1.0)
+
+
+def test_the_report_metric_is_the_square_root_of_the_regulariser_and_fails_frozen_sets():
+    from tfvidgan.errors import DatasetError
+    from tfvidgan.metrics.balls import motion_energy_cv, motion_energy_cv_per_clip
+    moving = np.concatenate([_ball_clip([(5.0, 12.0), (6.0, 12.0), (6.2, 12.0), (8.0, 12.0), (9.0, 12.0)]),
+                             _ball_clip([(5.0 + t, 9.0) for t in range(5)])]).astype(np.float64)
+    frozen = np.repeat(moving[:, :1], 5, axis=1)
+    per_clip = motion_energy_cv_per_clip(np.concatenate([moving, frozen]))
+    np.testing.assert_allclose(per_clip[:2] ** 2, motion_energy_variation(moving).numpy(), rtol=1e-3, atol=1e-6)
+    assert per_clip[0] > 0.5 and per_clip[1] < 1e-6 and np.isnan(per_clip[2:]).all()
+    assert motion_energy_cv(np.concatenate([moving, frozen])) == pytest.approx(per_clip[:2].mean())
+    assert np.isnan(motion_energy_cv(frozen))
+    with pytest.raises(DatasetError, match="T>=3"):
+        motion_energy_cv(moving[:, :2])

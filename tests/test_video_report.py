@@ -355,6 +355,8 @@ def test_static_and_collapsed_rows_fail_what_they_should(setup):
     # ... and fails the speed columns: nothing moves, no step is in the real speed band.
     assert static["mean_speed"] == 0.0 or math.isnan(static["mean_speed"])
     assert static["fraction_steps_in_speed_band"] == 0.0 < real["fraction_steps_in_speed_band"]
+    # Steadiness of motion is undefined for rows that never move (NaN fails), real clips move steadily.
+    assert math.isnan(static["motion_energy_cv"]) and 0.0 < real["motion_energy_cv"] < 0.5
     assert static["vs_real"]["fraction_steps_in_speed_band"] == pytest.approx(real["fraction_steps_in_speed_band"])
     # One real clip for every sample has real physics but fails the Fréchet distance. (At N=8 the real row's
     # distance is mostly small-sample bias, so the margin is modest: 1.6x seen here.)

@@ -9,6 +9,7 @@ Everything here is plain numpy/scipy and works on generated or real data alike:
 * `clip_physics` summarises a set of clips for the video evaluation (is the ball count stable over time,
   do the tracked balls fly in straight lines at a steady speed between bounces).
 * `consecutive_binarized_mse` is the frameGAN authors' smoothness metric.
+* `motion_energy_cv` asks whether the motion is steady: how much the frame-difference energy varies in time.
 
 Coordinates (the same as the ground truth written by `data_tools/bouncing_balls.py`): centroids are
 `(row, col)` in pixels with pixel `[i, j]` covering `[i, i+1) x [j, j+1)`, i.e. centred at
@@ -44,6 +45,8 @@ __all__ = [
     "clip_physics",
     "consecutive_binarized_mse",
     "consecutive_binarized_mse_per_clip",
+    "motion_energy_cv",
+    "motion_energy_cv_per_clip",
 ]
 
 
@@ -450,3 +453,34 @@ def consecutive_binarized_mse_per_clip(clips, threshold: float = 0.0) -> np.ndar
         raise DatasetError(f"clips must have shape [B, T>=2, H, W, C], got shape {clips.shape}")
     binary = binarize(clips, threshold).astype(np.float64)  # [B, T, H, W]
     return np.mean((binary[:, 1:] - binary[:, :-1]) ** 2, axis=(1, 2, 3))
+
+
+def motion_energy_cv(clips) -> float:
+    """Steadiness of motion: the mean over clips of `motion_energy_cv_per_clip`, over clips that move.
+
+    Returns:
+      A Python float >= 0 (NaN when no clip moves: a static or collapsed set cannot pass by standing still).
+      Real bouncing-balls clips score about 0.1: balls keep their speed between collisions, and a wall
+      bounce keeps the frames changing by the same amount; stalls, spurts and flicker raise it.
+    """
+    values = motion_energy_cv_per_clip(clips)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def motion_energy_cv_per_clip(clips) -> np.ndarray:
+    """Coefficient of variation over time of each clip's motion energy: float64 `[B]`.
+
+    With `e_t = mean over pixels and channels of (x_{t+1} − x_t)²` (t < T − 1), a clip's value is
+    `std_t(e) / mean_t(e)`; NaN for a clip whose frames never change (mean 0). The training regulariser
+    `tfvidgan.training.video_task.motion_energy_variation` is its square (with a small epsilon).
+
+    Args:
+      clips: `[B, T, H, W, C]` float in [-1, 1], T >= 3.
+    """
+    clips = np.asarray(clips, dtype=np.float64)
+    if clips.ndim != 5 or clips.shape[1] < 3 or clips.shape[0] < 1:
+        raise DatasetError(f"clips must have shape [B, T>=3, H, W, C], got shape {clips.shape}")
+    energy = np.mean((clips[:, 1:] - clips[:, :-1]) ** 2, axis=(2, 3, 4))  # [B, T - 1]
+    mean = energy.mean(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean > 0, energy.std(axis=1) / np.where(mean > 0, mean, 1.0), np.nan)

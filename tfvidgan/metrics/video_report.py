@@ -10,8 +10,9 @@ embedded together in 2-D with one Isomap fit and drawn side by side into the PNG
 ratio and step spread well above the straight line's 1 and 0.
 
 Rows. Every row holds `clip_physics` (ball count over time, free-flight straightness, speed; the
-expected ball count comes from the dataset's metadata), the frameGAN authors' `consecutive_binarized_mse`
-and `frechet_distance`, the Fréchet distance to a real reference set in the feature space of a small
+expected ball count comes from the dataset's metadata), the frameGAN authors' `consecutive_binarized_mse`,
+`motion_energy_cv` (how much the frame-difference energy varies in time; real clips about 0.1, NaN for a
+row that never moves) and `frechet_distance`, the Fréchet distance to a real reference set in the feature space of a small
 clip encoder trained on REAL clips:
 
 * "generated": the model's videos (rendered by `config.frames_generator` if given: the FG swap);
@@ -73,7 +74,7 @@ import tensorflow as tf
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError, ExportKindError, check_whole_number
 from tfvidgan.export import VIDEO_GENERATOR, read_description
-from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse_per_clip
+from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse_per_clip, motion_energy_cv
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_clips
@@ -171,7 +172,8 @@ NO_BALLS = ("physics columns (ball counts, speeds, free flight, speed band, vs_r
 def clip_row(clips: np.ndarray, expected_balls: int, encoder, reference_features: np.ndarray,
              speed_band=None, per_clip: bool = False) -> dict:
     """One report row of clips ``[N, T, H, W, C]`` in [-1, 1]: `clip_physics` (only with balls, scored against
-    `speed_band` if given), ``consecutive_binarized_mse`` and, with an `encoder`, the ``frechet_distance`` of
+    `speed_band` if given), ``consecutive_binarized_mse``, ``motion_energy_cv`` (`tfvidgan.metrics.balls`; NaN
+    for clips of fewer than 3 frames or that never move) and, with an `encoder`, the ``frechet_distance`` of
     its features to `reference_features`. With `per_clip` (and balls) also "per_clip": `{column: float64
     [N]}` of every `PHYSICS_COLUMNS` entry on each clip alone (NumPy arrays: pop it before writing JSON)."""
     stats = clip_physics(clips, expected_balls, speed_band=speed_band, per_clip=per_clip) if expected_balls else {}
@@ -179,6 +181,7 @@ def clip_row(clips: np.ndarray, expected_balls: int, encoder, reference_features
     stats["consecutive_binarized_mse"] = float(mse.mean())
     if "per_clip" in stats:
         stats["per_clip"]["consecutive_binarized_mse"] = mse
+    stats["motion_energy_cv"] = motion_energy_cv(clips) if clips.shape[1] >= 3 else float("nan")
     if encoder is not None:
         stats["frechet_distance"] = float(frechet_distance(reference_features, encoder.features(clips)))
     return stats
