@@ -1,0 +1,54 @@
+"""`benchmarks/wobble_source.py`: the latent variants it renders and the rows it reports."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
+
+from benchmarks.wobble_source import latent_variants, wobble_rows
+from tfvidgan.data.bouncing_balls import render
+from tfvidgan.errors import ConfigError
+
+
+def test_variants_keep_the_shape_and_the_straight_row_is_an_even_line():
+    latents = np.random.default_rng(0).normal(size=(3, 7, 5)).astype(np.float32)
+    rows = latent_variants(latents, [1.0, 2.5])
+    assert list(rows) == ["generated", "smoothed_1", "smoothed_2.5", "straight"]
+    assert all(z.shape == latents.shape for z in rows.values())
+    np.testing.assert_array_equal(rows["generated"], latents)
+    straight = rows["straight"]
+    np.testing.assert_allclose(straight[:, [0, -1]], latents[:, [0, -1]], atol=1e-6)
+    steps = np.diff(straight, axis=1)
+    np.testing.assert_allclose(steps, np.broadcast_to(steps[:, :1], steps.shape), atol=1e-5)
+    # Smoothing lowers the paths' second differences, more for a wider kernel.
+    accel = {k: np.abs(np.diff(z, 2, axis=1)).mean() for k, z in rows.items()}
+    assert accel["smoothed_2.5"] < accel["smoothed_1"] < accel["generated"]
+    with pytest.raises(ConfigError, match="sigmas"):
+        latent_variants(latents, [0.0])
+    with pytest.raises(ConfigError, match="T>=3"):
+        latent_variants(latents[:, :2], [1.0])
+
+
+def test_rows_measure_steady_and_wobbling_balls():
+    t = np.arange(12, dtype=np.float64)
+    steady = np.stack([np.stack([8 + t, 10 + 0 * t], -1), np.stack([20 + 0 * t, 8 + 0.8 * t], -1)], 1)  # [T, 2, 2]
+    wobble = steady + np.where(t % 3 == 1, 0.6, 0.0)[:, None, None] * np.array([0.0, 1.0])
+    clips = {name: render(p[None], np.full((1, 2), 3.0), size=32).astype(np.float32) / 127.5 - 1.0
+             for name, p in dict(steady=steady, wobble=wobble).items()}
+    rows = wobble_rows(clips, 2)
+    assert rows["steady"]["free_flight_second_difference"] < 0.1 < rows["wobble"]["free_flight_second_difference"]
+    assert rows["wobble"]["wobble_per_speed"] > 3 * rows["steady"]["wobble_per_speed"]
+    assert rows["steady"]["mean_speed"] == pytest.approx(0.9, abs=0.15)
+
+
+def test_the_command_line_prints_the_rows(tmp_path):
+    train_tiny_video(tiny_video_config(tiny_frames_export(tmp_path)), tmp_path / "run", 1)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--export_dir={tmp_path / 'run' / 'export'}",
+                          "--num_samples=4", "--num_frames=6", "--sigmas=1", "--expected_balls=3",
+                          f"--output={tmp_path / 'w.json'}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "w.json").read_text())
+    assert set(report["rows"]) == {"generated", "smoothed_1", "straight"}
+    assert report["num_samples"] == 4 and "wobble_per_speed" in report["rows"]["generated"]
