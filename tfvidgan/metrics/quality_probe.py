@@ -37,7 +37,7 @@ from tfvidgan.metrics.frechet import (
 from tfvidgan.metrics.real_data import real_clips, real_frames
 from tfvidgan.metrics.reconstruction_report import data_directory, method_scores, read_pairs
 from tfvidgan.metrics.targets import PHYSICS_COLUMNS
-from tfvidgan.metrics.video_report import clip_encoder_name, clip_row
+from tfvidgan.metrics.video_report import DIAGNOSTIC_COLUMNS, clip_encoder_name, clip_row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +209,8 @@ class VideoQualityProbe:
     Returned keys (`names()`): the physics columns of the video report for the fixed generated sample
     (`fraction_expected_count_frames`, `mean_count_changes`, `free_flight_second_difference`,
     `mean_speed`, `fraction_steps_in_speed_band` with the real clips' band,
-    `consecutive_binarized_mse`), their real values as `real/<name>`, `frechet_distance`; with
+    `consecutive_binarized_mse`), the diagnostic `motion_energy_cv`, their real values as `real/<name>`,
+    `frechet_distance`; with
     `long_frames`, `long/<column>` (the relative change of each physics column between the first and last
     `num_frames` of fixed-seed `long_frames`-frame videos) and `long_video_drift` (the worst one); and the
     video targets of `tfvidgan.metrics.targets`: `targets/<name>` (each target's ratio, <= 1 when it
@@ -251,8 +252,8 @@ class VideoQualityProbe:
         clips = np.asarray(sample_clips(self.config.num_samples, self.num_frames, self.config.seed), np.float32)
         stats = clip_row(clips, self.expected_balls, self.encoder, self.reference_features,
                          speed_band=self.real["speed_band"])
-        out = {k: stats[k] for k in PHYSICS_COLUMNS + ("frechet_distance",)}
-        out.update({f"real/{k}": self.real[k] for k in PHYSICS_COLUMNS})
+        out = {k: stats[k] for k in PHYSICS_COLUMNS + DIAGNOSTIC_COLUMNS + ("frechet_distance",)}
+        out.update({f"real/{k}": self.real[k] for k in PHYSICS_COLUMNS + DIAGNOSTIC_COLUMNS})
         change = None
         if self.config.long_frames:
             change = self._long_video_change(sample_clips)
@@ -276,7 +277,8 @@ class VideoQualityProbe:
                          if self.config.long_frames or k != "long_video_drift"}
         long = (tuple(f"long/{k}" for k in PHYSICS_COLUMNS) + ("long_video_drift",)
                 if self.config.long_frames else ())
-        return (PHYSICS_COLUMNS + ("frechet_distance",) + tuple(f"real/{k}" for k in PHYSICS_COLUMNS) + long
+        columns = PHYSICS_COLUMNS + DIAGNOSTIC_COLUMNS
+        return (columns + ("frechet_distance",) + tuple(f"real/{k}" for k in columns) + long
                 + _target_names(video_targets))
 
 

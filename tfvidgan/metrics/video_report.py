@@ -87,6 +87,8 @@ __all__ = ["VideoEvalConfig", "evaluate_video", "clip_row", "compare_with_real",
            "clip_encoder_name", "ENCODER_SEED", "ISOMAP_TRAJECTORIES", "ROWS"]
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
+# Columns every row reports beside the physics columns, outside the targets (no vs_real, no distributions).
+DIAGNOSTIC_COLUMNS = ("motion_energy_cv",)
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
