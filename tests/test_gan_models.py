@@ -267,6 +267,21 @@ def test_video_discriminator_never_mixes_samples():
         np.testing.assert_allclose(model(clips[b : b + 1]).numpy()[0], logits[b], rtol=1e-4, atol=1e-5)
 
 
+def _check_video_discriminator_on_differences(tmp_path, inputs: str, channels: int):
+    """A video ensemble with `inputs` reads `channels`·C projected channels, matches its unrolled reference,
+    keeps samples independent and survives Keras saving."""
+    model = build_video_discriminators((16, 16, 16, 1), 3, base_filters=2, normalization="none", inputs=inputs)
+    _randomize_trainable(model, seed=3)
+    assert model.get_layer("projection").kernel.shape[-2] == channels
+    x = tf.random.uniform((4, 16, 16, 16, 1), -1.0, 1.0, seed=5)
+    np.testing.assert_allclose(model(x).numpy(), reference_logits(model, x).numpy(), rtol=1e-5, atol=1e-5)
+    changed = tf.tensor_scatter_nd_update(x, [[2]], -x[2:3])
+    np.testing.assert_allclose(model(changed).numpy()[[0, 1, 3]], model(x).numpy()[[0, 1, 3]], rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "d.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "d.keras")(x).numpy(), model(x).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_video_discriminator_difference_input_sees_motion_and_stays_per_sample(tmp_path):
     layer = TemporalDifferences()
     clips = tf.random.uniform((3, 5, 8, 8, 2), -1.0, 1.0, seed=4)
@@ -279,18 +294,7 @@ def test_video_discriminator_difference_input_sees_motion_and_stays_per_sample(t
     frozen = tf.repeat(clips[:, :1], 5, axis=1)
     np.testing.assert_array_equal(layer(frozen).numpy()[..., 2:], 0.0)
 
-    model = build_video_discriminators((16, 16, 16, 1), 3, base_filters=2, normalization="none",
-                                       inputs="clips_and_differences")
-    _randomize_trainable(model, seed=3)
-    assert model.get_layer("projection").kernel.shape[-2] == 2  # the projection reads 2C channels
-    x = tf.random.uniform((4, 16, 16, 16, 1), -1.0, 1.0, seed=5)
-    np.testing.assert_allclose(model(x).numpy(), reference_logits(model, x).numpy(), rtol=1e-5, atol=1e-5)
-    # Samples stay independent, and the model survives Keras saving.
-    changed = tf.tensor_scatter_nd_update(x, [[2]], -x[2:3])
-    np.testing.assert_allclose(model(changed).numpy()[[0, 1, 3]], model(x).numpy()[[0, 1, 3]], rtol=1e-5, atol=1e-6)
-    model.save(tmp_path / "d.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "d.keras")(x).numpy(), model(x).numpy(),
-                               rtol=1e-6, atol=1e-6)
+    _check_video_discriminator_on_differences(tmp_path, "clips_and_differences", channels=2)
     with pytest.raises(ConfigError, match="inputs"):
         build_video_discriminators((16, 16, 16, 1), 2, inputs="flow")
 
@@ -315,15 +319,7 @@ def test_video_discriminator_acceleration_input_separates_steady_from_jittering_
     with pytest.raises(ConfigError, match="order"):
         TemporalDifferences(order=3)
 
-    model = build_video_discriminators((16, 16, 16, 1), 3, base_filters=2, normalization="none",
-                                       inputs="clips_and_accelerations")
-    _randomize_trainable(model, seed=3)
-    assert model.get_layer("projection").kernel.shape[-2] == 3  # the projection reads 3C channels
-    x = tf.random.uniform((4, 16, 16, 16, 1), -1.0, 1.0, seed=5)
-    np.testing.assert_allclose(model(x).numpy(), reference_logits(model, x).numpy(), rtol=1e-5, atol=1e-5)
-    model.save(tmp_path / "d.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "d.keras")(x).numpy(), model(x).numpy(),
-                               rtol=1e-6, atol=1e-6)
+    _check_video_discriminator_on_differences(tmp_path, "clips_and_accelerations", channels=3)
 
 
 def test_ensemble_cost_matches_hand_count():
