@@ -27,6 +27,7 @@ from scipy.ndimage import gaussian_filter1d
 from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 from tfvidgan.metrics.balls import clip_physics, motion_energy_cv
+from tfvidgan.metrics.trajectories import linear_interpolation
 from tfvidgan.video_sampling import load_renderer, sample_latents
 
 FLAGS = flags.FLAGS
@@ -37,7 +38,8 @@ COLUMNS = ("free_flight_second_difference", "mean_speed", "mean_count_changes", 
 
 def latent_variants(latents: np.ndarray, sigmas) -> dict[str, np.ndarray]:
     """`{row: [N, T, Z] float32}`: the paths as drawn, each smoothed along time (σ in frames > 0), and the
-    constant-speed straight line between each path's end points (same first and last latent)."""
+    constant-speed straight line between each path's end points (`linear_interpolation`, the video report's
+    "latent_interpolation" row)."""
     latents = np.asarray(latents, np.float32)
     if latents.ndim != 3 or latents.shape[1] < 3:
         raise ConfigError(f"latents must have shape [N, T>=3, Z], got {latents.shape}")
@@ -46,8 +48,7 @@ def latent_variants(latents: np.ndarray, sigmas) -> dict[str, np.ndarray]:
         if not sigma > 0:
             raise ConfigError(f"--sigmas must be > 0, got {sigma!r}")
         rows[f"smoothed_{sigma:g}"] = gaussian_filter1d(latents, float(sigma), axis=1, mode="nearest")
-    t = np.linspace(0.0, 1.0, latents.shape[1], dtype=np.float32)[None, :, None]
-    rows["straight"] = latents[:, :1] * (1.0 - t) + latents[:, -1:] * t
+    rows["straight"] = linear_interpolation(latents).astype(np.float32)
     return rows
 
 
