@@ -3,18 +3,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvidgan.data.bouncing_balls import render
 from tfvidgan.errors import ConfigError
 from tfvidgan.training.video_task import MOTION_ENERGY_EPSILON, VideoGanConfig, motion_energy_variation
 
 
 def _ball_clip(positions, size=24, radius=3.0):
-    """`[1, T, size, size, 1]` clip in [-1, 1] of one soft-edged ball whose centre follows `positions` (x, y)."""
-    rows, cols = np.mgrid[0:size, 0:size] + 0.5
-    frames = []
-    for x, y in positions:
-        distance = np.hypot(cols - x, rows - y)
-        frames.append(2.0 * np.clip(radius + 0.5 - distance, 0.0, 1.0) - 1.0)
-    return tf.constant(np.stack(frames)[None, ..., None], tf.float32)
+    """`[1, T, size, size, 1]` clip in [-1, 1] of one ball (the dataset's renderer) whose centre follows
+    `positions` (x, y)."""
+    centres = np.asarray(positions, np.float64)[None, :, None, ::-1]  # [1, T, 1, (row, col)]
+    frames = render(centres, np.full((1, 1), radius), size=size)
+    return tf.constant(frames.astype(np.float32) / 127.5 - 1.0)
 
 
 def test_matches_the_formula_on_uniform_frames():
