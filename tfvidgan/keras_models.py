@@ -385,7 +385,8 @@ class FramesGAN(_TaskGAN):
 
     def _metric_spec(self):
         k = int(self.task.discriminators.outputs[0].shape[-1])
-        return (["d_loss", "g_loss"],
+        regularised = ["path_length_penalty", "path_length_mean"] if self.task.config.path_length_weight > 0 else []
+        return (["d_loss", "g_loss", *regularised],
                 ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):

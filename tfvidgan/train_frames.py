@@ -47,6 +47,10 @@ def config_flags() -> dict:
         "num_sample_images": FlagSpec("Images in the sample grids.", minimum=1),
         "ema_beta": "Decay of the exponential moving average of the generator's weights (used by samples, "
                     "summaries and the export); 0 disables it.",
+        "path_length_weight": FlagSpec("Weight of the path-length regulariser (Karras et al. 2020): the generator "
+                                       "pays for the spread of ||J_z^T y|| over latents z and random image "
+                                       "directions y, so equal latent steps change frames equally; 0 = off.",
+                                       minimum=0.0),
         "refine_discriminators_of": "A frames export (base directory or version) whose discriminators to keep "
                                     "training against its FROZEN sampling generator, for discriminator rejection "
                                     "sampling (Azadi et al. 2019: KeepTraining(D)); this run's export is the same "

@@ -30,8 +30,12 @@ from tfvidgan.training.ema import WeightAverage, check_beta
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
+from tfvidgan.training.path_length import PathLengthRegularizer, check_weight, path_lengths
 
 _SAMPLE_SEED_STREAM = 987_654
+# The noise stream of the path-length directions within a step (`replica_normal`; 0 and 2 + i are the
+# latents of the generator and discriminator updates, 1 was unused).
+_PATH_LENGTH_STREAM = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +66,10 @@ class FramesGanConfig:
     num_sample_images: int = 64
     # EMA of the generator's weights (β per step; 0 = off): used by samples, summaries and the export.
     ema_beta: float = 0.999
+    # Weight of the path-length regulariser on the generator (`tfvidgan.training.path_length`; 0 = off):
+    # equal latent steps should change the frame equally everywhere, so that even latent paths render even
+    # motion in step 2.
+    path_length_weight: float = 0.0
     # A frames export whose discriminators to refine (`DiscriminatorRefinementTask`); empty = train the GAN.
     refine_discriminators_of: str = ""
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
@@ -70,6 +78,7 @@ class FramesGanConfig:
 
     def __post_init__(self):
         check_beta(self.ema_beta)
+        check_weight(self.path_length_weight)
 
 
 def describe(config: FramesGanConfig) -> dict:
@@ -111,26 +120,41 @@ class FramesGanTask:
             normalization=c.discriminator_normalization, head=c.discriminator_head,
             minibatch_std=c.discriminator_minibatch_std)
         self.ema = WeightAverage(self.generator, c.ema_beta) if c.ema_beta > 0 else None
+        self.path_length = PathLengthRegularizer(c.path_length_weight) if c.path_length_weight > 0 else None
         self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
-    def _generate_fn(self, batch: int, step, training: bool):
+    def _generate_fn(self, batch: int, step, training: bool, logged: dict | None = None):
         """`adversarial.GenerateFn`: `batch` frames of `self.generator` from this replica's slice of the step's
-        global latent draw (`replica_normal`)."""
+        global latent draw (`replica_normal`). With the path-length regulariser on, the generator update
+        (stream 0) also returns its weighted term and puts the unweighted penalty in `logged`."""
+        c = self.config
+
         def generate(stream):
-            z = replica_normal(batch, [self.config.latent_dim], self.config.noise_seed, step, stream)
-            return self.generator(z, training=training), None
+            z = replica_normal(batch, [c.latent_dim], c.noise_seed, step, stream)
+            if stream != 0 or self.path_length is None:
+                return self.generator(z, training=training), None
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            directions = self.path_length.directions(batch, (c.image_size, c.image_size, c.channels),
+                                                     c.noise_seed, step, _PATH_LENGTH_STREAM)
+            frames, lengths = path_lengths(self.generator, z, directions, training=training)
+            term, penalty = self.path_length(lengths, batch * replicas)
+            if logged is not None:
+                logged["path_length_penalty"] = penalty
+                logged["path_length_mean"] = tf.identity(self.path_length.mean) / replicas  # sums to ā
+            return frames, term
         return generate
 
     def train_step(self, real, step):
+        logged = {}
         out = adversarial.train_step(
-            real=real, generate=self._generate_fn(real.shape[0], step, training=True),
+            real=real, generate=self._generate_fn(real.shape[0], step, training=True, logged=logged),
             discriminator=self.discriminators, d_optimizer=self.d_optimizer,
             generator_updates=[(self.g_optimizer, self.generator.trainable_variables)],
             config=self.config.adversarial)
         if self.ema is not None:
             self.ema.update(step)
-        return out.as_dict()
+        return {**out.as_dict(), **logged}
 
     @property
     def sampling_generator(self) -> keras.Model:
@@ -142,6 +166,8 @@ class FramesGanTask:
                    "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
         if self.ema is not None:
             objects["generator_ema"] = self.ema.shadow
+        if self.path_length is not None:
+            objects["path_length_mean"] = self.path_length.mean
         return objects
 
     def optimizers(self) -> list:
@@ -206,6 +232,7 @@ class DiscriminatorRefinementTask(FramesGanTask):
         if self.raw_generator is not None:
             self.raw_generator.trainable = False
         self.ema = None
+        self.path_length = None  # the generator is frozen: nothing to regularise
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
     def train_step(self, real, step):
