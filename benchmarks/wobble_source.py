@@ -2,19 +2,28 @@ r"""Where does generated balls' wobble come from: the sequence generator's laten
 generator's rendering of them? Prints JSON.
 
     python -m benchmarks.wobble_source --export_dir=RUN/export --num_samples=500 --sigmas=0.7,1.5,3
+    python -m benchmarks.wobble_source --frames_generator=FRAMES_RUN/export --latent_steps=0.5,1,1.5
 
-The export's own latent paths (`sample_latents`, one seeded draw) are rendered by its own frames generator
-as drawn ("generated"), after Gaussian smoothing along time with each σ in `--sigmas` (frames;
-`scipy.ndimage.gaussian_filter1d`, edges repeated: "smoothed_<σ>"), and replaced by the straight line at
-constant speed between each path's first and last latent ("straight"). Each row reports the physics columns
-of `tfvidgan.metrics.balls.clip_physics`, `motion_energy_cv`, and "wobble_per_speed": the free-flight second
-difference divided by the mean speed (pixels/frame² per pixel/frame).
+With `--export_dir` (a video export), the export's own latent paths (`sample_latents`, one seeded draw) are
+rendered by its own frames generator as drawn ("generated"), after Gaussian smoothing along time with each σ
+in `--sigmas` (frames; `scipy.ndimage.gaussian_filter1d`, edges repeated: "smoothed_<σ>"), and replaced by
+the straight line at constant speed between each path's first and last latent ("straight").
+
+With `--frames_generator` instead (a frames export, step 1 alone), the paths are great circles of the
+sphere of radius √Z, the typical set of the N(0, I_Z) prior and where the sequence generator's
+"standardize" latents live, walked at a constant `s` latent units per frame for each s in `--latent_steps`
+("great_circle_<s>"): the evenest paths there are, so any wobble they render is the frames generator's own.
+
+Each row reports the physics columns of `tfvidgan.metrics.balls.clip_physics`, `motion_energy_cv`, and
+"wobble_per_speed": the free-flight second difference divided by the mean speed (pixels/frame² per
+pixel/frame).
 
 Reading it: smoothing removes the paths' high-frequency jitter, so if the wobble came from the sequence
 generator's steps, the smoothed rows would wobble much less per unit of speed than "generated". If
 "wobble_per_speed" stays, or "straight" is no better, the rendering itself moves balls unevenly along even
-latent paths: the frames generator's latent geometry, which only training the frames generator can change.
-Real clips: about 0.03 px at 1 px/frame. The exit code is 0 (a measurement, not a test).
+latent paths: the frames generator's latent geometry, which only training the frames generator can change
+(compare two frames exports with `--frames_generator`). Real clips: about 0.03 px at 1 px/frame. The exit
+code is 0 (a measurement, not a test).
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from absl import app, flags
 from scipy.ndimage import gaussian_filter1d
 
 from tfvidgan.errors import ConfigError
+from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
 from tfvidgan.metrics.balls import clip_physics, motion_energy_cv
 from tfvidgan.metrics.trajectories import linear_interpolation
@@ -52,6 +62,25 @@ def latent_variants(latents: np.ndarray, sigmas) -> dict[str, np.ndarray]:
     return rows
 
 
+def great_circles(num_paths: int, num_frames: int, latent_dim: int, step: float, seed: int) -> np.ndarray:
+    """`[N, T, Z]` float32: N great circles of the sphere of radius √Z, each walked at `step` latent units
+    per frame (arc length) from a random point in a random direction; z_t = √Z (cos(ωt) u + sin(ωt) v)
+    with u ⊥ v unit vectors and ω = step / √Z. `seed` fixes the draw."""
+    if not step > 0:
+        raise ConfigError(f"--latent_steps must be > 0, got {step!r}")
+    if latent_dim < 2:
+        raise ConfigError(f"great circles need a latent size >= 2, got {latent_dim}")
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(num_paths, latent_dim))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = rng.normal(size=(num_paths, latent_dim))
+    v -= np.sum(v * u, axis=1, keepdims=True) * u
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    radius = np.sqrt(latent_dim)
+    angle = (step / radius) * np.arange(num_frames)[None, :, None]
+    return (radius * (np.cos(angle) * u[:, None] + np.sin(angle) * v[:, None])).astype(np.float32)
+
+
 def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dict[str, dict]:
     """The report rows of rendered clips `{row: [N, T, H, W, C] in [-1, 1]}` (see the module docstring)."""
     out = {}
@@ -68,28 +97,44 @@ def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dic
 
 def define_flags() -> None:
     """Defines the command line's flags (only when run as a program)."""
-    flags.DEFINE_string("export_dir", None, "A video export (`python -m tfvidgan.train_video`).", required=True)
+    flags.DEFINE_string("export_dir", "", "A video export (`python -m tfvidgan.train_video`): its own paths.")
+    flags.DEFINE_string("frames_generator", "", "Instead of --export_dir: a frames export, rendered along great "
+                        "circles at --latent_steps.")
     flags.DEFINE_integer("num_samples", 500, "Clips per row.", lower_bound=1)
     flags.DEFINE_integer("num_frames", 30, "Frames per clip.", lower_bound=3)
     flags.DEFINE_integer("seed", 0, "Seed of the latent draw.")
     flags.DEFINE_integer("expected_balls", 3, "Balls per real frame.", lower_bound=1)
-    flags.DEFINE_list("sigmas", ["0.7", "1.5", "3"], "Gaussian smoothing widths, in frames.")
+    flags.DEFINE_list("sigmas", ["0.7", "1.5", "3"], "--export_dir: Gaussian smoothing widths, in frames.")
+    flags.DEFINE_list("latent_steps", ["0.5", "1", "1.5"], "--frames_generator: latent units per frame.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
+
+
+def _floats(name: str) -> list[float]:
+    try:
+        return [float(s) for s in getattr(FLAGS, name)]
+    except ValueError as e:
+        raise app.UsageError(f"--{name}: {e}") from None
 
 
 def main(argv) -> None:
     del argv
     start = time.perf_counter()
-    try:
-        sigmas = [float(s) for s in FLAGS.sigmas]
-    except ValueError as e:
-        raise app.UsageError(f"--sigmas: {e}") from None
-    latents = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
-    render, _ = load_renderer(FLAGS.export_dir, "", latent_dim=latents.shape[-1])
-    rows = wobble_rows({name: render(z) for name, z in latent_variants(latents, sigmas).items()},
-                       FLAGS.expected_balls)
-    emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir, "num_samples": FLAGS.num_samples,
-          "num_frames": FLAGS.num_frames, "seed": FLAGS.seed, "rows": rows,
+    if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
+        raise app.UsageError("pass exactly one of --export_dir (a video export) and --frames_generator "
+                             "(a frames export)")
+    if FLAGS.export_dir:
+        latents = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
+        render, _ = load_renderer(FLAGS.export_dir, "", latent_dim=latents.shape[-1])
+        variants = latent_variants(latents, _floats("sigmas"))
+    else:
+        _, description = read_description(FLAGS.frames_generator, FRAMES_GENERATOR, "frames_generator")
+        latent_dim = int(description["latent_dim"])
+        render, _ = load_renderer("", FLAGS.frames_generator, latent_dim=latent_dim)
+        variants = {f"great_circle_{s:g}": great_circles(FLAGS.num_samples, FLAGS.num_frames, latent_dim, s,
+                                                         FLAGS.seed) for s in _floats("latent_steps")}
+    rows = wobble_rows({name: render(z) for name, z in variants.items()}, FLAGS.expected_balls)
+    emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir or FLAGS.frames_generator,
+          "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames, "seed": FLAGS.seed, "rows": rows,
           "seconds": round(time.perf_counter() - start, 1)}, FLAGS.output)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
 
-from benchmarks.wobble_source import latent_variants, wobble_rows
+from benchmarks.wobble_source import great_circles, latent_variants, wobble_rows
 from tfvidgan.data.bouncing_balls import render
 from tfvidgan.errors import ConfigError
 
@@ -52,3 +52,31 @@ def test_the_command_line_prints_the_rows(tmp_path):
     report = json.loads((tmp_path / "w.json").read_text())
     assert set(report["rows"]) == {"generated", "smoothed_1", "straight"}
     assert report["num_samples"] == 4 and "wobble_per_speed" in report["rows"]["generated"]
+
+
+def test_great_circles_stay_on_the_prior_sphere_at_constant_speed():
+    paths = great_circles(6, 9, 12, 0.8, seed=3)
+    assert paths.shape == (6, 9, 12) and paths.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(paths, axis=-1), np.sqrt(12), rtol=1e-5)
+    chords = np.linalg.norm(np.diff(paths, axis=1), axis=-1)
+    arc = 2 * np.sqrt(12) * np.arcsin(chords / (2 * np.sqrt(12)))     # arc length of each step
+    np.testing.assert_allclose(arc, 0.8, rtol=1e-4)
+    # Constant speed along a circle: every second difference has the same (centripetal) length.
+    accel = np.linalg.norm(np.diff(paths, 2, axis=1), axis=-1)
+    np.testing.assert_allclose(accel, np.broadcast_to(accel[:, :1], accel.shape), rtol=1e-3)
+    np.testing.assert_array_equal(paths, great_circles(6, 9, 12, 0.8, seed=3))
+    with pytest.raises(ConfigError, match="latent_steps"):
+        great_circles(2, 5, 12, 0.0, seed=0)
+
+
+def test_the_command_line_renders_great_circles_of_a_frames_export(tmp_path):
+    export = tiny_frames_export(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
+                          "--num_samples=3", "--num_frames=5", "--latent_steps=0.5,2", "--expected_balls=3",
+                          f"--output={tmp_path / 'g.json'}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert set(report["rows"]) == {"great_circle_0.5", "great_circle_2"}
+    both = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
+                           f"--export_dir={export}"], capture_output=True, text=True, timeout=300)
+    assert both.returncode != 0 and "exactly one of --export_dir" in both.stderr
