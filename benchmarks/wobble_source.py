@@ -14,9 +14,10 @@ sphere of radius √Z, the typical set of the N(0, I_Z) prior and where the sequ
 "standardize" latents live, walked at a constant `s` latent units per frame for each s in `--latent_steps`
 ("great_circle_<s>"): the evenest paths there are, so any wobble they render is the frames generator's own.
 
-Each row reports the physics columns of `tfvidgan.metrics.balls.clip_physics`, `motion_energy_cv`, and
+Each row reports the physics columns of `tfvidgan.metrics.balls.clip_physics`, `motion_energy_cv`,
 "wobble_per_speed": the free-flight second difference divided by the mean speed (pixels/frame² per
-pixel/frame).
+pixel/frame), and "phase_speed_modulation" (`phase_speed_modulation`: whether balls stick to the pixel
+grid).
 
 Reading it: smoothing removes the paths' high-frequency jitter, so if the wobble came from the sequence
 generator's steps, the smoothed rows would wobble much less per unit of speed than "generated". If
@@ -36,7 +37,7 @@ from scipy.ndimage import gaussian_filter1d
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
-from tfvidgan.metrics.balls import clip_physics, motion_energy_cv
+from tfvidgan.metrics.balls import clip_physics, detect_blobs, motion_energy_cv, track_blobs
 from tfvidgan.metrics.trajectories import linear_interpolation
 from tfvidgan.video_sampling import load_renderer, sample_latents
 
@@ -81,6 +82,39 @@ def great_circles(num_paths: int, num_frames: int, latent_dim: int, step: float,
     return (radius * (np.cos(angle) * u[:, None] + np.sin(angle) * v[:, None])).astype(np.float32)
 
 
+def phase_speed_modulation(clips: np.ndarray, bins: int = 8, max_match_distance: float = 4.0) -> float:
+    """How much the balls' speed depends on where they are within a pixel: "texture sticking" (Karras et al.
+    2021), a renderer that holds objects to the pixel grid and lets them jump between cells.
+
+    Every blob tracked over consecutive frames (`track_blobs`) gives, per axis with a displacement above
+    0.05 px, the displacement |d| and the sub-pixel phase of its midpoint (fraction of a pixel). The value
+    is (max − min) / mean of the mean |d| over `bins` phase bins: about 0 for a renderer without a grid
+    (real clips), large when motion sticks. NaN with fewer than 20 displacements per bin.
+
+    Args:
+      clips: `[N, T, H, W, C]` float in [-1, 1].
+    """
+    phase, speed = [], []
+    for clip in np.asarray(clips):
+        blobs = detect_blobs(clip)
+        ids = track_blobs(blobs, max_match_distance)
+        where = [dict(zip(ids[t], b.centroids)) for t, b in enumerate(blobs)]
+        for now, later in zip(where[:-1], where[1:]):
+            for track, centre in now.items():
+                if track in later:
+                    step, middle = later[track] - centre, (later[track] + centre) / 2
+                    moving = np.abs(step) > 0.05
+                    phase.extend(np.mod(middle[moving], 1.0))
+                    speed.extend(np.abs(step[moving]))
+    phase, speed = np.asarray(phase), np.asarray(speed)
+    which = np.minimum((phase * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    if counts.min() < 20:
+        return float("nan")
+    per_bin = np.bincount(which, weights=speed, minlength=bins) / counts
+    return float((per_bin.max() - per_bin.min()) / speed.mean())
+
+
 def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dict[str, dict]:
     """The report rows of rendered clips `{row: [N, T, H, W, C] in [-1, 1]}` (see the module docstring)."""
     out = {}
@@ -88,6 +122,7 @@ def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dic
         stats = clip_physics(clips, expected_balls)
         row = {k: stats[k] for k in COLUMNS}
         row["motion_energy_cv"] = motion_energy_cv(clips)
+        row["phase_speed_modulation"] = phase_speed_modulation(clips)
         speed = row["mean_speed"]
         row["wobble_per_speed"] = (row["free_flight_second_difference"] / speed if speed and np.isfinite(speed)
                                    else float("nan"))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
 
-from benchmarks.wobble_source import great_circles, latent_variants, wobble_rows
+from benchmarks.wobble_source import great_circles, latent_variants, phase_speed_modulation, wobble_rows
 from tfvidgan.data.bouncing_balls import render
 from tfvidgan.errors import ConfigError
 
@@ -80,3 +80,19 @@ def test_the_command_line_renders_great_circles_of_a_frames_export(tmp_path):
     both = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
                            f"--export_dir={export}"], capture_output=True, text=True, timeout=300)
     assert both.returncode != 0 and "exactly one of --export_dir" in both.stderr
+
+
+def test_phase_speed_modulation_is_small_for_even_motion_and_large_for_motion_that_sticks_to_pixels():
+    t = np.arange(24, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    starts, speeds = rng.uniform(6, 10, size=(40, 1, 2)), rng.uniform(0.3, 0.6, size=(40, 1, 2))
+    even = starts + speeds * t[None, :, None]                              # [40, T, 2], one ball per clip
+    sticky = even - 0.35 * np.sin(2 * np.pi * even) / (2 * np.pi)          # slow near cell borders
+
+    def clips(paths):
+        return render(paths[:, :, None], np.full((len(paths), 1), 3.0), size=32).astype(np.float32) / 127.5 - 1
+
+    smooth, stuck = phase_speed_modulation(clips(even)), phase_speed_modulation(clips(sticky))
+    print(f"\nphase speed modulation: even {smooth:.3f}, sticky {stuck:.3f}")
+    assert smooth < 0.15 < 0.4 < stuck
+    assert np.isnan(phase_speed_modulation(clips(even[:1, :3])))           # too few displacements
