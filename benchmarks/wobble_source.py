@@ -168,7 +168,7 @@ def main(argv) -> None:
         variants = {f"great_circle_{s:g}": great_circles(FLAGS.num_samples, FLAGS.num_frames, latent_dim, s,
                                                          FLAGS.seed) for s in _floats("latent_steps")}
     rows = wobble_rows({name: render(z) for name, z in variants.items()}, FLAGS.expected_balls)
-    emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir or FLAGS.frames_generator,
+    emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir, "frames_generator": FLAGS.frames_generator,
           "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames, "seed": FLAGS.seed, "rows": rows,
           "seconds": round(time.perf_counter() - start, 1)}, FLAGS.output)
 
