@@ -135,7 +135,7 @@ def test_the_comparison_catches_a_combiner_fed_per_replica_losses(tmp_path, monk
     (A subtler mutant, per-replica losses scaled by the number of replicas, is not separable from float
     noise here: with i.i.d. latents the two replicas' generator losses agree to ~1e-5.)"""
     from tfvidgan.training import adversarial
-    monkeypatch.setattr(adversarial, "_all_reduce_sum", lambda value: value)
+    monkeypatch.setattr(adversarial, "all_reduce_sum", lambda value: value)
     config = dataclasses.replace(SMALL, generator_normalization="none", discriminator_normalization="none",
                                  adversarial=AdversarialConfig(combiner="gman"))
     worst, _, _ = _update_discrepancy(config, tmp_path)

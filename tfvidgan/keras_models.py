@@ -152,13 +152,6 @@ def _is_multi_worker(strategy) -> bool:
     return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
 
 
-def _all_reduce_sum(value):
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-
 # ---------------------------------------------------------------------------------------------
 # The models.
 
@@ -343,7 +336,7 @@ class _TaskGAN(keras.Model):
             trackers = self._metric_keys.get(key)
             if trackers is None:
                 raise ConfigError(f"{type(self).__name__}: the task returned an unexpected output {key!r}")
-            value = _all_reduce_sum(tf.cast(value, tf.float32))  # per-replica → global value
+            value = adversarial.all_reduce_sum(tf.cast(value, tf.float32))  # per-replica → global value
             if len(trackers) == 1 and value.shape.rank == 0:
                 trackers[0].update_state(value)
             else:

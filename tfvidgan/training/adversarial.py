@@ -99,7 +99,9 @@ def _replicas() -> int:
     return context.num_replicas_in_sync if context is not None else 1
 
 
-def _all_reduce_sum(value):
+def all_reduce_sum(value):
+    """The sum of `value` over the replicas in sync (replica context); `value` itself with one replica or
+    outside a strategy."""
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return value
@@ -200,7 +202,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         else:
             fake_logits = _flat(discriminator(fake, training=True))
         g_per_disc = tf.reduce_sum(losses.generator_loss(fake_logits, kind=config.loss), axis=0) / global_batch
-        g_global = _all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
+        g_global = all_reduce_sum(tf.stop_gradient(g_per_disc))              # [K], global batch mean
         weights = combiner.weights(g_global)
         objective = adversarial_weight * tf.reduce_sum(weights * g_per_disc)
         if generator_term is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfvidgan.errors import ConfigError
+from tfvidgan.training.adversarial import all_reduce_sum
 from tfvidgan.training.noise import replica_normal
 
 # The running mean's update rate (StyleGAN2's `pl_decay`).
@@ -82,10 +83,7 @@ class PathLengthRegularizer:
         objective term; `penalty` = Σ_i (a_i − ā)² / global batch (this replica's share: the sum over
         replicas is the global mean). Updates ā with the global batch mean of the lengths first (ā is
         then held constant in the penalty's gradient)."""
-        context = tf.distribute.get_replica_context()
-        total = tf.reduce_sum(tf.stop_gradient(lengths))
-        if context is not None and context.num_replicas_in_sync > 1:
-            total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        total = all_reduce_sum(tf.reduce_sum(tf.stop_gradient(lengths)))
         mean = self.mean + self.decay * (total / global_batch - self.mean)
         self.mean.assign(mean)
         penalty = tf.reduce_sum(tf.square(lengths - tf.stop_gradient(mean))) / global_batch
