@@ -72,3 +72,89 @@ def test_the_report_metric_is_the_square_root_of_the_regulariser_and_fails_froze
     assert np.isnan(motion_energy_cv(frozen))
     with pytest.raises(DatasetError, match="T>=3"):
         motion_energy_cv(moving[:, :2])
+
+
+# The motion-energy matching term (`--motion_energy_match_weight`).
+
+def test_motion_energy_is_the_mean_squared_frame_difference():
+    from tfvidgan.training.video_task import motion_energy
+    levels = np.array([[0.0, 0.1, 0.1, 0.3], [0.0, 0.0, 0.0, 0.0]], np.float32)  # every pixel alike
+    clips = tf.constant(np.broadcast_to(levels[:, :, None, None, None], (2, 4, 3, 5, 2)).copy())
+    np.testing.assert_allclose(motion_energy(clips).numpy(), [(0.01 + 0 + 0.04) / 3, 0.0], rtol=1e-5)
+    # Faster balls change more pixels per frame.
+    slow = motion_energy(_ball_clip([(5.0 + 0.5 * t, 12.0) for t in range(6)]))
+    fast = motion_energy(_ball_clip([(5.0 + 1.5 * t, 12.0) for t in range(6)]))
+    assert float(fast[0]) > 2.0 * float(slow[0]) > 0.0
+
+
+def _match_value_and_gradient(scale, base, real, weight=0.7):
+    """Penalty and d penalty / d scale for fake = scale · base on one replica (no strategy)."""
+    from tfvidgan.training.video_task import motion_energy_match
+    scale = tf.Variable(scale)
+    with tf.GradientTape() as tape:
+        match = motion_energy_match(scale * base, real, base.shape[0], weight)
+    return float(match.objective_term), float(tape.gradient(match.objective_term, scale)), float(match.log_ratio)
+
+
+def test_match_penalty_and_gradient_follow_the_closed_form():
+    from tfvidgan.training.video_task import MOTION_ENERGY_MATCH_EPSILON as eps
+    from tfvidgan.training.video_task import motion_energy
+    rng = np.random.default_rng(0)
+    base = tf.constant(rng.uniform(-1, 1, (3, 5, 4, 4, 1)).astype(np.float32))
+    real = tf.constant(rng.uniform(-1, 1, (3, 5, 4, 4, 1)).astype(np.float32))
+    weight, scale = 0.7, 0.5
+    e_base = float(tf.reduce_mean(motion_energy(base)))
+    e_real = float(tf.reduce_mean(motion_energy(real)))
+    gap = np.log(scale**2 * e_base + eps) - np.log(e_real + eps)  # energy scales with scale²
+    value, gradient, log_ratio = _match_value_and_gradient(scale, base, real, weight)
+    assert log_ratio == pytest.approx(gap, rel=1e-5)
+    assert value == pytest.approx(weight * gap**2, rel=1e-5)
+    assert gradient == pytest.approx(weight * 2 * gap * 2 * scale * e_base / (scale**2 * e_base + eps), rel=1e-4)
+    assert gradient < 0  # too little motion: descending the penalty scales the motion up
+    # Matched energies cost nothing and pull nowhere; too much motion is pulled back down.
+    value, gradient, _ = _match_value_and_gradient(float(np.sqrt((e_real + eps) / e_base - eps / e_base)),
+                                                   base, real, weight)
+    assert abs(value) < 1e-9 and abs(gradient) < 1e-4
+    assert _match_value_and_gradient(2.0, base, real, weight)[1] > 0
+
+
+def test_match_is_exact_on_two_replicas_where_per_replica_means_are_not():
+    """Penalty and gradient summed over 2 replicas == 1 replica on the whole batch (replicas fed very
+    different halves); the same penalty computed from each replica's own means differs by far."""
+    from conftest import mirrored_strategy
+
+    from tfvidgan.training.video_task import motion_energy, motion_energy_match
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-1, 1, (4, 5, 4, 4, 1)).astype(np.float32)
+    base[:2] *= 0.1  # replica 0: little motion; replica 1: a lot
+    real = rng.uniform(-1, 1, (4, 5, 4, 4, 1)).astype(np.float32)
+    weight = 0.7
+    one_value, one_gradient, _ = _match_value_and_gradient(1.0, tf.constant(base), tf.constant(real), weight)
+
+    strategy = mirrored_strategy(("/cpu:0", "/cpu:1"))
+    with strategy.scope():
+        scale = tf.Variable(1.0)
+    fake_in, real_in = (strategy.experimental_distribute_values_from_function(
+        lambda context, x=x: tf.constant(x[2 * context.replica_id_in_sync_group:][:2])) for x in (base, real))
+
+    @tf.function
+    def step(fake_half, real_half):
+        def replica_fn(f, r):
+            with tf.GradientTape() as tape:
+                term = motion_energy_match(scale * f, r, 4, weight).objective_term
+            # The mutant: this replica's own means, the penalty split between the replicas.
+            gap = tf.math.log(tf.reduce_mean(motion_energy(scale * f)) + 1e-4) - tf.math.log(
+                tf.reduce_mean(motion_energy(r)) + 1e-4)
+            return term, tape.gradient(term, scale), weight * tf.square(gap) / 2
+        return strategy.run(replica_fn, args=(fake_half, real_half))
+
+    terms, gradients, mutants = step(fake_in, real_in)
+    total = lambda x: float(strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None))  # noqa: E731
+    assert total(terms) == pytest.approx(one_value, rel=1e-5)
+    assert total(gradients) == pytest.approx(one_gradient, rel=1e-5)
+    assert abs(total(mutants) - one_value) > 0.5 * one_value
+
+
+def test_negative_match_weight_is_refused_by_name():
+    with pytest.raises(ConfigError, match="--motion_energy_match_weight must be >= 0"):
+        VideoGanConfig(frames_generator="x", motion_energy_match_weight=-0.1)

@@ -71,6 +71,10 @@ def config_flags() -> dict:
                                          "(steady motion keeps it constant; speeding up, stalling and wobbling "
                                          "do not; scale-free, so slowing down does not pay); 0 = off.",
                                          minimum=0.0),
+        "motion_energy_match_weight": FlagSpec("Weight of the motion-energy matching term: the squared log-ratio "
+                                               "of the generated and real batches' mean frame-difference energy "
+                                               "(global means over the replicas), so the balls keep the real "
+                                               "amount of motion instead of slowing down; 0 = off.", minimum=0.0),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

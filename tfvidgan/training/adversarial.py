@@ -94,7 +94,8 @@ class AdversarialStepOutput:
         return {k: v for k, v in values.items() if v is not None}
 
 
-def _replicas() -> int:
+def replicas_in_sync() -> int:
+    """The number of replicas in sync (replica context); 1 outside a strategy."""
     context = tf.distribute.get_replica_context()
     return context.num_replicas_in_sync if context is not None else 1
 
@@ -170,7 +171,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
     if per_replica_batch is None:
         raise ConfigError("the training dataset must have a static batch size: batch it with "
                           "drop_remainder=True")
-    global_batch = per_replica_batch * _replicas()
+    global_batch = per_replica_batch * replicas_in_sync()
     combiner = losses.make_combiner(config)
     d_vars = discriminator.trainable_variables
     for i in range(config.discriminator_steps):
@@ -214,7 +215,7 @@ def train_step(*, real: tf.Tensor, generate: GenerateFn, discriminator: keras.Mo
         optimizer.apply_gradients(zip(gradients[offset:offset + n], variables))
         offset += n
 
-    replicas = float(_replicas())
+    replicas = float(replicas_in_sync())
     g_value = combiner.value(g_global)
     return AdversarialStepOutput(
         d_loss=d_loss, g_loss=g_value / replicas, d_loss_per_discriminator=d_per_disc,

@@ -88,6 +88,12 @@ class VideoGanConfig:
     # speed (real clips: CV 0.11) keep that energy nearly constant; speeding up, stalling and wobbling
     # (generated clips: CV 0.5-0.6) do not. Scale-free, so it does not pay to slow the balls down.
     motion_energy_weight: float = 0.0
+    # Weight of the motion-energy matching term (`motion_energy_match`, 0 = off): the squared log-ratio of the
+    # generated and the real batches' mean frame-difference energy, both global means over the replicas. The
+    # variation term above is scale-free; this one is not: it asks the rendered balls to move as much as the
+    # real ones (slower balls change fewer pixels per frame), where the fine-tuned frames generator tends to
+    # let them slow down.
+    motion_energy_match_weight: float = 0.0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -115,7 +121,7 @@ class VideoGanConfig:
             raise ConfigError(f"--frame_critic_weight must be >= 0, got {self.frame_critic_weight}")
         if self.smoothness_order not in (1, 2):
             raise ConfigError(f"--smoothness_order must be 1 or 2, got {self.smoothness_order}")
-        for name in ("smoothness_weight", "motion_energy_weight"):
+        for name in ("smoothness_weight", "motion_energy_weight", "motion_energy_match_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("clip_length", "sample_length"):
@@ -165,6 +171,55 @@ def motion_energy_variation(clips: tf.Tensor) -> tf.Tensor:
     mean = tf.reduce_mean(energy, axis=1)
     variance = tf.reduce_mean(tf.square(energy - mean[:, None]), axis=1)
     return variance / (tf.square(mean) + MOTION_ENERGY_EPSILON**2)
+
+
+def motion_energy(clips: tf.Tensor) -> tf.Tensor:
+    """Per-clip motion energy: `[B, T, H, W, C]` (any float dtype, in [-1, 1]) → `[B]` float32 >= 0, the mean
+    over the T − 1 steps and all pixels of `(x_{t+1} − x_t)²` (0 for a frozen clip; real 3-ball 32×32 clips:
+    about 0.08; it grows with the balls' speed up to about a diameter per frame). Needs T >= 2."""
+    clips = tf.cast(clips, tf.float32)
+    steps = clips[:, 1:] - clips[:, :-1]
+    return tf.reduce_mean(tf.reshape(tf.square(steps), [tf.shape(steps)[0], -1]), axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyMatch:
+    """`motion_energy_match`'s result (replica context, float32 scalars).
+
+    objective_term: this replica's share of the weighted penalty, for the generator's objective: the shares
+      sum over the replicas to `weight · log_ratio²`, and their gradients sum to that penalty's gradient.
+    log_ratio: log((Ē_fake + ε) / (Ē_real + ε)) of the global batch means (the same on every replica).
+    """
+    objective_term: tf.Tensor
+    log_ratio: tf.Tensor
+
+
+# Added to both batch means in `motion_energy_match`'s log-ratio (a frozen generated batch stays finite).
+MOTION_ENERGY_MATCH_EPSILON = 1e-4
+
+
+def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: float) -> EnergyMatch:
+    """Matches the generated clips' mean motion energy to the real clips' (`[b, T, H, W, C]` each, this
+    replica's share of a global batch of `global_batch` clips).
+
+    Penalty: `weight · (log(Ē_fake + ε) − log(Ē_real + ε))²`, Ē the global batch mean of `motion_energy`
+    (all-reduced over the replicas), ε = `MOTION_ENERGY_MATCH_EPSILON`. Symmetric in log space: too little
+    motion costs what too much costs. The penalty is a non-linear function of a global mean, so a per-replica
+    mean would compute another loss; instead each replica returns the penalty's value / replicas plus the
+    first-order term `slope · Σ_local E_fake / global_batch` (`slope` = ∂penalty/∂Ē_fake, held constant), whose
+    gradient is this replica's exact share of the penalty's gradient. The real clips get no gradient.
+    """
+    replicas = adversarial.replicas_in_sync()
+    global_batch = tf.cast(global_batch, tf.float32)
+    fake_energy = motion_energy(fake)
+    local_fake = tf.reduce_sum(fake_energy)
+    mean_fake = adversarial.all_reduce_sum(tf.stop_gradient(local_fake)) / global_batch
+    mean_real = adversarial.all_reduce_sum(tf.reduce_sum(tf.stop_gradient(motion_energy(real)))) / global_batch
+    log_ratio = tf.math.log(mean_fake + MOTION_ENERGY_MATCH_EPSILON) - tf.math.log(
+        mean_real + MOTION_ENERGY_MATCH_EPSILON)
+    slope = 2.0 * weight * log_ratio / (mean_fake + MOTION_ENERGY_MATCH_EPSILON)
+    term = weight * tf.square(log_ratio) / replicas + slope * (local_fake - tf.stop_gradient(local_fake)) / global_batch
+    return EnergyMatch(objective_term=term, log_ratio=log_ratio)
 
 
 class VideoGanTask:
@@ -269,6 +324,7 @@ class VideoGanTask:
     def train_step(self, real, step):
         batch, steps = real.shape[0], real.shape[1]
         global_batch = batch * tf.distribute.get_replica_context().num_replicas_in_sync
+        logged = {}
 
         def generate(stream):
             rollout, latents = self.rollout(batch, steps, step, stream)
@@ -281,6 +337,10 @@ class VideoGanTask:
             if self.config.motion_energy_weight > 0:
                 terms.append(self.config.motion_energy_weight * tf.reduce_sum(
                     motion_energy_variation(clips)) / global_batch)
+            if self.config.motion_energy_match_weight > 0:
+                match = motion_energy_match(clips, real, global_batch, self.config.motion_energy_match_weight)
+                terms.append(match.objective_term)
+                logged["motion_energy_log_ratio"] = match.log_ratio
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
@@ -296,7 +356,8 @@ class VideoGanTask:
                 average.update(step)
         metrics = out.as_dict()
         if out.generator_term is not None:
-            metrics["g_regularizer"] = out.generator_term  # weighted smoothness + motion energy + frame critic
+            metrics["g_regularizer"] = out.generator_term  # weighted smoothness, motion energy, frame critic
+        metrics.update(logged)  # the last generator pass's log(Ē_fake / Ē_real) with the matching term
         return metrics
 
     def checkpoint_objects(self) -> dict:
