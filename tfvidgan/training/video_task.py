@@ -155,6 +155,13 @@ def temporal_smoothness(sequence: tf.Tensor, order: int = 1) -> tf.Tensor:
 MOTION_ENERGY_EPSILON = 1e-4
 
 
+def _step_energy(clips: tf.Tensor) -> tf.Tensor:
+    """`[B, T, H, W, C]` → `[B, T − 1]` float32: the mean over pixels of `(x_{t+1} − x_t)²`."""
+    clips = tf.cast(clips, tf.float32)
+    steps = clips[:, 1:] - clips[:, :-1]
+    return tf.reduce_mean(tf.reshape(tf.square(steps), [tf.shape(steps)[0], tf.shape(steps)[1], -1]), axis=2)
+
+
 def motion_energy_variation(clips: tf.Tensor) -> tf.Tensor:
     """Per-clip squared coefficient of variation of the motion energy over time: `[B, T, H, W, C]` → `[B]`.
 
@@ -165,9 +172,7 @@ def motion_energy_variation(clips: tf.Tensor) -> tf.Tensor:
     asks motion to be steady; the discriminators ask for motion. It sees changes of speed, not of direction
     (a zigzag of equal steps scores 0). Needs T >= 3.
     """
-    clips = tf.cast(clips, tf.float32)
-    steps = clips[:, 1:] - clips[:, :-1]
-    energy = tf.reduce_mean(tf.reshape(tf.square(steps), [tf.shape(steps)[0], tf.shape(steps)[1], -1]), axis=2)
+    energy = _step_energy(clips)
     mean = tf.reduce_mean(energy, axis=1)
     variance = tf.reduce_mean(tf.square(energy - mean[:, None]), axis=1)
     return variance / (tf.square(mean) + MOTION_ENERGY_EPSILON**2)
@@ -177,9 +182,7 @@ def motion_energy(clips: tf.Tensor) -> tf.Tensor:
     """Per-clip motion energy: `[B, T, H, W, C]` (any float dtype, in [-1, 1]) → `[B]` float32 >= 0, the mean
     over the T − 1 steps and all pixels of `(x_{t+1} − x_t)²` (0 for a frozen clip; real 3-ball 32×32 clips:
     about 0.08; it grows with the balls' speed up to about a diameter per frame). Needs T >= 2."""
-    clips = tf.cast(clips, tf.float32)
-    steps = clips[:, 1:] - clips[:, :-1]
-    return tf.reduce_mean(tf.reshape(tf.square(steps), [tf.shape(steps)[0], -1]), axis=1)
+    return tf.reduce_mean(_step_energy(clips), axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,7 +343,8 @@ class VideoGanTask:
             if self.config.motion_energy_match_weight > 0:
                 match = motion_energy_match(clips, real, global_batch, self.config.motion_energy_match_weight)
                 terms.append(match.objective_term)
-                logged["motion_energy_log_ratio"] = match.log_ratio
+                # Logged values are per-replica shares summed by the loop: each replica logs 1/N of it.
+                logged["motion_energy_log_ratio"] = match.log_ratio / adversarial.replicas_in_sync()
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
