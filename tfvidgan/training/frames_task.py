@@ -134,7 +134,7 @@ class FramesGanTask:
             z = replica_normal(batch, [c.latent_dim], c.noise_seed, step, stream)
             if stream != 0 or self.path_length is None:
                 return self.generator(z, training=training), None
-            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            replicas = adversarial.replicas_in_sync()
             directions = self.path_length.directions(batch, (c.image_size, c.image_size, c.channels),
                                                      c.noise_seed, step, _PATH_LENGTH_STREAM)
             frames, lengths = path_lengths(self.generator, z, directions, training=training)

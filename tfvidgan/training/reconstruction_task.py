@@ -179,7 +179,7 @@ class ReconstructionTask:
 
     def train_step(self, batch, step):
         sensed, scene = batch
-        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        replicas = adversarial.replicas_in_sync()
         global_batch = sensed.shape[0] * replicas
         inputs = self.model_inputs(sensed, scene, step)
 

@@ -326,7 +326,8 @@ class VideoGanTask:
 
     def train_step(self, real, step):
         batch, steps = real.shape[0], real.shape[1]
-        global_batch = batch * tf.distribute.get_replica_context().num_replicas_in_sync
+        replicas = adversarial.replicas_in_sync()
+        global_batch = batch * replicas
         logged = {}
 
         def generate(stream):
@@ -344,7 +345,7 @@ class VideoGanTask:
                 match = motion_energy_match(clips, real, global_batch, self.config.motion_energy_match_weight)
                 terms.append(match.objective_term)
                 # Logged values are per-replica shares summed by the loop: each replica logs 1/N of it.
-                logged["motion_energy_log_ratio"] = match.log_ratio / adversarial.replicas_in_sync()
+                logged["motion_energy_log_ratio"] = match.log_ratio / replicas
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
