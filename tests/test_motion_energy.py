@@ -188,3 +188,38 @@ def test_a_video_step_logs_the_same_log_ratio_on_one_and_two_replicas(tmp_path):
     np.testing.assert_allclose(two["motion_energy_log_ratio"], one["motion_energy_log_ratio"], rtol=1e-4)
     np.testing.assert_allclose(two["g_regularizer"], one["g_regularizer"], rtol=1e-4)
     assert one["g_regularizer"] == pytest.approx(2.0 * one["motion_energy_log_ratio"] ** 2, rel=1e-4)
+
+
+def test_the_discriminator_steps_build_no_generator_terms(tmp_path, monkeypatch):
+    """`adversarial.train_step` discards the generator's terms in its discriminator steps, so the video task
+    builds them (the matching term's all-reduces, the frame critic's pass) for the generator pass only: one
+    step with two discriminator steps traces `motion_energy_match` and the frame critic once each."""
+    from conftest import tiny_frames_export
+
+    from tfvidgan.training import adversarial, video_task
+    calls = {"match": 0, "critic": 0}
+    original = video_task.motion_energy_match
+
+    def counted(*args, **kwargs):
+        calls["match"] += 1
+        return original(*args, **kwargs)
+    monkeypatch.setattr(video_task, "motion_energy_match", counted)
+    config = VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=4, sample_length=5,
+                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
+                            num_discriminators=2, discriminator_filters=2, motion_energy_match_weight=2.0,
+                            frame_critic_weight=1.0, num_sample_videos=1,
+                            adversarial=adversarial.AdversarialConfig(joint_batch=True, discriminator_steps=2))
+    task = video_task.VideoGanTask(config)
+    task.build()
+    critic = task.frame_critic
+    assert critic is not None
+
+    def counted_critic(*args, **kwargs):
+        calls["critic"] += 1
+        return critic.__class__.__call__(critic, *args, **kwargs)
+    task.frame_critic = counted_critic
+    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
+    # Traced once (the eager Conv3D gradient needs a graph); Python-side counts are per trace.
+    metrics = tf.function(task.train_step)(tf.constant(clips), tf.constant(0, tf.int64))
+    assert calls == {"match": 1, "critic": 1}
+    assert np.isfinite(float(metrics["motion_energy_log_ratio"])) and float(metrics["g_regularizer"]) > 0

@@ -53,7 +53,8 @@ class AdversarialConfig:
 # generate(stream) -> (fake batch [b, ...] float32 in [-1, 1], generator_term): `generator_term` is a
 # non-adversarial scalar added to the generator's objective, already scaled by 1/global batch (the video
 # GAN's smoothness regulariser, the reconstructor's MSE), or None. `stream` selects independent noise
-# within a step (0: the generator update; 2 + i: discriminator step i).
+# within a step (0: the generator update; 2 + i: discriminator step i). Only stream 0's term is used: a task
+# may return None for the others, and should when its term costs passes or all-reduces (frames, video).
 GenerateFn = Callable[[int], tuple]
 
 

@@ -333,6 +333,8 @@ class VideoGanTask:
         def generate(stream):
             rollout, latents = self.rollout(batch, steps, step, stream)
             clips = render(self.frames_generator, latents)
+            if stream != 0:  # a discriminator step discards the generator's terms: no critic pass, no all-reduce
+                return clips, None
             terms = []
             if self.config.smoothness_weight > 0:  # latents: over the whole rollout; frames: the rendered window
                 target = rollout if self.config.smoothness_on == "latents" else clips
@@ -362,7 +364,7 @@ class VideoGanTask:
         metrics = out.as_dict()
         if out.generator_term is not None:
             metrics["g_regularizer"] = out.generator_term  # weighted smoothness, motion energy, frame critic
-        metrics.update(logged)  # the last generator pass's log(Ē_fake / Ē_real) with the matching term
+        metrics.update(logged)  # the generator pass's log(Ē_fake / Ē_real) with the matching term
         return metrics
 
     def checkpoint_objects(self) -> dict:
