@@ -216,7 +216,7 @@ def test_the_discriminator_steps_build_no_generator_terms(tmp_path, monkeypatch)
 
     def counted_critic(*args, **kwargs):
         calls["critic"] += 1
-        return critic.__class__.__call__(critic, *args, **kwargs)
+        return critic(*args, **kwargs)
     task.frame_critic = counted_critic
     clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
     # Traced once (the eager Conv3D gradient needs a graph); Python-side counts are per trace.
