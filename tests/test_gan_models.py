@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tfvidgan import losses
+from tfvidgan.data.bouncing_balls import render
 from tfvidgan.errors import ConfigError
 from tfvidgan.models.ensemble_discriminator import (
+    CentroidAccelerations,
     GroupedConv2D,
     GroupedConv3D,
     TemporalDifferences,
@@ -320,6 +322,64 @@ def test_video_discriminator_acceleration_input_separates_steady_from_jittering_
         TemporalDifferences(order=3)
 
     _check_video_discriminator_on_differences(tmp_path, "clips_and_accelerations", channels=3)
+
+
+def _balls_clip(tracks, radius=3.2, size=32):
+    """`tracks` `[T, N, 2]` (row, col) → one anti-aliased clip `[1, T, size, size, 1]` in [-1, 1] (the
+    dataset's renderer)."""
+    tracks = np.asarray(tracks, np.float64)
+    frames = render(tracks[None], np.full((1, tracks.shape[1]), radius), size=size)
+    return tf.constant(frames.astype(np.float32) / 127.5 - 1.0)
+
+
+def test_centroid_accelerations_are_zero_in_steady_flight_and_show_a_sub_pixel_wobble(tmp_path):
+    layer = CentroidAccelerations()
+
+    def gated(clip):  # the centroid accelerations (pixels/frame²) where the layer shows them
+        acceleration, gate = layer.accelerations_and_gate(clip)
+        return (acceleration * gate).numpy()
+
+    t = np.arange(9)[:, None]
+    # Steady flight at several speeds and directions: every shown value is within anti-aliasing error of 0
+    # (pixel second differences are not: the shape term).
+    for velocity in ((0.0, 1.4), (0.9, -0.6), (-1.1, -1.1)):
+        one = _balls_clip(np.stack([12.3 + velocity[0] * t[:, 0], 14.6 + velocity[1] * t[:, 0]], -1)[:, None])
+        assert np.abs(gated(one)).max() < 0.08, velocity  # 8-bit anti-aliasing: up to 0.06
+        assert np.abs(TemporalDifferences(order=2)(one).numpy()[..., 2]).max() > 0.1
+    # Two balls crossing 11 px apart (an edge of another ball inside the window is gated out by the ring).
+    two = _balls_clip(np.stack([np.concatenate([6 + 0 * t, 17 + 0 * t], 1),
+                                np.concatenate([4 + 1.5 * t, 26 - 1.5 * t], 1)], -1))
+    assert np.abs(gated(two)).max() < 0.08
+    # A 0.3 px jump along x (columns, channel 0) at frame 4: centroid second differences +0.3, -0.6, +0.3 at
+    # frames 4, 5, 6 (frames 2 … 8 here are 0 … 6), seen at the pixels the ball is centred on (gate >= 0.78).
+    cols = 9.4 + 1.2 * t[:, 0] + 0.3 * (t[:, 0] == 4)
+    wobble = _balls_clip(np.stack([15.2 + 0 * cols, cols], -1)[:, None])
+    shown = gated(wobble)
+    extreme = np.array([shown[0, f, ..., 0].flat[np.abs(shown[0, f, ..., 0]).argmax()] for f in range(7)])
+    np.testing.assert_allclose(extreme[2:5], [0.3, -0.6, 0.3], rtol=0.25)
+    assert np.abs(np.concatenate([extreme[:2], extreme[5:]])).max() < 0.08
+    assert np.abs(shown[..., 1]).max() < 0.08  # nothing along y
+    down = gated(_balls_clip(np.stack([cols - 1.0, 15.2 + 0 * cols], -1)[:, None]))  # the same jump along y
+    assert down[..., 1].max() == pytest.approx(0.3, rel=0.25) and np.abs(down[..., 0]).max() < 0.08
+    # The output: zeros for frames 0 and 1, then tanh(a / unit) · gate, within (-1, 1).
+    acceleration, gate = layer.accelerations_and_gate(wobble)
+    out = layer(wobble).numpy()
+    assert out.shape == (1, 9, 32, 32, 2)
+    np.testing.assert_array_equal(out[:, :2], 0.0)
+    np.testing.assert_allclose(out[:, 2:], (tf.tanh(acceleration / layer.unit) * gate).numpy(), atol=1e-6)
+    # Differentiable in the clip: the generator can learn to remove the wobble.
+    with tf.GradientTape() as tape:
+        tape.watch(wobble)
+        energy = tf.reduce_sum(tf.square(layer(wobble)))
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(energy, wobble)))) > 0
+    # Short clips give zeros; bad settings are refused by name.
+    assert np.all(layer(wobble[:, :2]).numpy() == 0) and layer(wobble[:, :2]).shape == (1, 2, 32, 32, 2)
+    for bad in ({"window_radius": 1}, {"window_radius": 2.5}, {"centre_sigma": 0.0}, {"ring_tolerance": -1.0},
+                {"ring_width": 7}, {"unit": 0.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            CentroidAccelerations(**bad)
+
+    _check_video_discriminator_on_differences(tmp_path, "clips_and_centroid_accelerations", channels=4)
 
 
 def test_ensemble_cost_matches_hand_count():

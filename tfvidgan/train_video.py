@@ -59,7 +59,10 @@ def config_flags() -> dict:
         "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "
                                         "and their frame differences x_t - x_{t-1} as extra channels (motion made "
                                         "explicit, so slow or frozen clips stand out); or those and the second "
-                                        "differences x_t - 2x_{t-1} + x_{t-2} (jittering positions stand out).",
+                                        "differences x_t - 2x_{t-1} + x_{t-2} (jittering positions stand out); "
+                                        "or the first differences and each blob's centroid acceleration "
+                                        "(clips_and_centroid_accelerations: zero in steady flight, the "
+                                        "sub-pixel wobble otherwise).",
                                         choices=VIDEO_DISCRIMINATOR_INPUTS),
         "finetune_frames_generator": "Also train the frames generator (own optimizer: --frames_generator_*).",
         "smoothness_weight": "Weight of the temporal smoothness regulariser (0 = off).",

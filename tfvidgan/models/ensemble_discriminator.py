@@ -76,9 +76,15 @@ DEFAULT_HEAD = "linear"
 # x_t − x_{t−1} as extra channels (motion made explicit: their magnitude grows with the speed), or with
 # those and the second differences x_t − 2x_{t−1} + x_{t−2} (acceleration made explicit: a ball moving at a
 # steady speed leaves only a small second difference, one whose position jitters leaves a first-order one).
-VIDEO_DISCRIMINATOR_INPUTS = ("clips", "clips_and_differences", "clips_and_accelerations")
+# "clips_and_centroid_accelerations" keeps the clip and its first differences and replaces the pixel second
+# differences by the acceleration of each ball's centroid (`CentroidAccelerations`): in pixel second
+# differences a steadily moving ball's shape term hides a sub-pixel wobble; a centroid's second difference
+# is zero in steady flight and equals the wobble otherwise.
+VIDEO_DISCRIMINATOR_INPUTS = ("clips", "clips_and_differences", "clips_and_accelerations",
+                              "clips_and_centroid_accelerations")
 # The `TemporalDifferences` order each input uses (0: the clip alone).
-VIDEO_INPUT_DIFFERENCE_ORDER = {"clips": 0, "clips_and_differences": 1, "clips_and_accelerations": 2}
+VIDEO_INPUT_DIFFERENCE_ORDER = {"clips": 0, "clips_and_differences": 1, "clips_and_accelerations": 2,
+                                "clips_and_centroid_accelerations": 1}
 DEFAULT_VIDEO_INPUT = "clips"
 CONV_IMPLEMENTATIONS = ("auto", "native", "split", "xla")
 _MAX_FINAL_SIZE = 4
@@ -318,6 +324,110 @@ class TemporalDifferences(keras.layers.Layer):
         return dict(super().get_config(), order=self.order)
 
 
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class CentroidAccelerations(keras.layers.Layer):
+    """`[B, T, H, W, C]` in [-1, 1] → `[B, T, H, W, 2]` float32 in (-1, 1): the acceleration of the local
+    centroid of ink around every pixel, shown only where one blob lies wholly inside a window centred on it.
+
+    Ink is `m = (mean over channels + 1) / 2` in [0, 1]. For pixel q and frame s, over the square window of
+    `window_radius` r around q (zero outside the frame): mass `M_s(q) = Σ_d m_s(q + d)` and first moment
+    `P_s(q) = Σ_d d · m_s(q + d)` (d in pixels, x along W then y along H); `ring_s(q)` is the ink in the
+    window's outer `ring_width` pixels. For t ≥ 2,
+    `a_t(q) = (P_t − 2 P_{t−1} + P_{t−2}) / max(M_{t−1}, min_mass)` (pixels/frame²). A
+    blob that stays inside the window over the three frames and keeps its ink has `a = its centroid's second
+    difference`: zero in steady flight, whatever its speed or shape, the wobble otherwise; a bounce shows as
+    one large value. (In pixel second differences a steady blob's shape term, about v² times its curvature,
+    hides a sub-pixel wobble.) The output is `tanh(a / unit) · g`: bounded like the clip's channels, so the
+    random projection weighs it as much as the ink (0.25 px/frame² → 0.76, bounces saturate at ±1), with
+    the gate (no gradient through it)
+    `g = exp(−|P_{t−1} / M_{t−1}|² / (2 σ²)) · [M_{t−1} ≥ min_mass] · [max_s ring_s < ring_tolerance · M_{t−1}]`
+    (σ = `centre_sigma`, s = t−2 … t): about 1 only where a blob's centroid lies within σ of q and no ink
+    crosses the window's edge (a blob cut by the edge, or another ball's edge, moves the moments). Frames 0
+    and 1 are zero. Differentiable in the clips.
+
+    Measured at 32×32 (defaults; 150 real 30-frame 3-ball clips against 150 clips of two step-2 runs, seed
+    0): where g > 0.6, |a| has median 0.035 and 75th percentile 0.058 px/frame² on the real clips (bounces
+    make the top 10 %), median 0.25 and 0.30 on the generated ones.
+    """
+
+    def __init__(self, window_radius: int = 7, ring_width: int = 1, min_mass: float = 8.0,
+                 centre_sigma: float = 1.0, ring_tolerance: float = 0.02, unit: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        for name, value, low in (("window_radius", window_radius, 2), ("ring_width", ring_width, 1)):
+            if int(value) != value or value < low:
+                raise ConfigError(f"CentroidAccelerations: `{name}` must be an int >= {low}, got {value!r}")
+        if ring_width >= window_radius:
+            raise ConfigError(f"CentroidAccelerations: `ring_width` ({ring_width}) must be < `window_radius` "
+                              f"({window_radius})")
+        for name, value in (("min_mass", min_mass), ("centre_sigma", centre_sigma),
+                            ("ring_tolerance", ring_tolerance), ("unit", unit)):
+            if not value > 0:
+                raise ConfigError(f"CentroidAccelerations: `{name}` must be > 0, got {value!r}")
+        self.window_radius = int(window_radius)
+        self.ring_width = int(ring_width)
+        self.min_mass = float(min_mass)
+        self.centre_sigma = float(centre_sigma)
+        self.ring_tolerance = float(ring_tolerance)
+        self.unit = float(unit)
+
+    def accelerations_and_gate(self, inputs):
+        """`(a [B, T − 2, H, W, 2], g [B, T − 2, H, W, 1])` for frames 2 … T − 1: the accelerations in
+        pixels/frame², neither squashed nor gated, and the gate (class docstring)."""
+        x = tf.cast(inputs, tf.float32)
+        height, width = x.shape[2], x.shape[3]
+        ink = (tf.reduce_mean(x, axis=-1) + 1.0) / 2.0  # [B, T, H, W]
+        # Window sums are separable: banded matrices along H (left) and W (right), exact at the borders.
+        r, inner_r = self.window_radius, self.window_radius - self.ring_width
+        box_h, box_w = tf.constant(_band(height, r, False)), tf.constant(_band(width, r, False))
+        row_sums = tf.matmul(ink, box_w)  # [B, T, H, W]
+        mass = tf.matmul(box_h, row_sums, transpose_a=True)
+        moment_x = tf.matmul(box_h, tf.matmul(ink, tf.constant(_band(width, r, True))), transpose_a=True)
+        moment_y = tf.matmul(tf.constant(_band(height, r, True)), row_sums, transpose_a=True)
+        inner = tf.matmul(tf.constant(_band(height, inner_r, False)),
+                          tf.matmul(ink, tf.constant(_band(width, inner_r, False))), transpose_a=True)
+        mass, first, ring = mass[..., None], tf.stack([moment_x, moment_y], -1), (mass - inner)[..., None]
+        middle = tf.maximum(mass[:, 1:-1], self.min_mass)
+        acceleration = (first[:, 2:] - 2.0 * first[:, 1:-1] + first[:, :-2]) / middle
+        offset = first[:, 1:-1] / middle
+        edge = tf.maximum(tf.maximum(ring[:, 2:], ring[:, 1:-1]), ring[:, :-2])
+        gate = (tf.exp(-tf.reduce_sum(tf.square(offset), -1, keepdims=True) / (2.0 * self.centre_sigma**2))
+                * tf.cast(mass[:, 1:-1] >= self.min_mass, tf.float32)
+                * tf.cast(edge < self.ring_tolerance * middle, tf.float32))
+        return acceleration, tf.stop_gradient(gate)
+
+    def call(self, inputs):
+        if inputs.shape[1] < 3:
+            return tf.zeros(tf.concat([tf.shape(inputs)[:-1], [2]], 0), tf.float32)
+        acceleration, gate = self.accelerations_and_gate(inputs)
+        shown = tf.tanh(acceleration / self.unit) * gate
+        return tf.concat([tf.zeros_like(shown[:, :2]), shown], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
+
+    def get_config(self):
+        return dict(super().get_config(), window_radius=self.window_radius, ring_width=self.ring_width,
+                    min_mass=self.min_mass, centre_sigma=self.centre_sigma, ring_tolerance=self.ring_tolerance,
+                    unit=self.unit)
+
+
+def _band(size: int, radius: int, weighted: bool) -> np.ndarray:
+    """`[size, size]` float32 `B[p, q] = w(p − q)` for |p − q| <= radius, else 0; w = 1, or p − q if
+    `weighted`: `m @ B` sums (or takes first moments of) m along its last axis over the window around q."""
+    offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
+    return np.where(np.abs(offsets) <= radius, offsets if weighted else 1, 0).astype(np.float32)
+
+
+def _video_input_channels(clips, inputs: str, name_prefix: str = ""):
+    """The channels a video discriminator's projection sees for `inputs` (`VIDEO_DISCRIMINATOR_INPUTS`)."""
+    order = VIDEO_INPUT_DIFFERENCE_ORDER[inputs]
+    x = TemporalDifferences(order, name=f"{name_prefix}temporal_differences")(clips) if order else clips
+    if inputs == "clips_and_centroid_accelerations":
+        x = keras.layers.Concatenate(name=f"{name_prefix}with_centroid_accelerations")(
+            [x, CentroidAccelerations(name=f"{name_prefix}centroid_accelerations")(clips)])
+    return x
+
+
 # ---------------------------------------------------------------------------------------------
 # The ensembles.
 
@@ -488,10 +598,12 @@ def build_video_discriminators(
         "layer" when per-sample independence matters (batch norm couples the samples of a batch).
       conv_implementation: as in `build_frame_discriminators`.
       head, minibatch_std: as in `build_frame_discriminators`.
-      inputs: "clips" (default), "clips_and_differences" or "clips_and_accelerations"
-        (`VIDEO_DISCRIMINATOR_INPUTS`): the projections also see `TemporalDifferences` of order 1 (2C
-        input channels: a slow or frozen clip is visible as near-zero difference channels) or of order 2
-        (3C channels: also the second differences, where jittering positions stand out).
+      inputs: "clips" (default), "clips_and_differences", "clips_and_accelerations" or
+        "clips_and_centroid_accelerations" (`VIDEO_DISCRIMINATOR_INPUTS`): the projections also see
+        `TemporalDifferences` of order 1 (2C input channels: a slow or frozen clip is visible as near-zero
+        difference channels), of order 2 (3C channels: also the second differences, where jittering
+        positions stand out), or of order 1 and the 2 `CentroidAccelerations` channels (2C + 2: each blob's
+        centroid acceleration, zero in steady flight, the sub-pixel wobble otherwise).
 
     Returns:
       `keras.Model` "video_discriminators": input "clips" `[B, T, H, W, C]` float32 in [-1, 1] →
@@ -512,8 +624,7 @@ def build_video_discriminators(
         raise ConfigError(f"{caller}: `clip_shape` frames must be at least 8×8, got {clip_shape!r}")
 
     clips = keras.Input(shape=clip_shape, name="clips", dtype="float32")
-    order = VIDEO_INPUT_DIFFERENCE_ORDER[inputs]
-    x = TemporalDifferences(order, name="temporal_differences")(clips) if order else clips
+    x = _video_input_channels(clips, inputs)
     x = RandomProjection(num_discriminators, seed=seed, name="projection")(x)
     dims = (frames, projected_size(height), projected_size(width))
     logits = _grouped_trunk(x, dims, num_discriminators, base_filters, normalization, GroupedConv3D, conv_implementation,
@@ -559,8 +670,6 @@ def _single_discriminator_layer(layer, k, num_discriminators):
         return new, lambda n: n.set_weights(_slice_per_channel(layer.get_weights(), k, num_discriminators))
     if isinstance(layer, MinibatchStdDev):
         return MinibatchStdDev(1, layer.group_size, name=name), lambda n: None
-    if isinstance(layer, TemporalDifferences):
-        return TemporalDifferences(layer.order, name=name), lambda n: None
     if isinstance(layer, keras.layers.LeakyReLU):
         config = layer.get_config()
         config.update(name=name)
@@ -581,15 +690,17 @@ def unrolled_discriminators(ensemble: keras.Model) -> list[keras.Model]:
     Raises:
       TypeError: if the ensemble contains a layer type this function does not know.
     """
-    num_discriminators = ensemble.get_layer("projection").num_projections
+    projection = ensemble.get_layer("projection")
+    num_discriminators = projection.num_projections
     input_shape = tuple(ensemble.inputs[0].shape[1:])
+    # The weightless input channels before the projection (clip, differences, ...), shared as they are.
+    channels = keras.Model(ensemble.inputs, projection.input, name=f"{ensemble.name}_input_channels")
+    trunk = ensemble.layers[ensemble.layers.index(projection):]
     models = []
     for k in range(num_discriminators):
         inputs = keras.Input(shape=input_shape, name=f"{ensemble.inputs[0].name}_d{k}")
-        x = inputs
-        for layer in ensemble.layers:
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
+        x = channels(inputs)
+        for layer in trunk:
             new, set_weights = _single_discriminator_layer(layer, k, num_discriminators)
             x = new(x)
             set_weights(new)

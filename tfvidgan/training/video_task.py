@@ -73,7 +73,9 @@ class VideoGanConfig:
     discriminator_normalization: str = DEFAULT_NORMALIZATION
     discriminator_head: str = DEFAULT_HEAD
     # "clips", "clips_and_differences" (the projections also see x_t − x_{t−1}: motion made explicit) or
-    # "clips_and_accelerations" (and x_t − 2x_{t−1} + x_{t−2}: jitter made explicit).
+    # "clips_and_accelerations" (and x_t − 2x_{t−1} + x_{t−2}: jitter made explicit) or
+    # "clips_and_centroid_accelerations" (x_t − x_{t−1} and each blob's centroid acceleration: zero in steady
+    # flight, the sub-pixel wobble otherwise; `tfvidgan.models.ensemble_discriminator.CentroidAccelerations`).
     discriminator_input: str = DEFAULT_VIDEO_INPUT
     projection_seed: int = 0
     noise_seed: int = 0
