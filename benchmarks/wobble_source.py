@@ -14,10 +14,14 @@ sphere of radius √Z, the typical set of the N(0, I_Z) prior and where the sequ
 "standardize" latents live, walked at a constant `s` latent units per frame for each s in `--latent_steps`
 ("great_circle_<s>"): the evenest paths there are, so any wobble they render is the frames generator's own.
 
+With `--data` (bouncing-balls records), a "real" row of real clips is added (one clip per scene from the
+first, at seeded offsets).
+
 Each row reports the physics columns of `tfvidgan.metrics.balls.clip_physics`, `motion_energy_cv`,
 "wobble_per_speed": the free-flight second difference divided by the mean speed (pixels/frame² per
-pixel/frame), and "phase_speed_modulation" (`phase_speed_modulation`: whether balls stick to the pixel
-grid).
+pixel/frame), "phase_speed_modulation" (`phase_speed_modulation`: whether balls stick to the pixel
+grid), and what `--discriminator_input=clips_and_centroid_accelerations` shows the video discriminators
+(`centroid_acceleration_stats`: the balls' centroid second differences, tracker-free).
 
 Reading it: smoothing removes the paths' high-frequency jitter, so if the wobble came from the sequence
 generator's steps, the smoothed rows would wobble much less per unit of speed than "generated". If
@@ -38,7 +42,9 @@ from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
 from tfvidgan.metrics.balls import clip_physics, detect_blobs, motion_energy_cv, track_blobs
+from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import linear_interpolation
+from tfvidgan.models.ensemble_discriminator import CentroidAccelerations
 from tfvidgan.video_sampling import load_renderer, sample_latents
 
 FLAGS = flags.FLAGS
@@ -115,6 +121,23 @@ def phase_speed_modulation(clips: np.ndarray, bins: int = 8, max_match_distance:
     return float((per_bin.max() - per_bin.min()) / speed.mean())
 
 
+def centroid_acceleration_stats(clips: np.ndarray, min_gate: float = 0.6, batch: int = 100) -> dict:
+    """What `CentroidAccelerations` (default settings) shows of `[N, T, H, W, C]` clips in [-1, 1]: over the
+    (pixel, frame) pairs whose gate exceeds `min_gate` (a whole ball centred there), the median, 75th and
+    90th percentile of the centroid acceleration's length (pixels/frame²; NaN when none), and "shown", the
+    fraction of pairs that pass (frames 2 … T − 1)."""
+    layer, lengths, shown, total = CentroidAccelerations(), [], 0, 0
+    for start in range(0, len(clips), batch):
+        acceleration, gate = layer.accelerations_and_gate(np.asarray(clips[start:start + batch], np.float32))
+        passed = gate.numpy()[..., 0] > min_gate
+        lengths.append(np.linalg.norm(acceleration.numpy(), axis=-1)[passed])
+        shown, total = shown + int(passed.sum()), total + passed.size
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0)
+    pick = (lambda q: float(np.percentile(lengths, q))) if lengths.size else (lambda q: float("nan"))
+    return {"centroid_acceleration_median": pick(50), "centroid_acceleration_p75": pick(75),
+            "centroid_acceleration_p90": pick(90), "centroid_acceleration_shown": shown / max(total, 1)}
+
+
 def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dict[str, dict]:
     """The report rows of rendered clips `{row: [N, T, H, W, C] in [-1, 1]}` (see the module docstring)."""
     out = {}
@@ -123,6 +146,7 @@ def wobble_rows(clips_by_row: dict[str, np.ndarray], expected_balls: int) -> dic
         row = {k: stats[k] for k in COLUMNS}
         row["motion_energy_cv"] = motion_energy_cv(clips)
         row["phase_speed_modulation"] = phase_speed_modulation(clips)
+        row.update(centroid_acceleration_stats(clips))
         speed = row["mean_speed"]
         row["wobble_per_speed"] = (row["free_flight_second_difference"] / speed if speed and np.isfinite(speed)
                                    else float("nan"))
@@ -141,6 +165,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("expected_balls", 3, "Balls per real frame.", lower_bound=1)
     flags.DEFINE_list("sigmas", ["0.7", "1.5", "3"], "--export_dir: Gaussian smoothing widths, in frames.")
     flags.DEFINE_list("latent_steps", ["0.5", "1", "1.5"], "--frames_generator: latent units per frame.")
+    flags.DEFINE_string("data", "", "Optional bouncing-balls records (directory or glob): adds a 'real' row.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
 
 
@@ -167,8 +192,12 @@ def main(argv) -> None:
         render, _ = load_renderer("", FLAGS.frames_generator, latent_dim=latent_dim)
         variants = {f"great_circle_{s:g}": great_circles(FLAGS.num_samples, FLAGS.num_frames, latent_dim, s,
                                                          FLAGS.seed) for s in _floats("latent_steps")}
-    rows = wobble_rows({name: render(z) for name, z in variants.items()}, FLAGS.expected_balls)
+    clips = {name: render(z) for name, z in variants.items()}
+    if FLAGS.data:
+        clips["real"], _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
+    rows = wobble_rows(clips, FLAGS.expected_balls)
     emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir, "frames_generator": FLAGS.frames_generator,
+          "data": FLAGS.data,
           "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames, "seed": FLAGS.seed, "rows": rows,
           "seconds": round(time.perf_counter() - start, 1)}, FLAGS.output)
 

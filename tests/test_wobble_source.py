@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
 
 from benchmarks.wobble_source import great_circles, latent_variants, phase_speed_modulation, wobble_rows
-from tfvidgan.data.bouncing_balls import render
+from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset, render
 from tfvidgan.errors import ConfigError
 
 
@@ -41,16 +41,23 @@ def test_rows_measure_steady_and_wobbling_balls():
     assert rows["steady"]["free_flight_second_difference"] < 0.1 < rows["wobble"]["free_flight_second_difference"]
     assert rows["wobble"]["wobble_per_speed"] > 3 * rows["steady"]["wobble_per_speed"]
     assert rows["steady"]["mean_speed"] == pytest.approx(0.9, abs=0.15)
+    # What the centroid-acceleration input shows: about 0 for steady balls, the wobble's 0.6-1.2 otherwise.
+    assert rows["steady"]["centroid_acceleration_median"] < 0.08 < 0.5 < rows["wobble"]["centroid_acceleration_p75"]
+    assert 0 < rows["steady"]["centroid_acceleration_shown"] < 1
 
 
 def test_the_command_line_prints_the_rows(tmp_path):
     train_tiny_video(tiny_video_config(tiny_frames_export(tmp_path)), tmp_path / "run", 1)
+    data = str(tmp_path / "bb")
+    generate_dataset(BouncingBallsConfig(num_scenes=4, num_frames=8, size=32, shards=1, seed=1), data, workers=1,
+                     show_progress=False)
     out = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--export_dir={tmp_path / 'run' / 'export'}",
-                          "--num_samples=4", "--num_frames=6", "--sigmas=1", "--expected_balls=3",
+                          "--num_samples=4", "--num_frames=6", "--sigmas=1", "--expected_balls=3", f"--data={data}",
                           f"--output={tmp_path / 'w.json'}"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "w.json").read_text())
-    assert set(report["rows"]) == {"generated", "smoothed_1", "straight"}
+    assert set(report["rows"]) == {"generated", "smoothed_1", "straight", "real"}
+    assert report["rows"]["real"]["centroid_acceleration_median"] < 0.1  # real balls fly straight
     assert report["num_samples"] == 4 and "wobble_per_speed" in report["rows"]["generated"]
 
 
