@@ -223,3 +223,89 @@ def test_the_discriminator_steps_build_no_generator_terms(tmp_path, monkeypatch)
     metrics = tf.function(task.train_step)(tf.constant(clips), tf.constant(0, tf.int64))
     assert calls == {"match": 1, "critic": 1}
     assert np.isfinite(float(metrics["motion_energy_log_ratio"])) and float(metrics["g_regularizer"]) > 0
+
+
+# The centroid-acceleration matching term (`--centroid_acceleration_match_weight`).
+
+def _flight(wobble: float, size=32, frames=8, start=(8.0, 14.0), velocity=(1.2, 0.4)):
+    """One ball in steady flight, its x pushed by `wobble` px on every other frame (a zigzag)."""
+    return _ball_clip([(start[0] + velocity[0] * t + wobble * (t % 2), start[1] + velocity[1] * t)
+                       for t in range(frames)], size=size, radius=3.2)
+
+
+def test_centroid_acceleration_energy_is_near_zero_in_steady_flight_and_grows_with_the_wobble():
+    from tfvidgan.training.video_task import centroid_acceleration_energy
+    means = []
+    for wobble in (0.0, 0.1, 0.3):
+        energy, shown = centroid_acceleration_energy(_flight(wobble))
+        assert float(shown) > 10  # the ball is seen centred on some pixels of every frame
+        means.append(float(energy) / float(shown))
+    assert means[0] < 0.04 < 0.2 < means[1] < means[2]  # steady: 8-bit anti-aliasing only
+
+
+def _centroid_match(scale, steady, wobbly, real, weight=0.7):
+    """Penalty, d penalty / d scale and log-ratio for fake = steady + scale · (wobbly − steady), one replica."""
+    from tfvidgan.training.video_task import centroid_acceleration_match
+    scale = tf.Variable(scale)
+    with tf.GradientTape() as tape:
+        match = centroid_acceleration_match(steady + scale * (wobbly - steady), real, weight)
+    return float(match.objective_term), float(tape.gradient(match.objective_term, scale)), float(match.log_ratio)
+
+
+def test_centroid_match_follows_the_closed_form_and_pulls_the_wobble_out():
+    from tfvidgan.training.video_task import CENTROID_ACCELERATION_MATCH_EPSILON as eps
+    from tfvidgan.training.video_task import centroid_acceleration_energy
+    steady, wobbly = _flight(0.0), _flight(0.3)
+    real = tf.concat([_flight(0.0, start=(9.0, 12.0)), _flight(0.0, velocity=(-0.8, 0.9), start=(20.0, 10.0))], 0)
+    weight = 0.7
+    (fe, fs), (re, rs) = centroid_acceleration_energy(wobbly), centroid_acceleration_energy(real)
+    gap = np.log(float(fe) / float(fs) + eps) - np.log(float(re) / float(rs) + eps)
+    value, gradient, log_ratio = _centroid_match(1.0, steady, wobbly, real, weight)
+    assert gap > 1.0 and log_ratio == pytest.approx(gap, rel=1e-5)
+    assert value == pytest.approx(weight * gap**2, rel=1e-5)
+    assert gradient > 0  # descending the penalty moves the fake clip toward the steady one
+    # A fake set equal to the real one costs nothing.
+    from tfvidgan.training.video_task import centroid_acceleration_match
+    same = centroid_acceleration_match(real, real, weight)
+    assert abs(float(same.objective_term)) < 1e-9 and abs(float(same.log_ratio)) < 1e-9
+
+
+def test_centroid_match_is_exact_on_two_replicas():
+    """Penalty and gradient summed over 2 replicas == 1 replica on the whole batch, with a steady half and a
+    wobbling half (per-replica means would differ)."""
+    from conftest import mirrored_strategy
+
+    from tfvidgan.training.video_task import centroid_acceleration_match
+    steady = np.concatenate([_flight(0.0).numpy(), _flight(0.0, start=(20.0, 9.0)).numpy()] * 2)
+    wobbly = np.concatenate([_flight(0.0).numpy(), _flight(0.0, start=(20.0, 9.0)).numpy(),
+                             _flight(0.3).numpy(), _flight(0.2, start=(20.0, 9.0)).numpy()])
+    real = np.concatenate([_flight(0.0, start=(9.0, 12.0)).numpy(), _flight(0.05).numpy()] * 2)
+    weight = 0.7
+    one_value, one_gradient, _ = _centroid_match(0.8, tf.constant(steady), tf.constant(wobbly), tf.constant(real),
+                                                 weight)
+    strategy = mirrored_strategy(("/cpu:0", "/cpu:1"))
+    with strategy.scope():
+        scale = tf.Variable(0.8)
+    halves = [strategy.experimental_distribute_values_from_function(
+        lambda context, x=x: tf.constant(x[2 * context.replica_id_in_sync_group:][:2])) for x in (steady, wobbly, real)]
+
+    @tf.function
+    def step(s, w, r):
+        def replica_fn(s, w, r):
+            with tf.GradientTape() as tape:
+                term = centroid_acceleration_match(s + scale * (w - s), r, weight).objective_term
+            return term, tape.gradient(term, scale)
+        return strategy.run(replica_fn, args=(s, w, r))
+
+    terms, gradients = step(*halves)
+    total = lambda x: float(strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None))  # noqa: E731
+    assert one_value > 0.1
+    assert total(terms) == pytest.approx(one_value, rel=1e-4)
+    assert total(gradients) == pytest.approx(one_gradient, rel=1e-4)
+
+
+def test_centroid_match_settings_are_checked_by_name():
+    with pytest.raises(ConfigError, match="--centroid_acceleration_match_weight must be >= 0"):
+        VideoGanConfig(frames_generator="x", centroid_acceleration_match_weight=-0.1)
+    with pytest.raises(ConfigError, match="--centroid_acceleration_match_weight needs --clip_length >= 3"):
+        VideoGanConfig(frames_generator="x", centroid_acceleration_match_weight=1.0, clip_length=2)

@@ -78,6 +78,11 @@ def config_flags() -> dict:
                                                "of the generated and real batches' mean frame-difference energy "
                                                "(global means over the replicas), so the balls keep the real "
                                                "amount of motion instead of slowing down; 0 = off.", minimum=0.0),
+        "centroid_acceleration_match_weight": FlagSpec(
+            "Weight of the centroid-acceleration matching term: the squared log-ratio of the generated and real "
+            "batches' mean squared centroid acceleration where a whole ball is centred (tracker-free window "
+            "moments; global means over the replicas), against balls wobbling in free flight; 0 = off.",
+            minimum=0.0),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",
