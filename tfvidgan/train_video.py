@@ -83,8 +83,6 @@ def config_flags() -> dict:
             "batches' mean squared centroid acceleration where a whole ball is centred (tracker-free window "
             "moments; global means over the replicas), against balls wobbling in free flight; 0 = off.",
             minimum=0.0),
-        "centroid_acceleration_per_speed": "With --centroid_acceleration_match_weight: match the squared "
-                                           "acceleration per unit of squared speed (slowing down does not pay).",
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

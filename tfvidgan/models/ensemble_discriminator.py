@@ -373,13 +373,6 @@ class CentroidAccelerations(keras.layers.Layer):
     def accelerations_and_gate(self, inputs):
         """`(a [B, T − 2, H, W, 2], g [B, T − 2, H, W, 1])` for frames 2 … T − 1: the accelerations in
         pixels/frame², neither squashed nor gated, and the gate (class docstring)."""
-        _, acceleration, gate = self.motion(inputs)
-        return acceleration, gate
-
-    def motion(self, inputs):
-        """`(v, a, g)` for frames 2 … T − 1: `accelerations_and_gate` and the centroid velocities
-        `v = (P_t − P_{t−2}) / (2 max(M_{t−1}, min_mass))` `[B, T − 2, H, W, 2]` (pixels/frame, the central
-        difference at t − 1)."""
         x = tf.cast(inputs, tf.float32)
         height, width = x.shape[2], x.shape[3]
         ink = (tf.reduce_mean(x, axis=-1) + 1.0) / 2.0  # [B, T, H, W]
@@ -395,13 +388,12 @@ class CentroidAccelerations(keras.layers.Layer):
         mass, first, ring = mass[..., None], tf.stack([moment_x, moment_y], -1), (mass - inner)[..., None]
         middle = tf.maximum(mass[:, 1:-1], self.min_mass)
         acceleration = (first[:, 2:] - 2.0 * first[:, 1:-1] + first[:, :-2]) / middle
-        velocity = (first[:, 2:] - first[:, :-2]) / (2.0 * middle)
         offset = first[:, 1:-1] / middle
         edge = tf.maximum(tf.maximum(ring[:, 2:], ring[:, 1:-1]), ring[:, :-2])
         gate = (tf.exp(-tf.reduce_sum(tf.square(offset), -1, keepdims=True) / (2.0 * self.centre_sigma**2))
                 * tf.cast(mass[:, 1:-1] >= self.min_mass, tf.float32)
                 * tf.cast(edge < self.ring_tolerance * middle, tf.float32))
-        return velocity, acceleration, tf.stop_gradient(gate)
+        return acceleration, tf.stop_gradient(gate)
 
     def call(self, inputs):
         if inputs.shape[1] < 3:

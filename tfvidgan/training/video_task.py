@@ -102,8 +102,6 @@ class VideoGanConfig:
     # wobble, `CentroidAccelerations`), both global means over the replicas. Real balls fly straight (energy
     # from bounces), generated ones wobble along straight latent paths (the frames generator's rendering).
     centroid_acceleration_match_weight: float = 0.0
-    # Match the centroid accelerations per unit of centroid speed instead (slowing down does not pay).
-    centroid_acceleration_per_speed: bool = False
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -215,20 +213,17 @@ class EnergyMatch:
 MOTION_ENERGY_MATCH_EPSILON = 1e-4
 
 
-def _log_ratio_match(parts, real_log, weight: float, epsilon: float) -> EnergyMatch:
-    """`weight · (Σ_i s_i · log(Ē_i + ε) − real_log)²` for `parts` `[(local_sum_i, denominator_i, s_i)]`,
-    `Ē_i = (Σ over replicas of local_sum_i) / denominator_i` (gradient-free, replica-invariant denominators),
-    `s_i` = ±1 and `real_log` a replica-invariant constant. The objective term is this replica's value / replicas
-    plus the first-order terms `slope_i · (local_sum_i − stop_gradient(local_sum_i)) / denominator_i` (slopes
-    held constant), whose gradients are this replica's exact share of the penalty's gradient (see
+def _log_ratio_match(local_fake_sum, fake_denominator, mean_real, weight: float, epsilon: float) -> EnergyMatch:
+    """`weight · (log(Ē_fake + ε) − log(Ē_real + ε))²` with `Ē_fake = (Σ over replicas of local_fake_sum) /
+    fake_denominator` (a gradient-free, replica-invariant denominator) and `mean_real` a replica-invariant
+    constant; the objective term is this replica's exact share of the penalty and of its gradient (see
     `motion_energy_match`)."""
     replicas = adversarial.replicas_in_sync()
-    means = [adversarial.all_reduce_sum(tf.stop_gradient(local)) / denominator for local, denominator, _ in parts]
-    log_ratio = tf.add_n([sign * tf.math.log(mean + epsilon) for (_, _, sign), mean in zip(parts, means)]) - real_log
-    term = weight * tf.square(log_ratio) / replicas
-    for (local, denominator, sign), mean in zip(parts, means):
-        slope = 2.0 * weight * log_ratio * sign / (mean + epsilon)
-        term += slope * (local - tf.stop_gradient(local)) / denominator
+    mean_fake = adversarial.all_reduce_sum(tf.stop_gradient(local_fake_sum)) / fake_denominator
+    log_ratio = tf.math.log(mean_fake + epsilon) - tf.math.log(mean_real + epsilon)
+    slope = 2.0 * weight * log_ratio / (mean_fake + epsilon)
+    term = (weight * tf.square(log_ratio) / replicas
+            + slope * (local_fake_sum - tf.stop_gradient(local_fake_sum)) / fake_denominator)
     return EnergyMatch(objective_term=term, log_ratio=log_ratio)
 
 
@@ -245,8 +240,8 @@ def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: 
     """
     global_batch = tf.cast(global_batch, tf.float32)
     mean_real = adversarial.all_reduce_sum(tf.reduce_sum(tf.stop_gradient(motion_energy(real)))) / global_batch
-    return _log_ratio_match([(tf.reduce_sum(motion_energy(fake)), global_batch, 1.0)],
-                            tf.math.log(mean_real + MOTION_ENERGY_MATCH_EPSILON), weight, MOTION_ENERGY_MATCH_EPSILON)
+    return _log_ratio_match(tf.reduce_sum(motion_energy(fake)), global_batch, mean_real, weight,
+                            MOTION_ENERGY_MATCH_EPSILON)
 
 
 # Added to both batch means in `centroid_acceleration_match`'s log-ratio.
@@ -254,44 +249,35 @@ CENTROID_ACCELERATION_MATCH_EPSILON = 1e-3
 
 
 def centroid_acceleration_energy(clips: tf.Tensor, layer: CentroidAccelerations | None = None):
-    """`(energy_sum, shown, speed_sum)`, float32 scalars over a batch of clips `[b, T, H, W, C]` in [-1, 1]
-    (T >= 3): `Σ g · |tanh(a / unit)|²`, `Σ g` and `Σ g · |v / unit|²` over pixels and frames 2 … T − 1, with
-    `v`, `a` and `g` the centroid velocities, accelerations and gate of `CentroidAccelerations.motion` (default
-    settings unless `layer` is given). energy / shown is the mean squared (squashed, in [0, 2)) acceleration
-    where a whole ball is centred: near 0 in steady flight; 0.15 on 150 real 3-ball 32×32 clips (bounces), 0.71
-    and 0.83 on the clips of two step-2 runs whose balls wobble. energy / speed is, for wobbles well below
-    `unit`, the squared wobble per unit of speed: slower balls do not lower it. Gradients flow through `v` and
-    `a` (the gate is a constant)."""
+    """`(energy_sum, shown)`, float32 scalars over a batch of clips `[b, T, H, W, C]` in [-1, 1] (T >= 3):
+    `Σ g · |tanh(a / unit)|²` and `Σ g` over pixels and frames 2 … T − 1, with `a` and `g` the centroid
+    accelerations and gate of `CentroidAccelerations` (default settings unless `layer` is given). Their ratio is
+    the mean squared (squashed, in [0, 2)) acceleration where a whole ball is centred: near 0 in steady flight;
+    0.15 on 150 real 3-ball 32×32 clips (bounces), 0.71 and 0.83 on the clips of two step-2 runs whose balls
+    wobble. Gradients flow through `a` only (the gate is a constant)."""
     layer = layer or CentroidAccelerations()
-    velocity, acceleration, gate = layer.motion(clips)
+    acceleration, gate = layer.accelerations_and_gate(clips)
     squashed = tf.reduce_sum(tf.square(tf.tanh(acceleration / layer.unit)), axis=-1, keepdims=True)
-    speed = tf.reduce_sum(tf.square(velocity / layer.unit), axis=-1, keepdims=True)
-    return tf.reduce_sum(gate * squashed), tf.reduce_sum(gate), tf.reduce_sum(gate * speed)
+    return tf.reduce_sum(gate * squashed), tf.reduce_sum(gate)
 
 
-def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float,
-                                per_speed: bool = False) -> EnergyMatch:
+def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float) -> EnergyMatch:
     """Matches the generated clips' mean shown centroid-acceleration energy (`centroid_acceleration_energy`)
     to the real clips', both global over the replicas (`[b, T, H, W, C]` each, this replica's share).
 
     Penalty: `weight · (log(Ē_fake + ε) − log(Ē_real + ε))²`, `Ē = Σ energy / Σ shown` over the global batch
-    (each at least 1 shown pixel), ε = `CENTROID_ACCELERATION_MATCH_EPSILON`. With `per_speed`, each side's
-    log-ratio is `log(Ē + ε) − log(S̄ + ε)` with `S̄ = Σ speed / Σ shown` (the squared wobble per unit of speed):
-    balls cannot lower it by slowing down. Matching, not minimising: real bounces keep their share, and a
-    generator cannot win by suppressing every acceleration. Exact under data parallelism as
-    `motion_energy_match` is; the real clips and the gate get no gradient.
+    (each at least 1 shown pixel), ε = `CENTROID_ACCELERATION_MATCH_EPSILON`. Matching, not minimising: real
+    bounces keep their share, and a generator cannot win by suppressing every acceleration. Exact under data
+    parallelism as `motion_energy_match` is; the real clips and the gate get no gradient.
     """
     layer = CentroidAccelerations()
-    fake_energy, fake_shown, fake_speed = centroid_acceleration_energy(fake, layer)
-    real_sums = [adversarial.all_reduce_sum(tf.stop_gradient(v)) for v in centroid_acceleration_energy(real, layer)]
-    real_energy, real_shown, real_speed = (v / tf.maximum(real_sums[1], 1.0) for v in real_sums)
-    fake_shown = tf.maximum(adversarial.all_reduce_sum(tf.stop_gradient(fake_shown)), 1.0)
-    eps = CENTROID_ACCELERATION_MATCH_EPSILON
-    parts, real_log = [(fake_energy, fake_shown, 1.0)], tf.math.log(real_energy + eps)
-    if per_speed:
-        parts.append((fake_speed, fake_shown, -1.0))
-        real_log -= tf.math.log(real_speed + eps)
-    return _log_ratio_match(parts, real_log, weight, eps)
+    fake_energy, fake_shown = centroid_acceleration_energy(fake, layer)
+    real_energy, real_shown = (tf.stop_gradient(v) for v in centroid_acceleration_energy(real, layer))
+    fake_shown, real_energy, real_shown = (adversarial.all_reduce_sum(tf.stop_gradient(v))
+                                           for v in (fake_shown, real_energy, real_shown))
+    mean_real = real_energy / tf.maximum(real_shown, 1.0)
+    return _log_ratio_match(fake_energy, tf.maximum(fake_shown, 1.0), mean_real, weight,
+                            CENTROID_ACCELERATION_MATCH_EPSILON)
 
 
 class VideoGanTask:
@@ -418,8 +404,7 @@ class VideoGanTask:
                 # Logged values are per-replica shares summed by the loop: each replica logs 1/N of it.
                 logged["motion_energy_log_ratio"] = match.log_ratio / replicas
             if self.config.centroid_acceleration_match_weight > 0:
-                match = centroid_acceleration_match(clips, real, self.config.centroid_acceleration_match_weight,
-                                                    self.config.centroid_acceleration_per_speed)
+                match = centroid_acceleration_match(clips, real, self.config.centroid_acceleration_match_weight)
                 terms.append(match.objective_term)
                 logged["centroid_acceleration_log_ratio"] = match.log_ratio / replicas
             if self.frame_critic is not None:
