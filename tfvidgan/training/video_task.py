@@ -100,7 +100,8 @@ class VideoGanConfig:
     # Weight of the centroid-acceleration matching term (`centroid_acceleration_match`, 0 = off): the squared
     # log-ratio of the generated and real batches' mean shown centroid acceleration energy (the balls' sub-pixel
     # wobble, `CentroidAccelerations`), both global means over the replicas. Real balls fly straight (energy
-    # from bounces), generated ones wobble along straight latent paths (the frames generator's rendering).
+    # from bounces), generated ones wobble along straight latent paths (the frames generator's rendering). In
+    # its one training (settle recipe, weight 5; README) it lowered the wobble only by slowing the balls.
     centroid_acceleration_match_weight: float = 0.0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
@@ -272,7 +273,7 @@ def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float)
     """
     layer = CentroidAccelerations()
     fake_energy, fake_shown = centroid_acceleration_energy(fake, layer)
-    real_energy, real_shown = (tf.stop_gradient(v) for v in centroid_acceleration_energy(real, layer))
+    real_energy, real_shown = centroid_acceleration_energy(real, layer)
     fake_shown, real_energy, real_shown = (adversarial.all_reduce_sum(tf.stop_gradient(v))
                                            for v in (fake_shown, real_energy, real_shown))
     mean_real = real_energy / tf.maximum(real_shown, 1.0)
