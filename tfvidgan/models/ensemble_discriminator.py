@@ -418,13 +418,13 @@ def _band(size: int, radius: int, weighted: bool) -> np.ndarray:
     return np.where(np.abs(offsets) <= radius, offsets if weighted else 1, 0).astype(np.float32)
 
 
-def _video_input_channels(clips, inputs: str, name_prefix: str = ""):
+def _video_input_channels(clips, inputs: str):
     """The channels a video discriminator's projection sees for `inputs` (`VIDEO_DISCRIMINATOR_INPUTS`)."""
     order = VIDEO_INPUT_DIFFERENCE_ORDER[inputs]
-    x = TemporalDifferences(order, name=f"{name_prefix}temporal_differences")(clips) if order else clips
+    x = TemporalDifferences(order, name="temporal_differences")(clips) if order else clips
     if inputs == "clips_and_centroid_accelerations":
-        x = keras.layers.Concatenate(name=f"{name_prefix}with_centroid_accelerations")(
-            [x, CentroidAccelerations(name=f"{name_prefix}centroid_accelerations")(clips)])
+        x = keras.layers.Concatenate(name="with_centroid_accelerations")(
+            [x, CentroidAccelerations(name="centroid_accelerations")(clips)])
     return x
 
 
