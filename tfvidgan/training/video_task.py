@@ -274,8 +274,9 @@ def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float)
     layer = CentroidAccelerations()
     fake_energy, fake_shown = centroid_acceleration_energy(fake, layer)
     real_energy, real_shown = centroid_acceleration_energy(real, layer)
-    fake_shown, real_energy, real_shown = (adversarial.all_reduce_sum(tf.stop_gradient(v))
-                                           for v in (fake_shown, real_energy, real_shown))
+    # One all-reduce for the three gradient-free sums.
+    fake_shown, real_energy, real_shown = tf.unstack(adversarial.all_reduce_sum(
+        tf.stop_gradient(tf.stack([fake_shown, real_energy, real_shown]))))
     mean_real = real_energy / tf.maximum(real_shown, 1.0)
     return _log_ratio_match(fake_energy, tf.maximum(fake_shown, 1.0), mean_real, weight,
                             CENTROID_ACCELERATION_MATCH_EPSILON)
