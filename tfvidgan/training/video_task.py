@@ -214,13 +214,15 @@ class EnergyMatch:
 MOTION_ENERGY_MATCH_EPSILON = 1e-4
 
 
-def _log_ratio_match(local_fake_sum, fake_denominator, mean_real, weight: float, epsilon: float) -> EnergyMatch:
-    """`weight · (log(Ē_fake + ε) − log(Ē_real + ε))²` with `Ē_fake = (Σ over replicas of local_fake_sum) /
-    fake_denominator` (a gradient-free, replica-invariant denominator) and `mean_real` a replica-invariant
-    constant; the objective term is this replica's exact share of the penalty and of its gradient (see
-    `motion_energy_match`)."""
+def _log_ratio_match(local_fake_sum, global_fake_sum, fake_denominator, mean_real, weight: float,
+                     epsilon: float) -> EnergyMatch:
+    """`weight · (log(Ē_fake + ε) − log(Ē_real + ε))²` with `Ē_fake = global_fake_sum / fake_denominator`, where
+    `global_fake_sum` is the gradient-free sum over the replicas of `local_fake_sum` (the caller all-reduces it,
+    together with its other sums, in one collective), `fake_denominator` a gradient-free, replica-invariant
+    count and `mean_real` a replica-invariant constant; the objective term is this replica's exact share of the
+    penalty and of its gradient (see `motion_energy_match`)."""
     replicas = adversarial.replicas_in_sync()
-    mean_fake = adversarial.all_reduce_sum(tf.stop_gradient(local_fake_sum)) / fake_denominator
+    mean_fake = global_fake_sum / fake_denominator
     log_ratio = tf.math.log(mean_fake + epsilon) - tf.math.log(mean_real + epsilon)
     slope = 2.0 * weight * log_ratio / (mean_fake + epsilon)
     term = (weight * tf.square(log_ratio) / replicas
@@ -240,8 +242,11 @@ def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: 
     gradient is this replica's exact share of the penalty's gradient. The real clips get no gradient.
     """
     global_batch = tf.cast(global_batch, tf.float32)
-    mean_real = adversarial.all_reduce_sum(tf.reduce_sum(tf.stop_gradient(motion_energy(real)))) / global_batch
-    return _log_ratio_match(tf.reduce_sum(motion_energy(fake)), global_batch, mean_real, weight,
+    fake_sum = tf.reduce_sum(motion_energy(fake))
+    # One all-reduce for both gradient-free sums.
+    global_fake_sum, global_real_sum = tf.unstack(adversarial.all_reduce_sum(
+        tf.stop_gradient(tf.stack([fake_sum, tf.reduce_sum(motion_energy(real))]))))
+    return _log_ratio_match(fake_sum, global_fake_sum, global_batch, global_real_sum / global_batch, weight,
                             MOTION_ENERGY_MATCH_EPSILON)
 
 
@@ -274,11 +279,11 @@ def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float)
     layer = CentroidAccelerations()
     fake_energy, fake_shown = centroid_acceleration_energy(fake, layer)
     real_energy, real_shown = centroid_acceleration_energy(real, layer)
-    # One all-reduce for the three gradient-free sums.
-    fake_shown, real_energy, real_shown = tf.unstack(adversarial.all_reduce_sum(
-        tf.stop_gradient(tf.stack([fake_shown, real_energy, real_shown]))))
+    # One all-reduce for the four gradient-free sums.
+    global_fake_energy, fake_shown, real_energy, real_shown = tf.unstack(adversarial.all_reduce_sum(
+        tf.stop_gradient(tf.stack([fake_energy, fake_shown, real_energy, real_shown]))))
     mean_real = real_energy / tf.maximum(real_shown, 1.0)
-    return _log_ratio_match(fake_energy, tf.maximum(fake_shown, 1.0), mean_real, weight,
+    return _log_ratio_match(fake_energy, global_fake_energy, tf.maximum(fake_shown, 1.0), mean_real, weight,
                             CENTROID_ACCELERATION_MATCH_EPSILON)
 
 
