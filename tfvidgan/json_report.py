@@ -11,7 +11,7 @@ import sys
 
 # CPU features that decide whether bfloat16 (`--mixed_precision`) is faster or slower than float32 here:
 # without bfloat16 arithmetic (BFLOAT16_ARITHMETIC) oneDNN emulates it (measured 2.1-2.7x slower); with AMX
-# its convolutions use the tile units (the unfolded CUP net ran 2.6x faster, README "CUP results").
+# its convolutions use the tile units (the unfolded CUP net ran 2.6x faster, docs/experiments_cup.md).
 BFLOAT16_ARITHMETIC = ("avx512_bf16", "amx_bf16")
 BFLOAT16_CPU_FEATURES = BFLOAT16_ARITHMETIC + ("amx_tile",)
 

@@ -46,13 +46,13 @@ MASK_INPUT_NAME = "mask"
 CONV_KINDS = ("3d", "2plus1d", "frames2d", "frames_unet")
 FRAMES_AS_CHANNELS = ("frames2d", "frames_unet")  # denoisers on [B, H, W, T + 1]; the only ones with memory
 # Defaults shared with `ReconstructionConfig` (and so the trainer's flags): configs/cup_unfolded_small.cfg.
-# Measured (README, CUP results): frames_unet with 16 filters × 2 convs costs what frames2d with 32 × 3 costs
+# Measured (docs/experiments_cup.md): frames_unet with 16 filters × 2 convs costs what frames2d with 32 × 3 costs
 # per training step and is 4.1 dB better after 1,200 steps (26.0 against 21.9 dB on the noisy test pairs).
 DEFAULT_STAGES = 8
 DEFAULT_FILTERS = 16
 DEFAULT_CONV_LAYERS = 2
 DEFAULT_CONV = "frames_unet"
-DEFAULT_LEVELS = 2  # frames_unet resolutions; 3 adds a quarter-resolution level (README, CUP 64×64 results)
+DEFAULT_LEVELS = 2  # frames_unet resolutions; 3 adds a quarter-resolution level (docs/experiments_cup.md, 64×64)
 
 
 class _Float32Layer(keras.layers.Layer):

@@ -2,7 +2,7 @@
 `BestCheckpointExporter`, but of the SavedModel users sample from.
 
 GAN samples do not improve monotonically: a video model that met five of six targets at one step lost two
-of them 600 steps later with the same flags (README, "Convincing videos"). With `--eval_every=N
+of them 600 steps later with the same flags (docs/experiments_video.md). With `--eval_every=N
 --best_metric=NAME` the loop hands every evaluation to `BestExporter.update`; when `NAME` improves (lower
 with `--best_metric_mode=min`, higher with `max`) the current model is exported to
 `<model_dir>/best_export/<step>/` (atomically, as every export) and `<model_dir>/best.json` records the

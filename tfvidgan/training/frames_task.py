@@ -59,7 +59,7 @@ class FramesGanConfig:
     discriminator_normalization: str = DEFAULT_NORMALIZATION
     discriminator_head: str = DEFAULT_HEAD
     # Group size of a minibatch-stddev layer before each discriminator's head; 0 = off (measured: no gain
-    # on the ball count at 6,000 steps, README "What the training choices do").
+    # on the ball count at 6,000 steps, docs/experiments_frames.md, "What the training choices do").
     discriminator_minibatch_std: int = 0
     projection_seed: int = 0
     noise_seed: int = 0

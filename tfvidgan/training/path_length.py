@@ -10,7 +10,7 @@ is smallest when every latent step of a given length changes the image by the sa
 point and direction (J_z orthogonal up to one global scale). Why it matters here: the video generator moves
 along latent paths of the frames generator; with an uneven Jacobian an even latent path renders uneven
 motion (`benchmarks/wobble_source.py`: straight latent lines wobble 0.82 px per px/frame of speed).
-Measured on bouncing balls (README, "Path-length regularisation"): at weight 2 the discriminators win and
+Measured on bouncing balls (docs/experiments_frames.md, "Path-length regularisation"): at weight 2 the discriminators win and
 the GAN collapses; at 0.2 the frame changes along even paths are steadier, the balls' motion is not.
 
 Data parallelism: the running mean is updated with the GLOBAL batch mean of a (an all-reduce) and the
