@@ -14,6 +14,10 @@ sphere of radius √Z, the typical set of the N(0, I_Z) prior and where the sequ
 "standardize" latents live, walked at a constant `s` latent units per frame for each s in `--latent_steps`
 ("great_circle_<s>"): the evenest paths there are, so any wobble they render is the frames generator's own.
 
+With `--frames_generator` and `--fine_step=s` (e.g. 0.05), great circles walked at s latent units per frame
+are also rendered and tracked at several `--strides` (`stride_scaling`): how the balls' second difference
+grows with the time step, which tells smooth curved motion (∝ stride²) from per-frame jitter (constant).
+
 With `--data` (bouncing-balls records), a "real" row of real clips is added (one clip per scene from the
 first, at seeded offsets).
 
@@ -41,7 +45,7 @@ from scipy.ndimage import gaussian_filter1d
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
-from tfvidgan.metrics.balls import clip_physics, detect_blobs, motion_energy_cv, track_blobs
+from tfvidgan.metrics.balls import clip_physics, detect_blobs, free_mask, motion_energy_cv, track_blobs
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import linear_interpolation
 from tfvidgan.models.ensemble_discriminator import CentroidAccelerations
@@ -121,6 +125,64 @@ def phase_speed_modulation(clips: np.ndarray, bins: int = 8, max_match_distance:
     return float((per_bin.max() - per_bin.min()) / speed.mean())
 
 
+def stride_scaling(clips: np.ndarray, strides, expected_balls: int, wall_margin: float = 1.5,
+                   ball_margin: float = 3.0) -> dict[str, dict]:
+    """How the tracked balls' second difference grows with the time step, on finely sampled clips.
+
+    For each stride k in `strides` (frames, >= 1), every tracked ball free (`free_mask`, in frames with
+    exactly `expected_balls` blobs) at every frame from t − k to t + k gives
+    D = |p(t + k) − 2 p(t) + p(t − k)| and the step |p(t + k) − p(t)| (pixels). Smooth motion has D ∝ k²
+    (a curved path: D ≈ curvature × step²; a straight one, D ≈ 0), motion with independent per-frame jitter
+    has D about constant in k, piecewise-straight motion with many random kinks D ∝ k^1.5. So rendering a
+    frames generator's latent paths with a step much finer than a video frame's shows at which scale its
+    balls stop moving smoothly. `[N, T, H, W, C]` clips in [-1, 1].
+
+    Returns:
+      `{str(k): {"triples", "mean", "median" (D, pixels), "mean_step" (pixels), "mean_per_step" (mean D ÷
+      mean step), "exponent" (log2 of the median's growth from the previous stride ÷ the strides' ratio,
+      from the second stride on)}}`; NaN where there are no triples.
+    """
+    strides = [int(k) for k in strides]
+    if not strides or min(strides) < 1 or sorted(set(strides)) != strides:
+        raise ConfigError(f"--strides must be increasing integers >= 1, got {strides!r}")
+    clips = np.asarray(clips)
+    if clips.ndim != 5 or clips.shape[1] < 2 * strides[-1] + 1:
+        raise ConfigError(f"stride_scaling needs clips [N, T, H, W, C] with T >= 2 * {strides[-1]} + 1, got "
+                          f"{clips.shape}")
+    height, width = clips.shape[2:4]
+    second = {k: [] for k in strides}
+    step = {k: [] for k in strides}
+    for clip in clips:
+        blobs = detect_blobs(clip)
+        ids = track_blobs(blobs)
+        tracks: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
+        for t, frame in enumerate(blobs):
+            free = free_mask(frame, height, width, wall_margin, ball_margin) & (frame.count == expected_balls)
+            for j, track in enumerate(ids[t]):
+                tracks.setdefault(track, {})[t] = (frame.centroids[j], bool(free[j]))
+        for points in tracks.values():
+            free_times = {t for t, (_, free) in points.items() if free}
+            for t in free_times:
+                for k in strides:
+                    if all(u in free_times for u in range(t - k, t + k + 1)):
+                        before, now, after = points[t - k][0], points[t][0], points[t + k][0]
+                        second[k].append(float(np.linalg.norm(after - 2.0 * now + before)))
+                        step[k].append(float(np.linalg.norm(after - now)))
+    out, previous = {}, None
+    for k in strides:
+        d, s = np.asarray(second[k]), np.asarray(step[k])
+        median = float(np.median(d)) if d.size else float("nan")
+        row = {"triples": int(d.size), "mean": float(d.mean()) if d.size else float("nan"), "median": median,
+               "mean_step": float(s.mean()) if s.size else float("nan")}
+        row["mean_per_step"] = row["mean"] / row["mean_step"] if s.size and row["mean_step"] > 0 else float("nan")
+        if previous is not None:
+            k0, m0 = previous
+            row["exponent"] = (float(np.log2(median / m0) / np.log2(k / k0)) if m0 > 0 and median > 0
+                               else float("nan"))
+        out[str(k)], previous = row, (k, median)
+    return out
+
+
 def centroid_acceleration_stats(clips: np.ndarray, min_gate: float = 0.6, batch: int = 100) -> dict:
     """What `CentroidAccelerations` (default settings) shows of `[N, T, H, W, C]` clips in [-1, 1]: over the
     (pixel, frame) pairs whose gate exceeds `min_gate` (a whole ball centred there), the median, 75th and
@@ -165,6 +227,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("expected_balls", 3, "Balls per real frame.", lower_bound=1)
     flags.DEFINE_list("sigmas", ["0.7", "1.5", "3"], "--export_dir: Gaussian smoothing widths, in frames.")
     flags.DEFINE_list("latent_steps", ["0.5", "1", "1.5"], "--frames_generator: latent units per frame.")
+    flags.DEFINE_float("fine_step", 0.0, "--frames_generator: also render great circles at this many latent units "
+                       "per frame (e.g. 0.05, far finer than a video's) for `stride_scaling`; 0 = off.",
+                       lower_bound=0.0)
+    flags.DEFINE_list("strides", ["1", "2", "4", "8", "16", "32"], "--fine_step: the strides (frames) of "
+                      "`stride_scaling`.")
     flags.DEFINE_string("data", "", "Optional bouncing-balls records (directory or glob): adds a 'real' row.")
     flags.DEFINE_string("output", "", "Also write the JSON here.")
 
@@ -182,6 +249,12 @@ def main(argv) -> None:
     if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
         raise app.UsageError("pass exactly one of --export_dir (a video export) and --frames_generator "
                              "(a frames export)")
+    if FLAGS.fine_step and not FLAGS.frames_generator:
+        raise app.UsageError("--fine_step needs --frames_generator")
+    try:
+        strides = [int(k) for k in FLAGS.strides]
+    except ValueError as e:
+        raise app.UsageError(f"--strides: {e}") from None
     if FLAGS.export_dir:
         latents = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
         render, _ = load_renderer(FLAGS.export_dir, "", latent_dim=latents.shape[-1])
@@ -196,10 +269,15 @@ def main(argv) -> None:
     if FLAGS.data:
         clips["real"], _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
     rows = wobble_rows(clips, FLAGS.expected_balls)
-    emit({"benchmark": "wobble_source", "export_dir": FLAGS.export_dir, "frames_generator": FLAGS.frames_generator,
-          "data": FLAGS.data,
-          "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames, "seed": FLAGS.seed, "rows": rows,
-          "seconds": round(time.perf_counter() - start, 1)}, FLAGS.output)
+    report = {"benchmark": "wobble_source", "export_dir": FLAGS.export_dir, "frames_generator": FLAGS.frames_generator,
+              "data": FLAGS.data, "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames, "seed": FLAGS.seed,
+              "rows": rows}
+    if FLAGS.fine_step:
+        fine = great_circles(FLAGS.num_samples, 4 * max(strides) + 1, latent_dim, FLAGS.fine_step, FLAGS.seed)
+        report["stride_scaling"] = {"fine_step": FLAGS.fine_step, "num_frames": fine.shape[1],
+                                    "strides": stride_scaling(render(fine), strides, FLAGS.expected_balls)}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    emit(report, FLAGS.output)
 
 
 if __name__ == "__main__":

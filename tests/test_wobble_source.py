@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_frames_export, tiny_video_config, train_tiny_video
 
-from benchmarks.wobble_source import great_circles, latent_variants, phase_speed_modulation, wobble_rows
+from benchmarks.wobble_source import great_circles, latent_variants, phase_speed_modulation, stride_scaling, wobble_rows
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset, render
 from tfvidgan.errors import ConfigError
 
@@ -80,10 +80,15 @@ def test_the_command_line_renders_great_circles_of_a_frames_export(tmp_path):
     export = tiny_frames_export(tmp_path)
     out = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
                           "--num_samples=3", "--num_frames=5", "--latent_steps=0.5,2", "--expected_balls=3",
-                          f"--output={tmp_path / 'g.json'}"], capture_output=True, text=True, timeout=300)
+                          "--fine_step=0.05", "--strides=1,2", f"--output={tmp_path / 'g.json'}"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "g.json").read_text())
     assert set(report["rows"]) == {"great_circle_0.5", "great_circle_2"}
+    assert report["stride_scaling"]["num_frames"] == 9 and set(report["stride_scaling"]["strides"]) == {"1", "2"}
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
+                          "--fine_step=0.05", "--strides=1,x"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--strides" in bad.stderr
     both = subprocess.run([sys.executable, "-m", "benchmarks.wobble_source", f"--frames_generator={export}",
                            f"--export_dir={export}"], capture_output=True, text=True, timeout=300)
     assert both.returncode != 0 and "exactly one of --export_dir" in both.stderr
@@ -103,3 +108,32 @@ def test_phase_speed_modulation_is_small_for_even_motion_and_large_for_motion_th
     print(f"\nphase speed modulation: even {smooth:.3f}, sticky {stuck:.3f}")
     assert smooth < 0.15 < 0.4 < stuck
     assert np.isnan(phase_speed_modulation(clips(even[:1, :3])))           # too few displacements
+
+
+def test_stride_scaling_tells_smooth_curves_from_per_frame_jitter():
+    t = np.arange(65, dtype=np.float64)
+    rng = np.random.default_rng(4)
+    angle = 0.02 * t                                                       # 0.16 px/frame on a radius-8 circle
+    circle = np.stack([16 + 8 * np.cos(angle), 16 + 8 * np.sin(angle)], -1)[None].repeat(6, 0)
+    circle = circle + rng.uniform(-2, 2, size=(6, 1, 2))
+    line = np.stack([10 + 0.1 * t, 12 + 0.05 * t], -1)[None].repeat(6, 0)
+    jitter = line + rng.normal(scale=0.3, size=line.shape)
+
+    def clips(paths):
+        return render(paths[:, :, None], np.full((len(paths), 1), 3.0), size=32).astype(np.float32) / 127.5 - 1
+
+    smooth = stride_scaling(clips(circle), [4, 8, 16], expected_balls=1)
+    noisy = stride_scaling(clips(jitter), [4, 8, 16], expected_balls=1)
+    straight = stride_scaling(clips(line), [4, 8, 16], expected_balls=1)
+    # A circle of radius R = 8 walked at ω = 0.02 rad/frame: D(k) = 4R sin²(kω/2) = 32 sin²(0.01 k) ≈ 0.0032 k².
+    np.testing.assert_allclose(smooth["16"]["median"], 32 * np.sin(0.16) ** 2, rtol=0.1)
+    assert 1.7 < smooth["16"]["exponent"] < 2.3
+    # Independent 0.3-px jitter per frame: D does not grow with the stride.
+    assert abs(noisy["16"]["exponent"]) < 0.4 and noisy["16"]["median"] > 0.4
+    assert straight["16"]["mean"] < 0.05 and straight["16"]["triples"] > 0
+    np.testing.assert_allclose(straight["16"]["mean_step"], 16 * np.hypot(0.1, 0.05), rtol=0.05)
+    assert "exponent" not in smooth["4"]
+    with pytest.raises(ConfigError, match="strides"):
+        stride_scaling(clips(line), [8, 4], expected_balls=1)
+    with pytest.raises(ConfigError, match="T >= 2 \\* 40"):
+        stride_scaling(clips(line), [40], expected_balls=1)

@@ -254,9 +254,10 @@ def track_blobs(frame_blobs: list[FrameBlobs], max_match_distance: float | None 
     return track_of
 
 
-def _free_mask(blobs: FrameBlobs, height: int, width: int, wall_margin: float, ball_margin: float) -> np.ndarray:
-    """`[n] bool`: blob is farther than radius + wall_margin from every wall and farther than
-    r_i + r_j + ball_margin from every other blob's centre."""
+def free_mask(blobs: FrameBlobs, height: int, width: int, wall_margin: float, ball_margin: float) -> np.ndarray:
+    """`[n] bool` for the `n` blobs of one frame: the blob's centre is farther than radius + wall_margin from
+    every wall and farther than r_i + r_j + ball_margin from every other blob's centre (radius from the area).
+    This is the *free* test of `clip_physics` (which also requires the frame's count to be the expected one)."""
     if blobs.count == 0:
         return np.zeros((0,), dtype=bool)
     r = blobs.radii
@@ -362,7 +363,7 @@ def clip_physics(
         # positions[track] = {time: (centre, is_free)}
         tracks: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
         for k, fb in enumerate(blobs):
-            free = _free_mask(fb, h, w, wall_margin, ball_margin)
+            free = free_mask(fb, h, w, wall_margin, ball_margin)
             if fb.count != expected_balls:
                 free[:] = False  # a merged, missing or spurious blob makes the frame's centres unreliable
             for j, tid in enumerate(track_of[k]):
