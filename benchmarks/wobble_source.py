@@ -103,6 +103,11 @@ def phase_speed_modulation(clips: np.ndarray, bins: int = 8, max_match_distance:
 
     Args:
       clips: `[N, T, H, W, C]` float in [-1, 1].
+      bins: sub-pixel phase bins.
+      max_match_distance: `track_blobs`' link limit, pixels/frame. Unlike `clip_physics` (no limit, but only
+        steps between frames with the expected count and free balls count there), every tracked step counts
+        here, so a ball lost in one frame must not be linked to another ball: 4 px/frame, above the fastest
+        real speed (1.5 at 32 pixels). The reports in docs/ used this value.
     """
     phase, speed = [], []
     for clip in np.asarray(clips):
