@@ -102,13 +102,17 @@ def _loop_frames(strategy, frames, initial, model_dir, config=FRAMES):
 
 # With the path-length regulariser: an untrained generator's path lengths are ~5e-5, so a large weight is what
 # makes the term move the weights (measured: up to 0.014 against 0.0115 without it).
-@pytest.mark.parametrize("devices,path_length_weight", [((), 0.0), (("/cpu:0", "/cpu:1"), 0.0),
-                                                        (("/cpu:0", "/cpu:1"), 1e6)],
-                         ids=["one_device", "two_replicas", "two_replicas_path_length"])
-def test_fit_ends_at_the_loops_weights(tmp_path, devices, path_length_weight):
+# With the straightness regulariser the untrained generator shows no centred ball (penalty 0): the case checks
+# that fit runs the same generator update (one call on the latent triples) and reports the penalty.
+@pytest.mark.parametrize("devices,path_length_weight,straightness_weight",
+                         [((), 0.0, 0.0), (("/cpu:0", "/cpu:1"), 0.0, 0.0), (("/cpu:0", "/cpu:1"), 1e6, 0.0),
+                          (("/cpu:0", "/cpu:1"), 0.0, 1.0)],
+                         ids=["one_device", "two_replicas", "two_replicas_path_length", "two_replicas_straightness"])
+def test_fit_ends_at_the_loops_weights(tmp_path, devices, path_length_weight, straightness_weight):
     frames = _frames()
     strategy = _strategy(devices) if devices else None
-    config = dataclasses.replace(FRAMES, path_length_weight=path_length_weight)
+    config = dataclasses.replace(FRAMES, path_length_weight=path_length_weight,
+                                 straightness_weight=straightness_weight)
     gan, initial, history = _fit_frames(strategy, frames, config)
     assert int(gan.step.numpy()) == STEPS
     assert int(gan.task.g_optimizer.iterations.numpy()) == STEPS
@@ -135,6 +139,7 @@ def test_fit_ends_at_the_loops_weights(tmp_path, devices, path_length_weight):
         assert float(gan.task.path_length.mean.numpy()) == pytest.approx(float(task.path_length.mean.numpy()),
                                                                            rel=1e-5)
         assert logs["path_length_penalty"][0] > 0 and logs["path_length_mean"][0] > 0
+    assert ("straightness_penalty" in logs) == bool(straightness_weight)
 
 
 class _WithWeights:

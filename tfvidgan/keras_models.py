@@ -378,7 +378,9 @@ class FramesGAN(_TaskGAN):
 
     def _metric_spec(self):
         k = int(self.task.discriminators.outputs[0].shape[-1])
-        regularised = ["path_length_penalty", "path_length_mean"] if self.task.config.path_length_weight > 0 else []
+        c = self.task.config
+        regularised = (["path_length_penalty", "path_length_mean"] if c.path_length_weight > 0 else []) + (
+            ["straightness_penalty"] if c.straightness_weight > 0 else [])
         return (["d_loss", "g_loss", *regularised],
                 ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 

@@ -51,6 +51,13 @@ def config_flags() -> dict:
                                        "pays for the spread of ||J_z^T y|| over latents z and random image "
                                        "directions y, so equal latent steps change frames equally; 0 = off.",
                                        minimum=0.0),
+        "straightness_weight": FlagSpec("Weight of the latent-line straightness regulariser: the generator pays "
+                                        "for the squared centroid acceleration of its balls across latent "
+                                        "triples z - d*u, z, z + d*u (d = --straightness_step, u a random unit "
+                                        "direction), so straight latent lines move balls in straight lines at "
+                                        "constant speed, as step 2 needs; 0 = off.", minimum=0.0),
+        "straightness_step": FlagSpec("Latent units d between the straightness regulariser's frames (a video "
+                                      "frame's latent step).", minimum=0.0, strict=True),
         "refine_discriminators_of": "A frames export (base directory or version) whose discriminators to keep "
                                     "training against its FROZEN sampling generator, for discriminator rejection "
                                     "sampling (Azadi et al. 2019: KeepTraining(D)); this run's export is the same "

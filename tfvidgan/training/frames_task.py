@@ -31,11 +31,20 @@ from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
 from tfvidgan.training.path_length import PathLengthRegularizer, check_weight, path_lengths
+from tfvidgan.training.straightness import (
+    DEFAULT_STRAIGHTNESS_STEP,
+    StraightnessRegularizer,
+    as_clips,
+    check_straightness,
+    latent_triples,
+)
 
 _SAMPLE_SEED_STREAM = 987_654
 # The noise stream of the path-length directions within a step (`replica_normal`; 0 and 2 + i are the
 # latents of the generator and discriminator updates, 1 was unused).
 _PATH_LENGTH_STREAM = 1
+# The stream of the straightness regulariser's directions (`replica_normal`; streams 2 + i are taken).
+_STRAIGHTNESS_STREAM = 123_457
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +79,11 @@ class FramesGanConfig:
     # equal latent steps should change the frame equally everywhere, so that even latent paths render even
     # motion in step 2.
     path_length_weight: float = 0.0
+    # Weight of the latent-line straightness regulariser (`tfvidgan.training.straightness`; 0 = off): balls
+    # should move in straight lines at constant speed along straight latent lines, `straightness_step` latent
+    # units apart, so that step 2 can move them straight with even latent paths.
+    straightness_weight: float = 0.0
+    straightness_step: float = DEFAULT_STRAIGHTNESS_STEP
     # A frames export whose discriminators to refine (`DiscriminatorRefinementTask`); empty = train the GAN.
     refine_discriminators_of: str = ""
     adversarial: adversarial.AdversarialConfig = adversarial.AdversarialConfig(joint_batch=True)
@@ -79,6 +93,7 @@ class FramesGanConfig:
     def __post_init__(self):
         check_beta(self.ema_beta)
         check_weight(self.path_length_weight)
+        check_straightness(self.straightness_weight, self.straightness_step)
 
 
 def describe(config: FramesGanConfig) -> dict:
@@ -121,28 +136,46 @@ class FramesGanTask:
             minibatch_std=c.discriminator_minibatch_std)
         self.ema = WeightAverage(self.generator, c.ema_beta) if c.ema_beta > 0 else None
         self.path_length = PathLengthRegularizer(c.path_length_weight) if c.path_length_weight > 0 else None
+        self.straightness = (StraightnessRegularizer(c.straightness_weight, c.straightness_step)
+                             if c.straightness_weight > 0 else None)
         self.g_optimizer = make_optimizer(c.generator_optimizer, self.generator.trainable_variables)
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
     def _generate_fn(self, batch: int, step, training: bool, logged: dict | None = None):
         """`adversarial.GenerateFn`: `batch` frames of `self.generator` from this replica's slice of the step's
-        global latent draw (`replica_normal`). With the path-length regulariser on, the generator update
-        (stream 0) also returns its weighted term and puts the unweighted penalty in `logged`."""
+        global latent draw (`replica_normal`). With a regulariser on (path length, straightness), the generator
+        update (stream 0) also returns their summed weighted terms and puts the unweighted penalties in
+        `logged`. With straightness on, that update renders the latent triples around its latents in one call
+        (`[3b, Z]`) and its frames are the middle third."""
         c = self.config
 
         def generate(stream):
             z = replica_normal(batch, [c.latent_dim], c.noise_seed, step, stream)
-            if stream != 0 or self.path_length is None:
+            if stream != 0 or (self.path_length is None and self.straightness is None):
                 return self.generator(z, training=training), None
-            replicas = adversarial.replicas_in_sync()
-            directions = self.path_length.directions(batch, (c.image_size, c.image_size, c.channels),
-                                                     c.noise_seed, step, _PATH_LENGTH_STREAM)
-            frames, lengths = path_lengths(self.generator, z, directions, training=training)
-            term, penalty = self.path_length(lengths, batch * replicas)
-            if logged is not None:
-                logged["path_length_penalty"] = penalty
-                logged["path_length_mean"] = tf.identity(self.path_length.mean) / replicas  # sums to ā
-            return frames, term
+            terms = []
+            if self.straightness is not None:
+                directions = replica_normal(batch, [c.latent_dim], c.noise_seed, step, _STRAIGHTNESS_STREAM)
+                triples = as_clips(self.generator(latent_triples(z, directions, c.straightness_step),
+                                                  training=training))
+                frames = triples[:, 1]
+                term, penalty = self.straightness(triples)
+                terms.append(term)
+                if logged is not None:
+                    logged["straightness_penalty"] = penalty / adversarial.replicas_in_sync()  # sums to it
+            if self.path_length is not None:
+                replicas = adversarial.replicas_in_sync()
+                directions = self.path_length.directions(batch, (c.image_size, c.image_size, c.channels),
+                                                         c.noise_seed, step, _PATH_LENGTH_STREAM)
+                path_frames, lengths = path_lengths(self.generator, z, directions, training=training)
+                if self.straightness is None:
+                    frames = path_frames
+                term, penalty = self.path_length(lengths, batch * replicas)
+                terms.append(term)
+                if logged is not None:
+                    logged["path_length_penalty"] = penalty
+                    logged["path_length_mean"] = tf.identity(self.path_length.mean) / replicas  # sums to ā
+            return frames, tf.add_n(terms)
         return generate
 
     def train_step(self, real, step):

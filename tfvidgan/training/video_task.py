@@ -30,6 +30,7 @@ from tfvidgan.models.ensemble_discriminator import (
     DEFAULT_VIDEO_INPUT,
     CentroidAccelerations,
     build_video_discriminators,
+    centroid_acceleration_energy,
 )
 from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
@@ -252,19 +253,6 @@ def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: 
 
 # Added to both batch means in `centroid_acceleration_match`'s log-ratio.
 CENTROID_ACCELERATION_MATCH_EPSILON = 1e-3
-
-
-def centroid_acceleration_energy(clips: tf.Tensor, layer: CentroidAccelerations | None = None):
-    """`(energy_sum, shown)`, float32 scalars over a batch of clips `[b, T, H, W, C]` in [-1, 1] (T >= 3):
-    `Σ g · |tanh(a / unit)|²` and `Σ g` over pixels and frames 2 … T − 1, with `a` and `g` the centroid
-    accelerations and gate of `CentroidAccelerations` (default settings unless `layer` is given). Their ratio is
-    the mean squared (squashed, in [0, 2)) acceleration where a whole ball is centred: near 0 in steady flight;
-    0.15 on 150 real 3-ball 32×32 clips (bounces), 0.71 and 0.83 on the clips of two step-2 runs whose balls
-    wobble. Gradients flow through `a` only (the gate is a constant)."""
-    layer = layer or CentroidAccelerations()
-    acceleration, gate = layer.accelerations_and_gate(clips)
-    squashed = tf.reduce_sum(tf.square(tf.tanh(acceleration / layer.unit)), axis=-1, keepdims=True)
-    return tf.reduce_sum(gate * squashed), tf.reduce_sum(gate)
 
 
 def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float) -> EnergyMatch:
