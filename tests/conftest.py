@@ -83,3 +83,17 @@ def train_tiny_video(config, model_dir, steps: int, **loop_overrides):
         model_dir=str(model_dir), train_steps=steps, log_every=1, sample_every=steps, checkpoint_every=1,
         **loop_overrides))
     return task, result
+
+
+def step_both(plain, regularised, real):
+    """Runs one `train_step` (step 0) of two frames tasks built with the same initial weights, one with a
+    generator regulariser: asserts the discriminators took the same step (the term is the generator's alone)
+    and returns `(out_plain, out_regularised, moved)`, `moved` the largest generator-weight difference."""
+    import numpy as np
+    step = tf.constant(0, tf.int64)
+    out_plain, out_reg = plain.train_step(real, step), regularised.train_step(real, step)
+    for a, b in zip(plain.discriminators.weights, regularised.discriminators.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                for a, b in zip(plain.generator.weights, regularised.generator.weights, strict=True))
+    return out_plain, out_reg, moved

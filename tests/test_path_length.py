@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import mirrored_strategy, tiny_frames_config
+from conftest import mirrored_strategy, step_both, tiny_frames_config
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.training import loop
@@ -133,13 +133,8 @@ def test_the_term_enters_the_generators_objective_only():
     regularised = _task(tiny_frames_config(ema_beta=0.0, generator_normalization="none",
                                            path_length_weight=1e6), initial)
     real = tf.constant(np.random.default_rng(4).uniform(-1, 1, (4, 32, 32, 1)), tf.float32)
-    step = tf.constant(0, tf.int64)
-    out_plain, out_reg = plain.train_step(real, step), regularised.train_step(real, step)
+    out_plain, out_reg, moved = step_both(plain, regularised, real)
     assert "path_length_penalty" not in out_plain and float(out_reg["path_length_penalty"]) > 0
-    for a, b in zip(plain.discriminators.weights, regularised.discriminators.weights, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
-    moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
-                for a, b in zip(plain.generator.weights, regularised.generator.weights, strict=True))
     assert moved > 1e-4
 
 
