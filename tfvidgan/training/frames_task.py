@@ -265,7 +265,7 @@ class DiscriminatorRefinementTask(FramesGanTask):
         if self.raw_generator is not None:
             self.raw_generator.trainable = False
         self.ema = None
-        self.path_length = None  # the generator is frozen: nothing to regularise
+        self.path_length = self.straightness = None  # the generator is frozen: nothing to regularise
         self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminators.trainable_variables)
 
     def train_step(self, real, step):
