@@ -45,7 +45,7 @@ from scipy.ndimage import gaussian_filter1d
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
-from tfvidgan.metrics.balls import clip_physics, detect_blobs, free_mask, motion_energy_cv, track_blobs
+from tfvidgan.metrics.balls import clip_physics, detect_blobs, motion_energy_cv, track_blobs, tracked_centres
 from tfvidgan.metrics.real_data import real_clips
 from tfvidgan.metrics.trajectories import linear_interpolation
 from tfvidgan.models.ensemble_discriminator import CentroidAccelerations
@@ -134,8 +134,8 @@ def stride_scaling(clips: np.ndarray, strides, expected_balls: int, wall_margin:
                    ball_margin: float = 3.0) -> dict[str, dict]:
     """How the tracked balls' second difference grows with the time step, on finely sampled clips.
 
-    For each stride k in `strides` (frames, >= 1), every tracked ball free (`free_mask`, in frames with
-    exactly `expected_balls` blobs) at every frame from t − k to t + k gives
+    For each stride k in `strides` (frames, >= 1), every tracked ball free (`tracked_centres`: the *free* test
+    of `clip_physics`) at every frame from t − k to t + k gives
     D = |p(t + k) − 2 p(t) + p(t − k)| and the step |p(t + k) − p(t)| (pixels). Smooth motion has D ∝ k²
     (a curved path: D ≈ curvature × step²; a straight one, D ≈ 0), motion with independent per-frame jitter
     has D about constant in k, piecewise-straight motion with many random kinks D ∝ k^1.5. So rendering a
@@ -158,13 +158,7 @@ def stride_scaling(clips: np.ndarray, strides, expected_balls: int, wall_margin:
     second = {k: [] for k in strides}
     step = {k: [] for k in strides}
     for clip in clips:
-        blobs = detect_blobs(clip)
-        ids = track_blobs(blobs)
-        tracks: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
-        for t, frame in enumerate(blobs):
-            free = free_mask(frame, height, width, wall_margin, ball_margin) & (frame.count == expected_balls)
-            for j, track in enumerate(ids[t]):
-                tracks.setdefault(track, {})[t] = (frame.centroids[j], bool(free[j]))
+        tracks = tracked_centres(detect_blobs(clip), height, width, expected_balls, wall_margin, ball_margin)
         for points in tracks.values():
             free_times = {t for t, (_, free) in points.items() if free}
             for t in free_times:

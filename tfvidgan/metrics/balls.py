@@ -254,10 +254,9 @@ def track_blobs(frame_blobs: list[FrameBlobs], max_match_distance: float | None 
     return track_of
 
 
-def free_mask(blobs: FrameBlobs, height: int, width: int, wall_margin: float, ball_margin: float) -> np.ndarray:
-    """`[n] bool` for the `n` blobs of one frame: the blob's centre is farther than radius + wall_margin from
-    every wall and farther than r_i + r_j + ball_margin from every other blob's centre (radius from the area).
-    This is the *free* test of `clip_physics` (which also requires the frame's count to be the expected one)."""
+def _free_mask(blobs: FrameBlobs, height: int, width: int, wall_margin: float, ball_margin: float) -> np.ndarray:
+    """`[n] bool`: blob is farther than radius + wall_margin from every wall and farther than
+    r_i + r_j + ball_margin from every other blob's centre."""
     if blobs.count == 0:
         return np.zeros((0,), dtype=bool)
     r = blobs.radii
@@ -270,6 +269,22 @@ def free_mask(blobs: FrameBlobs, height: int, width: int, wall_margin: float, ba
         np.fill_diagonal(near, False)
         free &= ~near.any(axis=1)
     return free
+
+
+def tracked_centres(blobs: list[FrameBlobs], height: int, width: int, expected_balls: int, wall_margin: float,
+                    ball_margin: float, max_match_distance: float | None = None) -> dict[int, dict]:
+    """The blobs of one clip's frames linked over time (`track_blobs`): `{track: {frame: (centre [2] in
+    pixels, free)}}`, `free` the *free* test of `clip_physics` (the frame shows exactly `expected_balls` blobs,
+    and the blob keeps `radius + wall_margin` from the walls and `r_i + r_j + ball_margin` from other blobs)."""
+    track_of = track_blobs(blobs, max_match_distance)
+    tracks: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
+    for k, fb in enumerate(blobs):
+        free = _free_mask(fb, height, width, wall_margin, ball_margin)
+        if fb.count != expected_balls:
+            free[:] = False  # a merged, missing or spurious blob makes the frame's centres unreliable
+        for j, tid in enumerate(track_of[k]):
+            tracks.setdefault(tid, {})[k] = (fb.centroids[j], bool(free[j]))
+    return tracks
 
 
 def clip_physics(
@@ -359,15 +374,7 @@ def clip_physics(
     step_clip: list[int] = []
     for i in range(b):
         blobs = flat_blobs[i * t : (i + 1) * t]
-        track_of = track_blobs(blobs, max_match_distance)
-        # positions[track] = {time: (centre, is_free)}
-        tracks: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
-        for k, fb in enumerate(blobs):
-            free = free_mask(fb, h, w, wall_margin, ball_margin)
-            if fb.count != expected_balls:
-                free[:] = False  # a merged, missing or spurious blob makes the frame's centres unreliable
-            for j, tid in enumerate(track_of[k]):
-                tracks.setdefault(tid, {})[k] = (fb.centroids[j], bool(free[j]))
+        tracks = tracked_centres(blobs, h, w, expected_balls, wall_margin, ball_margin, max_match_distance)
         for points in tracks.values():
             for k, (p, free) in points.items():
                 nxt = points.get(k + 1)

@@ -156,7 +156,7 @@ class FramesGanTask:
             terms = []
             if self.straightness is not None:
                 directions = replica_normal(batch, [c.latent_dim], c.noise_seed, step, _STRAIGHTNESS_STREAM)
-                triples = as_clips(self.generator(latent_triples(z, directions, c.straightness_step),
+                triples = as_clips(self.generator(latent_triples(z, directions, self.straightness.step),
                                                   training=training))
                 frames = triples[:, 1]
                 term, penalty = self.straightness(triples)

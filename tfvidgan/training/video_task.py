@@ -102,7 +102,8 @@ class VideoGanConfig:
     # log-ratio of the generated and real batches' mean shown centroid acceleration energy (the balls' sub-pixel
     # wobble, `CentroidAccelerations`), both global means over the replicas. Real balls fly straight (energy
     # from bounces), generated ones wobble along straight latent paths (the frames generator's rendering). In
-    # its one training (settle recipe, weight 5; README) it lowered the wobble only by slowing the balls.
+    # its first training (settle recipe, weight 5; docs/experiments_video.md) it lowered the wobble only by
+    # slowing the balls.
     centroid_acceleration_match_weight: float = 0.0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
