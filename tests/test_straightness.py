@@ -174,6 +174,39 @@ def test_two_replicas_match_one_replica(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_with_path_length_too_the_generator_runs_once_per_update():
+    """Batch norm's moving statistics move once per generator call in training mode: with path length on as
+    well (its lengths taken through the straightness call), they end where straightness alone leaves them,
+    and the update's fakes are the same frames. Two calls would move them twice."""
+    config = tiny_frames_config(ema_beta=0.0, straightness_weight=1.0, generator_normalization="batch")
+    keras.utils.set_random_seed(8)
+    alone = _task(config)
+    both = _task(dataclasses.replace(config, path_length_weight=1.0))
+    for source, target in ((alone.generator, both.generator), (alone.discriminators, both.discriminators)):
+        for v, w in zip(target.weights, source.weights, strict=True):
+            v.assign(w)
+    for task in (alone, both):
+        task.g_optimizer = keras.optimizers.SGD(0.0)     # frozen weights: only the statistics can move
+        task.g_optimizer.build(task.generator.trainable_variables)
+    moving = [w.path for w in alone.generator.non_trainable_weights if "moving" in w.path]
+    assert moving
+    before = [w.numpy() for w in alone.generator.non_trainable_weights]
+    real = tf.constant(np.random.default_rng(9).uniform(-1, 1, (4, 32, 32, 1)), tf.float32)
+    step = tf.constant(0, tf.int64)
+    out_alone, out_both = alone.train_step(real, step), both.train_step(real, step)
+    assert "path_length_penalty" in out_both and "path_length_penalty" not in out_alone
+    changed = 0
+    for a, b, b0 in zip(alone.generator.non_trainable_weights, both.generator.non_trainable_weights, before,
+                        strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+        changed += not np.allclose(a.numpy(), b0)
+    assert changed >= 2
+    fakes = [t._generate_fn(4, step, training=False)(0)[0].numpy() for t in (alone, both)]
+    np.testing.assert_allclose(fakes[1], fakes[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(out_both["straightness_penalty"]), float(out_alone["straightness_penalty"]),
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("field,value,flag", [("straightness_weight", -1.0, "--straightness_weight"),
                                               ("straightness_weight", float("nan"), "--straightness_weight"),
                                               ("straightness_step", 0.0, "--straightness_step"),

@@ -146,35 +146,43 @@ class FramesGanTask:
         global latent draw (`replica_normal`). With a regulariser on (path length, straightness), the generator
         update (stream 0) also returns their summed weighted terms and puts the unweighted penalties in
         `logged`. With straightness on, that update renders the latent triples around its latents in one call
-        (`[3b, Z]`) and its frames are the middle third."""
+        (`[3b, Z]`) and its frames are the middle third; with path length on as well, its lengths are taken
+        through that same call, so the generator runs once per update and batch norm updates its moving
+        statistics once."""
         c = self.config
 
         def generate(stream):
             z = replica_normal(batch, [c.latent_dim], c.noise_seed, step, stream)
             if stream != 0 or (self.path_length is None and self.straightness is None):
                 return self.generator(z, training=training), None
-            terms = []
-            if self.straightness is not None:
+            terms, rendered = [], {}
+
+            def render(latents):
+                """The one generator call of the update: its frames, or the middle third of the triples."""
+                if self.straightness is None:
+                    return self.generator(latents, training=training)
                 directions = replica_normal(batch, [c.latent_dim], c.noise_seed, step, _STRAIGHTNESS_STREAM)
-                triples = as_clips(self.generator(latent_triples(z, directions, self.straightness.step),
-                                                  training=training))
-                frames = triples[:, 1]
-                term, penalty = self.straightness(triples)
-                terms.append(term)
-                if logged is not None:
-                    logged["straightness_penalty"] = penalty / adversarial.replicas_in_sync()  # sums to it
+                rendered["triples"] = as_clips(self.generator(
+                    latent_triples(latents, directions, self.straightness.step), training=training))
+                return rendered["triples"][:, 1]
+
             if self.path_length is not None:
                 replicas = adversarial.replicas_in_sync()
                 directions = self.path_length.directions(batch, (c.image_size, c.image_size, c.channels),
                                                          c.noise_seed, step, _PATH_LENGTH_STREAM)
-                path_frames, lengths = path_lengths(self.generator, z, directions, training=training)
-                if self.straightness is None:
-                    frames = path_frames
+                frames, lengths = path_lengths(render, z, directions)
                 term, penalty = self.path_length(lengths, batch * replicas)
                 terms.append(term)
                 if logged is not None:
                     logged["path_length_penalty"] = penalty
                     logged["path_length_mean"] = tf.identity(self.path_length.mean) / replicas  # sums to ā
+            else:
+                frames = render(z)
+            if self.straightness is not None:
+                term, penalty = self.straightness(rendered["triples"])
+                terms.append(term)
+                if logged is not None:
+                    logged["straightness_penalty"] = penalty / adversarial.replicas_in_sync()  # sums to it
             return frames, tf.add_n(terms)
         return generate
 

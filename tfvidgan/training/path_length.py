@@ -38,21 +38,23 @@ def check_weight(weight: float) -> None:
         raise ConfigError(f"--path_length_weight must be a finite number >= 0 (0 = off), got {weight}")
 
 
-def path_lengths(generator, z: tf.Tensor, directions: tf.Tensor, training: bool = True) -> tuple:
-    """`(images, lengths)`: `generator(z)` and a_i = ||J_{z_i}ᵀ y_i||₂ for each sample.
+def path_lengths(render, z: tf.Tensor, directions: tf.Tensor) -> tuple:
+    """`(images, lengths)`: `render(z)` and a_i = ||J_{z_i}ᵀ y_i||₂ for each sample.
 
     Args:
-      generator: `[b, Z] → [b, H, W, C]`.
+      render: `[b, Z] → [b, H, W, C]`, the generator call (e.g. `lambda z: generator(z, training=True)`).
+        It may render more rows in the same call and return the b rows of `z` (the frames task renders the
+        straightness triples and the update's frames at once, so batch norm updates its statistics once);
+        the lengths are then those of the returned rows.
       z: `[b, Z]` float32 latents.
       directions: `[b, H, W, C]` float32, the y_i (already scaled, e.g. N(0, 1) / √(H·W)).
-      training: passed to the generator.
     Returns:
       images `[b, H, W, C]` (the generator's dtype; differentiable w.r.t. its weights) and lengths `[b]`
       float32, differentiable w.r.t. the generator's weights (double backpropagation).
     """
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(z)
-        images = generator(z, training=training)
+        images = render(z)
         projection = tf.reduce_sum(tf.cast(images, tf.float32) * directions)
     gradient = tape.gradient(projection, z)
     return images, tf.sqrt(tf.reduce_sum(tf.square(gradient), axis=1) + 1e-12)
