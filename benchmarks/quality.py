@@ -211,6 +211,13 @@ def _none_to_nan(tree):
     return float("nan") if tree is None else tree
 
 
+def _flagged(reports: dict) -> dict:
+    """`{"selection_bias": {source: warning}}` for the reports that evaluated a best export on the seed it
+    was picked on (`tfvidgan.export.selection_bias`), else `{}`: such a pass is optimistic."""
+    flagged = {name: r["selection_bias"] for name, r in reports.items() if r.get("selection_bias")}
+    return {"selection_bias": flagged} if flagged else {}
+
+
 def read_report(path: str, run: str = "") -> dict:
     """The evaluate report in the JSON file `path` (`select_report`: with `run`, that entry of a
     collection), NaN restored where it was written as null."""
@@ -246,7 +253,7 @@ def main(argv):
               "all_pass": all(t["pass"] for t in checked.values()),
               "draws_passing_all": sum(all(targets.FRAMES_TARGETS[k].check(t["draws"][i])["pass"]
                                            for k, t in checked.items()) for i in range(len(sources))),
-              "targets": checked}, FLAGS.output)
+              **_flagged(reports), "targets": checked}, FLAGS.output)
         return
     if FLAGS.report:
         report = read_report(FLAGS.report, FLAGS.run)
@@ -262,7 +269,7 @@ def main(argv):
                                                 encoder_cache=FLAGS.encoder_cache))
     checked = frames_targets(report, FLAGS.row) if mode == "frames" else video_targets(report, FLAGS.row)
     emit({"mode": mode, "source": FLAGS.report or FLAGS.export_dir, **({"run": FLAGS.run} if FLAGS.run else {}),
-          "row": FLAGS.row,
+          "row": FLAGS.row, **_flagged({FLAGS.report or FLAGS.export_dir: report}),
           "samples": report.get("settings", {}).get("num_samples"),
           "all_pass": all(t["pass"] for t in checked.values()), "targets": checked}, FLAGS.output)
 

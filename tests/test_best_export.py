@@ -9,7 +9,8 @@ import tensorflow as tf
 from conftest import random_frames_dataset, tiny_frames_config
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import existing_versions, load_frames_generator
+from tfvidgan.export import existing_versions, load_frames_generator, read_selection, selection_bias
+from tfvidgan.metrics.quality_probe import ProbeConfig
 from tfvidgan.training import loop
 from tfvidgan.training.best_export import BestExporter
 from tfvidgan.training.frames_task import FramesGanTask
@@ -62,6 +63,28 @@ def test_the_best_step_is_exported_recorded_and_continued_on_resume(tmp_path):
     record = json.loads((tmp_path / "best.json").read_text())
     assert (record["step"], record["value"]) == (10, 0.2)
     assert existing_versions(str(tmp_path / "best_export")) == [10]
+
+
+class _Probe:
+    """Stands for a quality probe: the loop reads only its config's `sample_settings()`."""
+
+    def __init__(self, seed):
+        self.config = ProbeConfig(data="unused", num_samples=300, seed=seed)
+
+
+def test_a_best_export_carries_the_probe_sample_it_was_picked_on(tmp_path):
+    task = _ScriptedTask({2: 0.5, 4: 0.3})
+    task.quality_probe = _Probe(seed=4)
+    loop.run_training(task, _dataset_fn, tf.distribute.get_strategy(), loop.LoopConfig(
+        model_dir=str(tmp_path), train_steps=4, log_every=2, sample_every=100, checkpoint_every=2, eval_every=2,
+        best_metric="score"))
+    record = json.loads((tmp_path / "best.json").read_text())
+    selection = read_selection(str(tmp_path / "best_export"))
+    assert selection == {k: record[k] for k in ("metric", "mode", "value", "step", "probe")}
+    assert (selection["step"], selection["probe"]["seed"], selection["probe"]["num_samples"]) == (4, 4, 300)
+    assert "seed 4" in selection_bias(selection, 4)
+    assert selection_bias(selection, 5) is None
+    assert read_selection(str(tmp_path / "export")) is None           # the final export was not picked
 
 
 def _fake_export(directory):

@@ -106,3 +106,31 @@ def test_encoder_cache_name_changes_with_every_scene_setting(setup):
         assert frame_encoder_name(dataclasses.replace(metadata, **change), 20, 10) != base, change
     scene_independent = {"generator": {"config": {**metadata.generator["config"], "shards": 99}}}
     assert frame_encoder_name(dataclasses.replace(metadata, **scene_independent), 20, 10) == base
+
+
+def test_a_draw_of_the_seed_that_picked_a_best_export_is_flagged(setup, tmp_path):
+    """A best export (`--best_metric`) carries the probe's sample; evaluating it on that seed re-uses the
+    probe's latents (a prefix of the draw's), so the report says so; another seed is clean."""
+    import dataclasses
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tfvidgan.export import write_selection
+    root, config, plain = setup
+    assert "selection_bias" not in plain and plain["settings"]["selection"] is None
+    shutil.copytree(root / "export", tmp_path / "export")
+    selection = {"metric": "worst_target_ratio", "mode": "min", "value": 0.9, "step": 4,
+                 "probe": {"seed": config.seed, "num_samples": 8}}
+    write_selection(str(tmp_path / "export" / "1"), selection)
+    same = evaluate_frames(dataclasses.replace(config, export_dir=str(tmp_path / "export")))
+    assert f"seed {config.seed}" in same["selection_bias"] and "--seed" in same["selection_bias"]
+    assert same["settings"]["selection"] == selection
+    assert json.dumps(same["generated"]) == json.dumps(plain["generated"])     # flagged, not changed
+    other = evaluate_frames(dataclasses.replace(config, export_dir=str(tmp_path / "export"), seed=config.seed + 1))
+    assert "selection_bias" not in other and other["settings"]["selection"] == selection
+    # Why the same seed is biased: the probe's 8 latents are the first 8 of the report's 12.
+    probe = tf.random.stateless_normal([8, 6], seed=[config.seed, 77]).numpy()
+    draw = tf.random.stateless_normal([12, 6], seed=[config.seed, 77]).numpy()
+    np.testing.assert_array_equal(probe, draw[:8])

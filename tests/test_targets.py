@@ -153,6 +153,13 @@ def test_frames_draws_from_the_command_line(tmp_path):
     result = json.loads(out.read_text())
     assert result["draws"] == 2 and result["draws_passing_all"] == 2 and result["all_pass"]
     assert result["targets"]["frechet_ratio_to_floor"]["value"] == pytest.approx(1.42)
+    assert "selection_bias" not in result
+    # A draw of a best export on the seed that picked it is named in the output.
+    flagged = {**_frames_report(0, 0.7, 0.5), "selection_bias": "selection bias: ... seed 0 ..."}
+    paths[0].write_text(json.dumps(flagged))
+    subprocess.run([sys.executable, "-m", "benchmarks.quality", "frames", f"--report={paths[0]},{paths[1]}",
+                    f"--output={out}"], check=True, capture_output=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert json.loads(out.read_text())["selection_bias"] == {str(paths[0]): flagged["selection_bias"]}
 
 
 def test_distribution_distance_bounds_the_means_and_is_the_spread_for_one_repeated_value():

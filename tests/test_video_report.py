@@ -21,7 +21,13 @@ from scipy.special import gammaln
 
 from tfvidgan.data.bouncing_balls import BouncingBallsConfig, generate_dataset
 from tfvidgan.errors import ConfigError, ExportKindError
-from tfvidgan.export import export_frames_generator, load_frames_generator, load_signature
+from tfvidgan.export import (
+    export_frames_generator,
+    latest_version_dir,
+    load_frames_generator,
+    load_signature,
+    write_selection,
+)
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse
 from tfvidgan.metrics.frechet import FrechetEncoder, frechet_distance
 from tfvidgan.metrics.real_data import real_clips
@@ -429,3 +435,27 @@ def test_long_video_and_fg_swap_sections(setup):
     assert swap["expected_balls"] == 1 and 0.0 <= swap["fraction_expected_count_frames"] <= 1.0
     with pytest.raises(ConfigError, match="--long_frames"):
         dataclasses.replace(setup["config"], long_frames=T + 1)
+
+
+def test_a_draw_of_the_seed_that_picked_a_best_export_is_flagged(setup, tmp_path):
+    """The video twin of the frames report's check: the same seed as the probe that picked the export is
+    flagged (the probe's clips are the first ones of the draw), another seed is not; the numbers stay."""
+    import shutil
+    config = setup["config"]
+    assert "selection_bias" not in setup["report"] and setup["report"]["settings"]["selection"] is None
+    shutil.copytree(config.export_dir, tmp_path / "video")
+    probe = {"seed": config.seed, "num_samples": 2, "long_frames": 0}
+    write_selection(latest_version_dir(str(tmp_path / "video")), {"metric": "worst_target_ratio", "step": 2,
+                                                                  "probe": probe})
+    same = evaluate_video(dataclasses.replace(config, export_dir=str(tmp_path / "video"), plot=""))
+    assert f"seed {config.seed}" in same["selection_bias"]
+    assert json.dumps(same["generated"]) == json.dumps(setup["report"]["generated"])
+    other = evaluate_video(dataclasses.replace(config, export_dir=str(tmp_path / "video"), plot="",
+                                               seed=config.seed + 1))
+    assert "selection_bias" not in other and other["settings"]["selection"]["probe"] == probe
+
+    def latents(n):
+        return load_signature(config.export_dir, "sample_latents")(
+            num_samples=tf.constant(n), num_frames=tf.constant(config.num_frames),
+            seed=tf.constant(config.seed))["latents"].numpy()
+    np.testing.assert_array_equal(latents(2), latents(config.num_samples)[:2])

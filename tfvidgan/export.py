@@ -40,6 +40,8 @@ DESCRIPTION_FILE = os.path.join("assets.extra", "tfvidgan.json")  # {"kind": ...
 FRAMES_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator.keras")  # the sampled (EMA) generator
 RAW_FRAMES_GENERATOR_FILE = os.path.join("assets.extra", "frames_generator_raw.keras")  # non-averaged, with EMA
 FRAME_DISCRIMINATORS_FILE = os.path.join("assets.extra", "frame_discriminators.keras")  # for rejection sampling
+# How a best export was picked (`tfvidgan.training.best_export`): the metric, step and the probe's sample.
+SELECTION_FILE = os.path.join("assets.extra", "selection.json")
 SEQUENCE_GENERATOR_FILE = os.path.join("assets.extra", "sequence_generator.keras")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -98,6 +100,40 @@ def export_version(base_dir: str, write: Callable[[str], None], version: int | N
         if os.path.exists(scratch):
             shutil.rmtree(scratch, ignore_errors=True)
     return final
+
+
+def write_selection(directory: str, selection: dict) -> str:
+    """Writes `selection` (JSON-able: how this export was picked among a run's evaluated steps) as
+    ``<directory>/SELECTION_FILE``; returns the file's path."""
+    path = os.path.join(directory, SELECTION_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(selection, f, indent=1, allow_nan=True)
+    return path
+
+
+def read_selection(path: str) -> dict | None:
+    """The selection record of the export at `path` (a base directory, whose newest version is read, or one
+    version), or None for an export that was not picked by `--best_metric`."""
+    file = os.path.join(latest_version_dir(path), SELECTION_FILE)
+    if not os.path.isfile(file):
+        return None
+    with open(file) as f:
+        return json.load(f)
+
+
+def selection_bias(selection: dict | None, seed: int) -> str | None:
+    """A warning when an evaluation draw with `seed` re-uses the fixed sample that picked this export (the
+    in-training probe's, same seed: its latents are a prefix of the draw's), else None.
+
+    A step picked as the best on one sample scores better on that sample than on a fresh one; evaluate a
+    best export on other seeds for an unbiased number."""
+    probe = (selection or {}).get("probe") or {}
+    if "seed" not in probe or int(probe["seed"]) != int(seed):
+        return None
+    return (f"selection bias: this export is the step that scored best on --best_metric={selection.get('metric')} "
+            f"over the in-training probe's fixed sample of seed {probe['seed']}, and this draw uses the same "
+            f"seed (its samples include the probe's); evaluate with another --seed for an unbiased number")
 
 
 def write_archive(directory: str, tracked: list, endpoints: dict[str, tuple[Callable, list]]) -> None:

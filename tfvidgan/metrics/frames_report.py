@@ -23,10 +23,11 @@ import dataclasses
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvidgan.batching import map_batches
 from tfvidgan.data.metadata import read_metadata
-from tfvidgan.export import load_frames_generator
+from tfvidgan.export import load_frames_generator, read_selection, selection_bias
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frechet import ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder, train_frame_encoder
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
@@ -82,7 +83,10 @@ def _rejection_row(config: FramesEvalConfig, generator, description: dict, n: in
 
 
 def evaluate_frames(config: FramesEvalConfig) -> dict:
-    """Returns `{"generated": {...}, "untrained_generator": {...}, "real": {...}, "settings": {...}}`."""
+    """Returns `{"generated": {...}, "untrained_generator": {...}, "real": {...}, "settings": {...}}`;
+    `settings["selection"]` is how a best export was picked (`export.read_selection`, or None), and
+    `"selection_bias"` (only when it applies) warns that this draw's seed is the seed of the in-training
+    probe sample that picked it (`export.selection_bias`)."""
     metadata = read_metadata(config.data)
     balls = metadata.num_balls > 0
     n = config.num_samples
@@ -121,6 +125,11 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     report["generator_weights"] = description.get("weights", "raw")
     if not balls:
         report["unavailable"] = NO_BALLS
-    report["settings"] = {**dataclasses.asdict(config), "expected_balls": metadata.num_balls,
-                          "encoder": name}
+    selection = read_selection(config.export_dir)
+    bias = selection_bias(selection, config.seed)
+    if bias:
+        logging.warning("%s: %s", config.export_dir, bias)
+        report["selection_bias"] = bias
+    report["settings"] = {**dataclasses.asdict(config), "selection": selection,
+                          "expected_balls": metadata.num_balls, "encoder": name}
     return report

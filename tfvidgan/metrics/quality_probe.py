@@ -67,6 +67,12 @@ class ProbeConfig:
             raise ConfigError(f"--eval_rejection_acceptance must be in [0, 1] (0 = off), got "
                               f"{self.rejection_acceptance}")
 
+    def sample_settings(self) -> dict:
+        """What identifies the fixed sample every evaluation scores (recorded with a best export, so that an
+        evaluation draw of the same seed is flagged: `tfvidgan.export.selection_bias`)."""
+        return {"seed": self.seed, "num_samples": self.num_samples, "long_frames": self.long_frames,
+                "rejection_acceptance": self.rejection_acceptance, "data": self.data}
+
     def check_no_long_videos(self, trainer: str) -> None:
         if self.long_frames:
             raise ConfigError(f"--eval_long_frames={self.long_frames}: long videos are a video-trainer setting; "

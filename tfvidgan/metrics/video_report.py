@@ -70,10 +70,11 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError, ExportKindError, check_whole_number
-from tfvidgan.export import VIDEO_GENERATOR, read_description
+from tfvidgan.export import VIDEO_GENERATOR, read_description, read_selection, selection_bias
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse_per_clip, motion_energy_cv
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
@@ -254,8 +255,11 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         "isomap": {"plot": PNG path or None, "n_neighbors", "num_trajectories" (the first
           `min(N, ISOMAP_TRAJECTORIES)` generated trajectories and their straight lines are embedded),
           "num_points"}; the PNG draws the first 10 of them.
-        "settings": the config plus "expected_balls", "latent_dim", "encoder" (cache name),
-          "encoder_seed" and the scene ranges used.
+        "settings": the config plus "selection" (how a best export was picked, `export.read_selection`,
+          or None), "expected_balls", "latent_dim", "encoder" (cache name), "encoder_seed" and the scene
+          ranges used.
+        "selection_bias" (only when it applies): a warning that this draw's seed is the seed of the
+          in-training probe sample that picked this best export (`export.selection_bias`).
 
     Raises:
       ConfigError: bad config values, exports that are not of the right kind, an FG swap with another
@@ -363,8 +367,14 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         report["unavailable"] = NO_BALLS
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
                         "num_points": int(num_points)}
+    selection = read_selection(config.export_dir)
+    bias = selection_bias(selection, config.seed)
+    if bias:
+        logging.warning("%s: %s", config.export_dir, bias)
+        report["selection_bias"] = bias
     report["settings"] = {
-        **dataclasses.asdict(config), "expected_balls": int(metadata.num_balls), "latent_dim": latent_dim,
+        **dataclasses.asdict(config), "selection": selection,
+        "expected_balls": int(metadata.num_balls), "latent_dim": latent_dim,
         "frame_shape": list(frame_shape), "encoder": name, "encoder_seed": ENCODER_SEED,
         "scenes": {"encoder": [0, config.encoder_samples], "reference": [first_reference, first_held_out],
                    "real_row": [first_held_out, first_held_out + n]},

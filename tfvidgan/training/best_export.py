@@ -6,7 +6,10 @@ of them 600 steps later with the same flags (docs/experiments_video.md). With `-
 --best_metric=NAME` the loop hands every evaluation to `BestExporter.update`; when `NAME` improves (lower
 with `--best_metric_mode=min`, higher with `max`) the current model is exported to
 `<model_dir>/best_export/<step>/` (atomically, as every export) and `<model_dir>/best.json` records the
-metric, the step, the export and all of that evaluation's values. Only the newest best export is kept.
+metric, the step, the export and all of that evaluation's values; the export itself carries the same record
+(`tfvidgan.export.SELECTION_FILE`) with the probe's sample (`probe`: its seed and size), so that
+`evaluate` can flag a draw that re-uses the sample the step was picked on (`export.selection_bias`). Only
+the newest best export is kept.
 A resumed run continues the record in `best.json`; one kept by another metric or mode is refused (the
 error names the flags and the file), never overwritten.
 """
@@ -22,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import existing_versions, export_version
+from tfvidgan.export import existing_versions, export_version, write_selection
 
 MODES = ("min", "max")
 BEST_FILE = "best.json"
@@ -43,15 +46,18 @@ class BestExporter:
       metric: name of a value returned by the task's `evaluate(step)`.
       mode: "min" (lower is better) or "max".
       export: `export(directory)` writes the SavedModel (the task's `export`).
+      probe: the settings of the fixed sample the evaluations score (e.g. `ProbeConfig.sample_settings()`:
+        its "seed" and size), recorded in `best.json` and in each best export; None if unknown.
 
     Raises:
       ConfigError: an unknown mode, or a `best.json` that is unreadable or was kept for another metric or
         mode (naming the file and the flags).
     """
 
-    def __init__(self, model_dir: str, metric: str, mode: str, export: Callable[[str], None]):
+    def __init__(self, model_dir: str, metric: str, mode: str, export: Callable[[str], None],
+                 probe: dict | None = None):
         check_mode(mode)
-        self.metric, self.mode, self._export = metric, mode, export
+        self.metric, self.mode, self._export, self.probe = metric, mode, export, probe
         self.file = os.path.join(model_dir, BEST_FILE)
         self.export_dir = os.path.join(model_dir, BEST_EXPORT_DIR)
         self.record = self._read()
@@ -95,10 +101,16 @@ class BestExporter:
         if not self.better(value):
             return None
         path = os.path.join(self.export_dir, str(step))
+        selection = {"metric": self.metric, "mode": self.mode, "value": value, "step": int(step),
+                     "probe": self.probe}
+
+        def write(directory):
+            self._export(directory)
+            write_selection(directory, selection)
+
         if not tf.io.gfile.exists(path):  # (it exists when a run died between this export and its record)
-            path = export_version(self.export_dir, self._export, version=step)
-        record = {"metric": self.metric, "mode": self.mode, "value": value, "step": int(step), "export": path,
-                  "metrics": {k: float(v) for k, v in values.items()}}
+            path = export_version(self.export_dir, write, version=step)
+        record = {**selection, "export": path, "metrics": {k: float(v) for k, v in values.items()}}
         scratch = f"{self.file}.tmp"
         with open(scratch, "w") as f:
             json.dump(record, f, indent=1, allow_nan=True)

@@ -367,7 +367,11 @@ def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strat
     if config.best_metric and chief:
         if not hasattr(task, "evaluate"):
             raise ConfigError(f"--best_metric={config.best_metric}: this trainer has no in-training evaluation")
-        best = BestExporter(config.model_dir, config.best_metric, config.best_metric_mode, task.export)
+        # The probe's fixed sample, recorded with each best export (`ProbeConfig.sample_settings`).
+        probe_config = getattr(getattr(task, "quality_probe", None), "config", None)
+        best = BestExporter(config.model_dir, config.best_metric, config.best_metric_mode, task.export,
+                            probe=probe_config.sample_settings() if hasattr(probe_config, "sample_settings")
+                            else None)
     writer = (tf.summary.create_file_writer(config.summary_dir) if chief
               else tf.summary.create_noop_writer())
     if chief and config.flags and start_step == 0:
