@@ -431,6 +431,14 @@ def test_long_video_and_fg_swap_sections(setup):
     long = report["long_video"]
     assert long["num_frames"] == 2 * T and long["window"] == T
     assert set(long["relative_change"]) == set(PHYSICS_COLUMNS)
+    # The mean latent step of each window of the same long trajectories (the export's sample_latents).
+    z = load_signature(setup["config"].export_dir, "sample_latents")(
+        num_samples=tf.constant(N), num_frames=tf.constant(2 * T), seed=tf.constant(setup["config"].seed))
+    steps = np.linalg.norm(np.diff(z["latents"].numpy().astype(np.float64), axis=1), axis=-1)   # [N, 2T - 1]
+    step = long["latent_step"]
+    assert step["first"] == pytest.approx(steps[:, :T - 1].mean(), rel=1e-5)
+    assert step["last"] == pytest.approx(steps[:, T:].mean(), rel=1e-5)
+    assert step["relative_change"] == pytest.approx(abs(step["last"] - step["first"]) / step["first"], rel=1e-9)
     swap = report["fg_swap"]
     assert swap["expected_balls"] == 1 and 0.0 <= swap["fraction_expected_count_frames"] <= 1.0
     with pytest.raises(ConfigError, match="--long_frames"):

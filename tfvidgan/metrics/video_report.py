@@ -41,7 +41,9 @@ speeds) for every row.
 
 `long_frames` > 0 also samples trajectories that long (e.g. 120 frames from a model trained on 30-frame
 clips) and reports the physics of the first and the last `num_frames` frames ("long_video"): a model
-that drifts (balls fade, merge or stop late in the clip) shows different numbers.
+that drifts (balls fade, merge or stop late in the clip) shows different numbers. Its "latent_step" (mean
+latent step |z_{t+1} − z_t| in each window, not a target) tells where a speed drift comes from: from the
+sequence generator's dynamics when it changes with the rendered speed, from the rendering when it does not.
 
 With `frames_generator` (the FG swap), "fg_swap" reports the generated clips' physics counted with
 `swap_expected_balls` (e.g. 1 for an FG trained on one ball): fraction of frames with exactly that many
@@ -360,9 +362,13 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         long_clips = render(long_latents)
         first = clip_row(long_clips[:, :t], metadata.num_balls, None, None, speed_band=band)
         last = clip_row(long_clips[:, -t:], metadata.num_balls, None, None, speed_band=band)
+        steps = [trajectory_statistics(window)["mean_step"]
+                 for window in (long_latents[:, :t], long_latents[:, -t:])]
         report["long_video"] = {
             "num_frames": config.long_frames, "window": t, "first": first, "last": last,
-            "relative_change": long_video_change(first, last)}
+            "relative_change": long_video_change(first, last),
+            "latent_step": {"first": steps[0], "last": steps[1],
+                            "relative_change": abs(steps[1] - steps[0]) / max(steps[0], 1e-9)}}
     if not balls:
         report["unavailable"] = NO_BALLS
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
