@@ -83,6 +83,13 @@ def config_flags() -> dict:
             "batches' mean squared centroid acceleration where a whole ball is centred (tracker-free window "
             "moments; global means over the replicas), against balls wobbling in free flight; 0 = off.",
             minimum=0.0),
+        "stationarity_weight": FlagSpec(
+            "Weight of the stationarity term: each generator update also rolls out --stationarity_length latent "
+            "steps (not rendered) and pays for the squared coefficient of variation over time of the batch-mean "
+            "latent step, so long videos keep their speed (no clock tied to the first frame; scale-free); "
+            "0 = off.", minimum=0.0),
+        "stationarity_length": FlagSpec("Latent steps of the stationarity term's rollouts (e.g. the length of "
+                                        "the long videos users sample).", minimum=3),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

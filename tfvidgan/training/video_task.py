@@ -105,6 +105,14 @@ class VideoGanConfig:
     # its first training (settle recipe, weight 5; docs/experiments_video.md) it lowered the wobble only by
     # slowing the balls.
     centroid_acceleration_match_weight: float = 0.0
+    # Weight of the stationarity term (`latent_step_stationarity`, 0 = off): each generator update also rolls
+    # out `stationarity_length` latent steps (no rendering) and pays for the squared coefficient of variation
+    # over time of the batch-mean latent step. Real videos have no clock: the statistics of frame t do not
+    # depend on t. Trained on clip_length-frame clips from t = 0, the sequence generator's LSTM keeps a
+    # phase-locked clock (its mean latent step oscillates with a period of about 60 frames, ±15 %), and the
+    # speed of long videos drifts with it (docs/experiments_video.md). Scale-free: slowing down does not pay.
+    stationarity_weight: float = 0.0
+    stationarity_length: int = 120
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -133,7 +141,7 @@ class VideoGanConfig:
         if self.smoothness_order not in (1, 2):
             raise ConfigError(f"--smoothness_order must be 1 or 2, got {self.smoothness_order}")
         for name in ("smoothness_weight", "motion_energy_weight", "motion_energy_match_weight",
-                     "centroid_acceleration_match_weight"):
+                     "centroid_acceleration_match_weight", "stationarity_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("clip_length", "sample_length"):
@@ -142,6 +150,8 @@ class VideoGanConfig:
         if self.centroid_acceleration_match_weight > 0 and self.clip_length < 3:
             raise ConfigError(f"--centroid_acceleration_match_weight needs --clip_length >= 3 (second "
                               f"differences), got {self.clip_length}")
+        if self.stationarity_weight > 0 and self.stationarity_length < 3:
+            raise ConfigError(f"--stationarity_length must be >= 3 (two latent steps), got {self.stationarity_length}")
         check_beta(self.ema_beta)
         if self.rollout_length and self.rollout_length < self.clip_length:
             raise ConfigError(f"--rollout_length={self.rollout_length} must be 0 (off) or >= --clip_length="
@@ -276,6 +286,58 @@ def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float)
                             CENTROID_ACCELERATION_MATCH_EPSILON)
 
 
+# The noise stream of the stationarity rollouts (`VideoGanTask._noise` seeds 2·stream and 2·stream + 1; the
+# update is stream 0, discriminator steps 2 + i, rollout lengths and offsets use seeds 512 + and 768 +).
+_STATIONARITY_STREAM = 200
+# Added under the square root of each latent step's norm (its gradient stays finite at a zero step).
+_STEP_NORM_EPSILON = 1e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class Stationarity:
+    """`latent_step_stationarity`'s result (replica context, float32 scalars).
+
+    objective_term: this replica's share of `weight · penalty` (the shares and their gradients sum over the
+      replicas to the penalty's value and gradient).
+    penalty: the global coefficient of variation² over time of the batch-mean latent step (the same on
+      every replica, no gradient).
+    """
+    objective_term: tf.Tensor
+    penalty: tf.Tensor
+
+
+def latent_step_stationarity(latents: tf.Tensor, global_batch, weight: float) -> Stationarity:
+    """The stationarity term of `VideoGanConfig.stationarity_weight` for this replica's rollouts.
+
+    Args:
+      latents: `[b, L, Z]` float32, this replica's share of a global batch of `global_batch` rollouts.
+      global_batch: the number of rollouts over all replicas.
+      weight: the term's weight.
+
+    With s_{b,t} = |z_{b,t+1} − z_{b,t}| and m_t = Σ_b s_{b,t} / global batch (all-reduced, t < L − 1), the
+    penalty is `Σ_t (m_t / m̄ − 1)² / (L − 1)`, m̄ the mean of m_t over time: 0 when the mean step does not
+    depend on t, whatever its size. The penalty is non-linear in the global means, so each replica returns
+    `weight · penalty / replicas` plus the first-order term `Σ_t g_t · Σ_local s_{b,t} / global batch`
+    (g = weight · ∂penalty/∂m at the global m, held constant), whose gradient is its exact share.
+    """
+    latents = tf.cast(latents, tf.float32)
+    steps = tf.sqrt(tf.reduce_sum(tf.square(latents[:, 1:] - latents[:, :-1]), axis=-1)
+                    + _STEP_NORM_EPSILON)                                          # [b, L − 1]
+    local = tf.reduce_sum(steps, axis=0) / tf.cast(global_batch, tf.float32)      # [L − 1], sums to m
+    means = adversarial.all_reduce_sum(tf.stop_gradient(local))
+
+    def penalty_of(m):
+        return tf.reduce_mean(tf.square(m / tf.reduce_mean(m) - 1.0))
+
+    with tf.GradientTape() as tape:
+        tape.watch(means)
+        penalty = penalty_of(means)
+    slope = weight * tape.gradient(penalty, means)
+    term = (weight * penalty / adversarial.replicas_in_sync()
+            + tf.reduce_sum(slope * (local - tf.stop_gradient(local))))
+    return Stationarity(objective_term=term, penalty=penalty)
+
+
 class VideoGanTask:
     """Video GAN task for `run_training`; batches are clips `[b, clip_length, H, W, C]` in [-1, 1].
 
@@ -403,6 +465,13 @@ class VideoGanTask:
                 match = centroid_acceleration_match(clips, real, self.config.centroid_acceleration_match_weight)
                 terms.append(match.objective_term)
                 logged["centroid_acceleration_log_ratio"] = match.log_ratio / replicas
+            if self.config.stationarity_weight > 0:
+                stationarity = latent_step_stationarity(
+                    self.sequence_generator(self._noise(batch, self.config.stationarity_length, step,
+                                                        _STATIONARITY_STREAM), training=True),
+                    global_batch, self.config.stationarity_weight)
+                terms.append(stationarity.objective_term)
+                logged["stationarity_penalty"] = stationarity.penalty / replicas
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
