@@ -15,7 +15,10 @@ mean latent step that swings with it makes long videos speed up and slow down (t
 * "unsynchronised": the same clock_cv after rolling each trajectory's steps by its own random offset: the
   clock_cv of a generator whose clips each keep their own time, the baseline a stationary generator's
   clock_cv should be near. A phase-locked clock gives clock_cv well above it;
-* "sample_cv": mean_n std_t s_{n,t} / mean_t s_{n,t}: each clip's own variation (clocks or not).
+* "sample_cv": mean_n std_t s_{n,t} / mean_t s_{n,t}: each clip's own variation (clocks or not);
+* "ensemble": at the first frame and the last frame of each window, "spread" (mean distance of the N latents
+  from their mean) and "mean_norm" (the norm of that mean): trajectories that converge on a common attractor
+  late in long videos (all clips end alike) show the spread falling and the mean's norm rising.
 
 The exit code is 0 (a measurement, not a test).
 """
@@ -65,7 +68,16 @@ def clock_statistics(latents, window: int = 30, skip: int = 5, seed: int = 0) ->
         "stationarity_penalty": _cv(profile) ** 2,
         "unsynchronised": {"clock_cv": _cv(rolled.mean(axis=0))},
         "sample_cv": float(np.mean(steps.std(axis=1) / np.maximum(steps.mean(axis=1), 1e-12))),
+        "ensemble": _ensemble(z, sorted({0, z.shape[1] - 1,
+                                         *((i + 1) * window - 1 for i in range(z.shape[1] // window))})),
     }
+
+
+def _ensemble(z: np.ndarray, frames) -> dict:
+    centre = z[:, frames].mean(axis=0)                                        # [len(frames), Z]
+    return {"frames": [int(t) for t in frames],
+            "spread": [float(v) for v in np.linalg.norm(z[:, frames] - centre, axis=-1).mean(axis=0)],
+            "mean_norm": [float(v) for v in np.linalg.norm(centre, axis=-1)]}
 
 
 def define_flags() -> None:

@@ -43,6 +43,20 @@ def test_a_phase_locked_clock_is_found_and_an_unsynchronised_one_or_even_steps_a
     assert float(out.penalty) == pytest.approx(clock_statistics(locked[:8])["stationarity_penalty"], rel=1e-4)
 
 
+def test_trajectories_converging_on_one_point_show_a_falling_spread_and_a_rising_mean():
+    rng = np.random.default_rng(2)
+    start = rng.normal(size=(300, 1, 4))
+    target = np.array([3.0, 0.0, 0.0, 0.0])
+    weight = np.linspace(0.0, 0.8, 60)[None, :, None]
+    converging = (1 - weight) * start + weight * target                      # [300, 60, 4]
+    wandering = start + 0.0 * weight
+    out, steady = (clock_statistics(z, window=20, skip=2)["ensemble"] for z in (converging, wandering))
+    assert out["frames"] == [0, 19, 39, 59]
+    assert out["spread"][-1] == pytest.approx(0.2 * out["spread"][0], rel=1e-6)
+    assert out["mean_norm"][-1] > 2.2 and out["mean_norm"][0] < 0.3
+    assert steady["spread"] == pytest.approx([steady["spread"][0]] * 4)
+
+
 def test_bad_shapes_and_settings_are_named():
     with pytest.raises(ConfigError, match="--num_frames"):
         clock_statistics(np.zeros((2, 6, 3)), skip=5)
