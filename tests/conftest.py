@@ -97,3 +97,30 @@ def step_both(plain, regularised, real):
     moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
                 for a, b in zip(plain.generator.weights, regularised.generator.weights, strict=True))
     return out_plain, out_reg, moved
+
+
+def video_step_on_one_and_two_replicas(tmp_path, **overrides):
+    """`(one, two)`: the logged metrics of one video-GAN step (tiny causal config on `tiny_frames_export` plus
+    `overrides`, 4 fixed clips of 4 frames as the global batch, same initial weights) on 1 and on 2 replicas."""
+    import keras
+    import numpy as np
+
+    from tfvidgan.training import loop
+    from tfvidgan.training.video_task import VideoGanConfig, VideoGanTask
+    config = VideoGanConfig(**{**dict(frames_generator=tiny_frames_export(tmp_path), clip_length=4, sample_length=5,
+                                      noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
+                                      num_discriminators=2, discriminator_filters=2, num_sample_videos=1),
+                               **overrides})
+    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
+    metrics = []
+    for devices in (("/cpu:0",), ("/cpu:0", "/cpu:1")):
+        keras.utils.set_random_seed(123)
+        per_replica = 4 // len(devices)
+        result = loop.run_training(
+            VideoGanTask(config),
+            lambda context, start, b=per_replica: tf.data.Dataset.from_tensor_slices(clips).batch(
+                b, drop_remainder=True).repeat(),
+            mirrored_strategy(devices),
+            loop.LoopConfig(model_dir=str(tmp_path / f"run{len(devices)}"), train_steps=1, log_every=1, export=False))
+        metrics.append(result.last_metrics)
+    return tuple(metrics)

@@ -163,27 +163,8 @@ def test_negative_match_weight_is_refused_by_name():
 def test_a_video_step_logs_the_same_log_ratio_on_one_and_two_replicas(tmp_path):
     """The loop sums per-replica metrics: the logged log-ratio and regulariser of one step are those of one
     replica (same initial weights, same global batch)."""
-    import keras
-    from conftest import mirrored_strategy, tiny_frames_export
-
-    from tfvidgan.training import loop
-    from tfvidgan.training.video_task import VideoGanTask
-    config = VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=4, sample_length=5,
-                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
-                            num_discriminators=2, discriminator_filters=2, motion_energy_match_weight=2.0,
-                            num_sample_videos=1)
-    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
-    metrics = []
-    for devices in (("/cpu:0",), ("/cpu:0", "/cpu:1")):
-        keras.utils.set_random_seed(123)
-        per_replica = 4 // len(devices)
-        result = loop.run_training(
-            VideoGanTask(config),
-            lambda context, start, b=per_replica: tf.data.Dataset.from_tensor_slices(clips).batch(b, drop_remainder=True).repeat(),
-            mirrored_strategy(devices),
-            loop.LoopConfig(model_dir=str(tmp_path / f"run{len(devices)}"), train_steps=1, log_every=1, export=False))
-        metrics.append(result.last_metrics)
-    one, two = metrics
+    from conftest import video_step_on_one_and_two_replicas
+    one, two = video_step_on_one_and_two_replicas(tmp_path, motion_energy_match_weight=2.0)
     assert one["motion_energy_log_ratio"] < -1.0  # an untrained generator barely moves
     np.testing.assert_allclose(two["motion_energy_log_ratio"], one["motion_energy_log_ratio"], rtol=1e-4)
     np.testing.assert_allclose(two["g_regularizer"], one["g_regularizer"], rtol=1e-4)

@@ -8,7 +8,7 @@ a video step it is logged, the same on one and two replicas; bad settings are re
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import mirrored_strategy, tiny_frames_export
+from conftest import mirrored_strategy, video_step_on_one_and_two_replicas
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.training.video_task import VideoGanConfig, latent_step_stationarity
@@ -119,27 +119,7 @@ def test_minimising_it_stops_a_clock_without_slowing_down():
 
 
 def test_a_video_step_logs_it_the_same_on_one_and_two_replicas(tmp_path):
-    import keras
-
-    from tfvidgan.training import loop
-    from tfvidgan.training.video_task import VideoGanTask
-    config = VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=4, sample_length=5,
-                            noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
-                            num_discriminators=2, discriminator_filters=2, stationarity_weight=3.0,
-                            stationarity_length=12, num_sample_videos=1)
-    clips = np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)).astype(np.float32)
-    metrics = []
-    for devices in (("/cpu:0",), ("/cpu:0", "/cpu:1")):
-        keras.utils.set_random_seed(123)
-        per_replica = 4 // len(devices)
-        result = loop.run_training(
-            VideoGanTask(config),
-            lambda context, start, b=per_replica: tf.data.Dataset.from_tensor_slices(clips).batch(
-                b, drop_remainder=True).repeat(),
-            mirrored_strategy(devices),
-            loop.LoopConfig(model_dir=str(tmp_path / f"run{len(devices)}"), train_steps=1, log_every=1, export=False))
-        metrics.append(result.last_metrics)
-    one, two = metrics
+    one, two = video_step_on_one_and_two_replicas(tmp_path, stationarity_weight=3.0, stationarity_length=12)
     assert one["stationarity_penalty"] > 0
     np.testing.assert_allclose(two["stationarity_penalty"], one["stationarity_penalty"], rtol=1e-4)
     np.testing.assert_allclose(two["g_regularizer"], one["g_regularizer"], rtol=1e-4)
