@@ -109,8 +109,9 @@ class VideoGanConfig:
     # out `stationarity_length` latent steps (no rendering) and pays for the squared coefficient of variation
     # over time of the batch-mean latent step. Real videos have no clock: the statistics of frame t do not
     # depend on t. Trained on clip_length-frame clips from t = 0, the sequence generator's LSTM keeps a
-    # phase-locked clock (its mean latent step oscillates with a period of about 60 frames, ±15 %), and the
-    # speed of long videos drifts with it (docs/experiments_video.md). Scale-free: slowing down does not pay.
+    # phase-locked clock (its mean latent step oscillates with a period of 58-78 frames, ±10-20 %), and the
+    # speed of long videos drifts with it (`benchmarks/latent_clock.py`). Scale-free: slowing down does not
+    # pay. Measured at weights 20 and 2: long videos broke (docs/experiments_video.md); off by default.
     stationarity_weight: float = 0.0
     stationarity_length: int = 120
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
