@@ -15,7 +15,8 @@ mean latent step that swings with it makes long videos speed up and slow down (t
 * "unsynchronised": the same clock_cv after rolling each trajectory's steps by its own random offset: the
   clock_cv of a generator whose clips each keep their own time, the baseline a stationary generator's
   clock_cv should be near. A phase-locked clock gives clock_cv well above it;
-* "sample_cv": mean_n std_t s_{n,t} / mean_t s_{n,t}: each clip's own variation (clocks or not);
+* "sample_cv": mean_n std_t s_{n,t} / mean_t s_{n,t} (`trajectory_statistics`' "step_cv"): each clip's own
+  variation (clocks or not);
 * "ensemble": at the first frame and the last frame of each window, "spread" (mean distance of the N latents
   from their mean) and "mean_norm" (the norm of that mean): trajectories that converge on a common attractor
   late in long videos (all clips end alike) show the spread falling and the mean's norm rising.
@@ -31,6 +32,7 @@ from absl import app, flags
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
+from tfvidgan.metrics.trajectories import trajectory_statistics
 
 FLAGS = flags.FLAGS
 
@@ -67,7 +69,7 @@ def clock_statistics(latents, window: int = 30, skip: int = 5, seed: int = 0) ->
         "period_frames": float(late.size / strongest) if strongest else float("nan"),
         "stationarity_penalty": _cv(profile) ** 2,
         "unsynchronised": {"clock_cv": _cv(rolled.mean(axis=0))},
-        "sample_cv": float(np.mean(steps.std(axis=1) / np.maximum(steps.mean(axis=1), 1e-12))),
+        "sample_cv": trajectory_statistics(z)["step_cv"],
         "ensemble": _ensemble(z, sorted({0, z.shape[1] - 1,
                                          *((i + 1) * window - 1 for i in range(z.shape[1] // window))})),
     }

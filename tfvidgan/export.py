@@ -28,6 +28,7 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvidgan.errors import ConfigError, ExportKindError, TfvidganError
 from tfvidgan.models.frames_generator import render
@@ -134,6 +135,16 @@ def selection_bias(selection: dict | None, seed: int) -> str | None:
     return (f"selection bias: this export is the step that scored best on --best_metric={selection.get('metric')} "
             f"over the in-training probe's fixed sample of seed {probe['seed']}, and this draw uses the same "
             f"seed (its samples include the probe's); evaluate with another --seed for an unbiased number")
+
+
+def selection_of_draw(path: str, seed: int) -> tuple[dict | None, str | None]:
+    """`(read_selection(path), selection_bias(...))` for an evaluation draw of the export at `path` with
+    `seed`; the bias warning, when there is one, is also logged. For the evaluate reports."""
+    selection = read_selection(path)
+    bias = selection_bias(selection, seed)
+    if bias:
+        logging.warning("%s: %s", path, bias)
+    return selection, bias
 
 
 def write_archive(directory: str, tracked: list, endpoints: dict[str, tuple[Callable, list]]) -> None:

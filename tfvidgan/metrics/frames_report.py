@@ -23,11 +23,10 @@ import dataclasses
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tfvidgan.batching import map_batches
 from tfvidgan.data.metadata import read_metadata
-from tfvidgan.export import load_frames_generator, read_selection, selection_bias
+from tfvidgan.export import load_frames_generator, selection_of_draw
 from tfvidgan.metrics.balls import frame_statistics
 from tfvidgan.metrics.frechet import ENCODER_SEED, encoder_frechet_distance, load_or_train_encoder, train_frame_encoder
 from tfvidgan.metrics.real_data import dataset_fingerprint, real_frames
@@ -125,10 +124,8 @@ def evaluate_frames(config: FramesEvalConfig) -> dict:
     report["generator_weights"] = description.get("weights", "raw")
     if not balls:
         report["unavailable"] = NO_BALLS
-    selection = read_selection(config.export_dir)
-    bias = selection_bias(selection, config.seed)
+    selection, bias = selection_of_draw(config.export_dir, config.seed)
     if bias:
-        logging.warning("%s: %s", config.export_dir, bias)
         report["selection_bias"] = bias
     report["settings"] = {**dataclasses.asdict(config), "selection": selection,
                           "expected_balls": metadata.num_balls, "encoder": name}

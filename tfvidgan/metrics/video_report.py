@@ -72,11 +72,10 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tfvidgan.data.metadata import DatasetMetadata, read_metadata
 from tfvidgan.errors import ConfigError, ExportKindError, check_whole_number
-from tfvidgan.export import VIDEO_GENERATOR, read_description, read_selection, selection_bias
+from tfvidgan.export import VIDEO_GENERATOR, read_description, selection_of_draw
 from tfvidgan.metrics.balls import clip_physics, consecutive_binarized_mse_per_clip, motion_energy_cv
 from tfvidgan.metrics.frechet import ENCODER_SEED, frechet_distance, load_or_train_encoder, train_clip_encoder
 from tfvidgan.metrics.plotting import plot_trajectories_png
@@ -373,10 +372,8 @@ def evaluate_video(config: VideoEvalConfig) -> dict:
         report["unavailable"] = NO_BALLS
     report["isomap"] = {"plot": plot_path, "n_neighbors": int(neighbors), "num_trajectories": embedded_trajectories,
                         "num_points": int(num_points)}
-    selection = read_selection(config.export_dir)
-    bias = selection_bias(selection, config.seed)
+    selection, bias = selection_of_draw(config.export_dir, config.seed)
     if bias:
-        logging.warning("%s: %s", config.export_dir, bias)
         report["selection_bias"] = bias
     report["settings"] = {
         **dataclasses.asdict(config), "selection": selection,
