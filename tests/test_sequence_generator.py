@@ -206,3 +206,59 @@ def test_unknown_trajectory_is_named():
     from tfvidgan.models.sequence_generator import build_sequence_generator
     with pytest.raises(ConfigError, match="--trajectory"):
         build_sequence_generator(8, trajectory="spline")
+
+
+def _zero_clip_code(model):
+    """Zeroes the code MLP, so every clip feeds the same input sequence to the recurrent layers."""
+    for name in ("code_dense0", "code_dense1"):
+        layer = model.get_layer(name)
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+
+
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", True), ("gru", False)])
+def test_noise_initial_state_separates_clips_whose_inputs_are_equal(cell, bidirectional):
+    # With the clip code zeroed and no step noise, the recurrent layers see the same inputs for every clip.
+    # From zero states every clip then follows one trajectory (one phase of any oscillation); from the
+    # noise's initial states they differ, and the difference is the start state alone.
+    keras.utils.set_random_seed(0)
+    x = sg.sample_sequence_noise(5, 40, 4, NOISE, 0)
+    outputs = {}
+    for start in ("zeros", "noise"):
+        model = small(step_noise_dim=0, cell=cell, bidirectional=bidirectional, num_layers=2, initial_state=start)
+        _zero_clip_code(model)
+        outputs[start] = model(x).numpy()
+    assert np.abs(outputs["zeros"] - outputs["zeros"][:1]).max() < 1e-6
+    assert np.abs(outputs["noise"] - outputs["noise"][:1]).max(axis=(1, 2))[1:].min() > 1e-2
+
+
+def test_noise_initial_state_is_frozen_standard_and_saved(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = small(initial_state="noise", num_layers=2)
+    frozen = [w for w in model.non_trainable_weights if "projection" in w.path]
+    assert len(frozen) == 2 and not any("projection" in w.path for w in model.trainable_weights)
+    # x = noise · W / sqrt(D) is N(0, 1) per unit: h_0 = tanh(x) in (-1, 1), c_0 = x with unit variance.
+    layer = sg.NoiseInitialState(400, (True, False), seed=3)
+    h0, c0 = (s.numpy() for s in layer(tf.random.stateless_normal([2000, 64], seed=[1, 2])))
+    assert np.abs(h0).max() < 1 and np.allclose(np.arctanh(np.clip(h0, -0.999999, 0.999999)).std(), 1, atol=0.05)
+    assert abs(c0.std() - 1) < 0.05 and abs(c0.mean()) < 0.05
+    # Trainable weights all get gradients; the projection is saved with the model and reloaded exactly.
+    x = sg.sample_sequence_noise(3, 6, 5, NOISE, STEP)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(model(x, training=True)[:, :, 0]))
+    assert all(g is not None for g in tape.gradient(loss, model.trainable_weights))
+    path = str(tmp_path / "seq.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_noise_initial_state_keeps_a_causal_model_causal():
+    keras.utils.set_random_seed(0)
+    model = small(bidirectional=False, initial_state="noise", step_noise_dim=0)
+    x = sg.sample_sequence_noise(2, 90, 6, NOISE, 0)
+    short = {"noise": x["noise"], "step_noise": x["step_noise"][:, :30]}
+    np.testing.assert_allclose(model(x).numpy()[:, :30], model(short).numpy(), atol=1e-5)
+
+
+def test_unknown_initial_state_is_named():
+    with pytest.raises(ConfigError, match="--initial_state"):
+        small(initial_state="learned")

@@ -22,7 +22,7 @@ from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.models.ensemble_discriminator import VIDEO_DISCRIMINATOR_INPUTS
 from tfvidgan.models.sequence_generator import _CELLS as CELLS
 from tfvidgan.models.sequence_generator import _CONSTRAINTS as LATENT_CONSTRAINTS
-from tfvidgan.models.sequence_generator import TRAJECTORIES
+from tfvidgan.models.sequence_generator import INITIAL_STATES, TRAJECTORIES
 from tfvidgan.training.loop import run_training
 from tfvidgan.training.strategy import is_chief
 from tfvidgan.training.video_task import SMOOTHNESS_TARGETS, VideoGanConfig, VideoGanTask
@@ -55,6 +55,10 @@ def config_flags() -> dict:
         "trajectory": FlagSpec("Latent trajectory: 'absolute' (a latent per step) or 'residual' (z_t = z_{t-1} + "
                                "Δ_t with |Δ_t| < --max_step: no jumps).", choices=TRAJECTORIES),
         "max_step": "Bound on each residual latent step's norm.",
+        "initial_state": FlagSpec("Where each RNN layer starts: 'zeros' (every clip at the same point, so "
+                                  "oscillations of the dynamics are in phase across clips) or 'noise' (a frozen "
+                                  "random projection of the clip noise, as MoCoGAN; clips start at different "
+                                  "phases).", choices=INITIAL_STATES),
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
         "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "
                                         "and their frame differences x_t - x_{t-1} as extra channels (motion made "

@@ -20,6 +20,17 @@ Trajectory parameterisation:
 T is a dynamic dimension: the same weights produce trajectories of any length (train on 16 or 40
 steps, sample 30 or more). The number of steps is taken from `step_noise`.
 
+Initial state:
+  * "zeros" (default): every recurrent layer starts from a zero state, so every clip's recurrent dynamics
+    start at the same point and any oscillation they settle into is in phase across clips (measured: a
+    phase-locked "clock" of the mean latent step, period 58-78 frames, that makes long videos drift;
+    `benchmarks/latent_clock.py`).
+  * "noise": each recurrent layer (each direction) starts from a fixed random projection of the clip noise,
+    x = noise · W / sqrt(noise_dim), W ~ N(0, 1) frozen: h_0 = tanh(x_h) (and, for an LSTM, c_0 = x_c), as
+    MoCoGAN draws its motion RNN's initial state. Clips start at different points of the dynamics (different
+    phases of any oscillation), and training clips from t = 0 then cover those phases. The projection is not
+    trainable, so the generator cannot learn to collapse it to a common start.
+
 Per-step noise: with `step_noise_dim` = 0 the step noise is an empty `[B, T, 0]` tensor that only carries
 T, and the trajectory is a deterministic function of the clip noise: the recurrent layers run as an
 autonomous dynamical system started from the clip code, which is how bouncing balls move (the initial
@@ -50,11 +61,46 @@ __all__ = [
     "StandardizeLatent",
     "ResidualTrajectory",
     "TRAJECTORIES",
+    "INITIAL_STATES",
+    "NoiseInitialState",
 ]
 
 _CELLS = ("lstm", "gru")
 _CONSTRAINTS = ("standardize", "tanh", "none")
 TRAJECTORIES = ("absolute", "residual")
+INITIAL_STATES = ("zeros", "noise")
+
+
+@keras.saving.register_keras_serializable(package="tfvidgan")
+class NoiseInitialState(keras.layers.Layer):
+    """`noise [B, D] -> [state_0, ..., state_{n-1}]`, each `[B, units]` float32: a frozen random projection.
+
+    x_i = noise · W_i / sqrt(D) with W_i ~ N(0, 1) drawn once from `seed` (non-trainable, saved with the
+    model), so x_i ~ N(0, 1) per unit for a N(0, I) noise. State i is tanh(x_i) when `squash[i]` (an RNN's
+    hidden output h, in (-1, 1)) and x_i otherwise (an LSTM's cell state c).
+    """
+
+    def __init__(self, units: int, squash: tuple[bool, ...] = (True,), seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.squash = tuple(bool(v) for v in squash)
+        self.seed = int(seed)
+
+    def build(self, input_shape):
+        self.projection = self.add_weight(
+            name="projection", shape=(int(input_shape[-1]), self.units * len(self.squash)),
+            initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed), trainable=False)
+
+    def call(self, noise):
+        x = ops.matmul(noise, ops.cast(self.projection, noise.dtype)) / float(self.projection.shape[0]) ** 0.5
+        parts = ops.split(x, len(self.squash), axis=-1)
+        return [ops.tanh(p) if squash else p for p, squash in zip(parts, self.squash)]
+
+    def compute_output_shape(self, input_shape):
+        return [(input_shape[0], self.units)] * len(self.squash)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "squash": list(self.squash), "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="tfvidgan")
@@ -136,6 +182,7 @@ def build_sequence_generator(
     latent_constraint: str = "standardize",
     trajectory: str = "absolute",
     max_step: float = 1.0,
+    initial_state: str = "zeros",
     name: str = "sequence_generator",
 ) -> keras.Model:
     """Builds the recurrent generator of latent trajectories.
@@ -152,6 +199,8 @@ def build_sequence_generator(
       latent_constraint: "standardize" (prior N(0, I)), "tanh" (uniform prior on [-1, 1]) or "none".
       trajectory: "absolute" or "residual" (bounded steps z_t = z_{t-1} + Δ_t; see the module docstring).
       max_step: bound m on every step's norm for "residual" (latent units), > 0.
+      initial_state: "zeros" or "noise" (each recurrent layer starts from a frozen random projection of
+        `noise`; see the module docstring).
       name: Keras model name.
 
     Returns:
@@ -177,6 +226,9 @@ def build_sequence_generator(
         raise ConfigError(f"latent_constraint must be one of {_CONSTRAINTS}, got {latent_constraint!r}")
     if trajectory not in TRAJECTORIES:
         raise ConfigError(f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r} (flag --trajectory)")
+    if initial_state not in INITIAL_STATES:
+        raise ConfigError(f"initial_state must be one of {INITIAL_STATES}, got {initial_state!r} "
+                          f"(flag --initial_state)")
     if latent_constraint == "standardize" and latent_dim < 2:
         raise ConfigError(f"latent_constraint 'standardize' needs latent_dim >= 2, got {latent_dim!r}")
 
@@ -188,11 +240,17 @@ def build_sequence_generator(
     h = BroadcastOverTime(name="broadcast_code")([code, step_noise])
     h = keras.layers.Concatenate(axis=-1, name="code_and_step_noise")([h, step_noise])
     rnn_class = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    # An LSTM's state is [h, c], a GRU's [h]; a bidirectional layer takes the forward then the backward states.
+    squash = ((True, False) if cell == "lstm" else (True,)) * (2 if bidirectional else 1)
     for i in range(num_layers):
         rnn = rnn_class(hidden_units, return_sequences=True, name=f"{cell}{i}")
         if bidirectional:
             rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}{i}")
-        h = rnn(h)
+        if initial_state == "noise":
+            start = NoiseInitialState(hidden_units, squash, seed=i, name=f"initial_state{i}")(noise)
+            h = rnn(h, initial_state=start)
+        else:
+            h = rnn(h)
     latents = keras.layers.Dense(latent_dim, name="to_latent")(h)  # applied per step, per sample
     if trajectory == "residual":
         start = keras.layers.Dense(latent_dim, name="to_start_latent")(code)  # z_0 from the clip code
