@@ -262,3 +262,16 @@ def test_noise_initial_state_keeps_a_causal_model_causal():
 def test_unknown_initial_state_is_named():
     with pytest.raises(ConfigError, match="--initial_state"):
         small(initial_state="learned")
+
+
+def test_noise_initial_state_survives_the_video_export(tmp_path):
+    # The export traces the model into SavedModel signatures: the frozen projection must travel with it.
+    from tfvidgan.export import export_video_generator
+    from tfvidgan.models.frames_generator import build_frames_generator
+    keras.utils.set_random_seed(0)
+    model = small(initial_state="noise", bidirectional=False, step_noise_dim=0)
+    export_video_generator(model, build_frames_generator(32, 1, Z, base_filters=8),
+                           {"latent_dim": Z, "noise_dim": NOISE, "step_noise_dim": 0}, str(tmp_path / "1"))
+    x = sg.sample_sequence_noise(3, 9, 8, NOISE, 0)
+    served = tf.saved_model.load(str(tmp_path / "1")).signatures["generate"](**x)["latents"]
+    np.testing.assert_allclose(served.numpy(), model(x).numpy(), atol=1e-5)
