@@ -179,8 +179,8 @@ def test_video_fit_matches_the_loop_on_two_replicas(tmp_path):
                             noise_dim=4, step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False, num_discriminators=2,
                             discriminator_filters=2, discriminator_normalization="none", smoothness_weight=0.5, motion_energy_weight=0.5,
                             motion_energy_match_weight=0.5, centroid_acceleration_match_weight=0.5,
-                            stationarity_weight=0.5, stationarity_length=9,
-                            discriminator_input="clips_and_centroid_accelerations", num_sample_videos=1)
+                            stationarity_weight=0.5, stationarity_length=9, late_motion_match_weight=0.5,
+                            late_motion_length=9, discriminator_input="clips_and_centroid_accelerations", num_sample_videos=1)
     clips = np.random.default_rng(3).uniform(-1, 1, size=(8, 4, 32, 32, 1)).astype(np.float32)
     strategy = _strategy(("/cpu:0", "/cpu:1"))
     with strategy.scope():
@@ -190,7 +190,8 @@ def test_video_fit_matches_the_loop_on_two_replicas(tmp_path):
     initial = _snapshot(gan.task, attributes)
     history = gan.fit(tf.data.Dataset.from_tensor_slices(clips).batch(4, drop_remainder=True), verbose=0)
     assert set(history.history) >= {"d_loss", "g_loss", "g_regularizer", "motion_energy_log_ratio",
-                                      "centroid_acceleration_log_ratio", "stationarity_penalty", "d_loss_001",
+                                      "centroid_acceleration_log_ratio", "stationarity_penalty", "late_motion_log_ratio",
+                                      "d_loss_001",
                                       "g_weight_000"}
 
     task = _WithWeights(VideoGanTask(dataclasses.replace(config, adversarial=AdversarialConfig(loss="hinge"))),

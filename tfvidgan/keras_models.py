@@ -457,11 +457,12 @@ class VideoGAN(_TaskGAN):
         c = self.task.config
         regularised = (c.smoothness_weight > 0 or c.motion_energy_weight > 0 or c.frame_critic_weight > 0
                        or c.motion_energy_match_weight > 0 or c.centroid_acceleration_match_weight > 0
-                       or c.stationarity_weight > 0)
+                       or c.stationarity_weight > 0 or c.late_motion_match_weight > 0)
         scalars = (["d_loss", "g_loss"] + (["g_regularizer"] if regularised else [])
                    + (["motion_energy_log_ratio"] if c.motion_energy_match_weight > 0 else [])
                    + (["centroid_acceleration_log_ratio"] if c.centroid_acceleration_match_weight > 0 else [])
-                   + (["stationarity_penalty"] if c.stationarity_weight > 0 else []))
+                   + (["stationarity_penalty"] if c.stationarity_weight > 0 else [])
+                   + (["late_motion_log_ratio"] if c.late_motion_match_weight > 0 else []))
         return (scalars, ["per_discriminator/d_loss", "per_discriminator/g_loss", "per_discriminator/g_weight"], k)
 
     def _set_optimizers(self, generator, discriminator, extra):

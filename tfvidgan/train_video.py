@@ -94,6 +94,13 @@ def config_flags() -> dict:
             "0 = off.", minimum=0.0),
         "stationarity_length": FlagSpec("Latent steps of the stationarity term's rollouts (e.g. the length of "
                                         "the long videos users sample).", minimum=3),
+        "late_motion_match_weight": FlagSpec(
+            "Weight of the late-motion matching term: each generator update also rolls out --late_motion_length "
+            "latent steps, renders one pair of consecutive frames per sample past the training clips, and pays "
+            "the squared log-ratio of their mean frame-difference energy to the real clips' (balls keep the real "
+            "amount of motion in long videos; no discriminator sees those frames); 0 = off.", minimum=0.0),
+        "late_motion_length": FlagSpec("Latent steps of the late-motion term's rollouts (> --clip_length; e.g. "
+                                       "the length of the long videos users sample).", minimum=3),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

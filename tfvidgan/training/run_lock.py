@@ -48,8 +48,8 @@ RESUMABLE_FIELDS = frozenset({
     "discriminator_steps", "noise_seed", "num_sample_images", "num_sample_videos", "sample_length",
     "smoothness_weight", "smoothness_on", "smoothness_order", "motion_energy_weight", "frame_critic_weight",
     "motion_energy_match_weight", "centroid_acceleration_match_weight", "straightness_weight", "straightness_step",
-    "stationarity_weight", "stationarity_length", "frames_generator",
-    "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
+    "stationarity_weight", "stationarity_length", "late_motion_match_weight", "late_motion_length",
+    "frames_generator", "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
     "decay_start", "clip_norm",
 })
 

@@ -115,6 +115,16 @@ class VideoGanConfig:
     # pay. Measured at weights 20 and 2: long videos broke (docs/experiments_video.md); off by default.
     stationarity_weight: float = 0.0
     stationarity_length: int = 120
+    # Weight of the late-motion matching term (0 = off): each generator update also rolls out
+    # `late_motion_length` latent steps from fresh noise, renders ONE pair of consecutive frames per sample at a
+    # uniform time t in {clip_length, …, late_motion_length − 1} (past the training clips), and pays
+    # `motion_energy_match` of those pairs against the real clips: the balls must keep the real amount of motion
+    # in late frames too, where the LSTM's clock otherwise speeds them up or slows them down. Unlike the
+    # stationarity term it reads the rendered motion (a latent step of constant size can render a frozen ball),
+    # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
+    # fine-tuned frames generator to late, untrained latents). Costs 2 rendered frames per sample.
+    late_motion_match_weight: float = 0.0
+    late_motion_length: int = 120
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
     # real-looking frames (e.g. 3 balls, not 2 or 4). 0 = off; needs an export that carries them.
@@ -152,6 +162,11 @@ class VideoGanConfig:
         if self.centroid_acceleration_match_weight > 0 and self.clip_length < 3:
             raise ConfigError(f"--centroid_acceleration_match_weight needs --clip_length >= 3 (second "
                               f"differences), got {self.clip_length}")
+        if self.late_motion_match_weight < 0:
+            raise ConfigError(f"--late_motion_match_weight must be >= 0, got {self.late_motion_match_weight}")
+        if self.late_motion_match_weight > 0 and self.late_motion_length <= self.clip_length:
+            raise ConfigError(f"--late_motion_length={self.late_motion_length} must be > --clip_length="
+                              f"{self.clip_length} (the pairs are drawn past the training clips)")
         if self.stationarity_weight > 0 and self.stationarity_length < 3:
             raise ConfigError(f"--stationarity_length must be >= 3 (two latent steps), got {self.stationarity_length}")
         check_beta(self.ema_beta)
@@ -291,6 +306,8 @@ def centroid_acceleration_match(fake: tf.Tensor, real: tf.Tensor, weight: float)
 # The noise stream of the stationarity rollouts (`VideoGanTask._noise` seeds 2·stream and 2·stream + 1; the
 # update is stream 0, discriminator steps 2 + i, rollout lengths and offsets use seeds 512 + and 768 +).
 _STATIONARITY_STREAM = 200
+# The noise stream of the late-motion rollouts (noise seeds 402 and 403; the pair times use seed 768 + it).
+_LATE_MOTION_STREAM = 201
 # Added under the square root of each latent step's norm (its gradient stays finite at a zero step).
 _STEP_NORM_EPSILON = 1e-12
 
@@ -439,6 +456,18 @@ class VideoGanTask:
         windows = tf.gather(latents, offsets[:, None] + tf.range(steps)[None], batch_dims=1)
         return latents, windows
 
+    def late_pairs(self, batch: int, step) -> tf.Tensor:
+        """`[batch, 2, H, W, C]` float32 in [-1, 1]: the late-motion term's rendered frames t − 1 and t of this
+        step's `late_motion_length`-step rollouts, t uniform on {clip_length, …, late_motion_length − 1} per
+        sample (one global draw sliced per replica, like the noise)."""
+        c = self.config
+        latents = self.sequence_generator(self._noise(batch, c.late_motion_length, step, _LATE_MOTION_STREAM),
+                                          training=True)
+        times = c.clip_length + replica_uniform_int(batch, c.late_motion_length - c.clip_length, c.noise_seed, step,
+                                                    768 + _LATE_MOTION_STREAM)
+        pairs = tf.gather(latents, times[:, None] + tf.constant([-1, 0])[None], batch_dims=1)   # [batch, 2, Z]
+        return render(self.frames_generator, pairs)
+
     def train_step(self, real, step):
         batch, steps = real.shape[0], real.shape[1]
         replicas = adversarial.replicas_in_sync()
@@ -474,6 +503,11 @@ class VideoGanTask:
                     global_batch, self.config.stationarity_weight)
                 terms.append(stationarity.objective_term)
                 logged["stationarity_penalty"] = stationarity.penalty / replicas
+            if self.config.late_motion_match_weight > 0:
+                match = motion_energy_match(self.late_pairs(batch, step), real, global_batch,
+                                            self.config.late_motion_match_weight)
+                terms.append(match.objective_term)
+                logged["late_motion_log_ratio"] = match.log_ratio / replicas
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
