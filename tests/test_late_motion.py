@@ -75,8 +75,25 @@ def test_late_pairs_render_the_rollout_the_task_would_sample(tmp_path):
 
 
 @pytest.mark.parametrize("overrides,flag", [(dict(late_motion_match_weight=-1.0), "--late_motion_match_weight"),
+                                            (dict(late_motion_start_step=-1), "--late_motion_start_step"),
                                             (dict(late_motion_match_weight=1.0, late_motion_length=16),
                                              "--late_motion_length=16 must be > --clip_length=16")])
 def test_bad_settings_are_refused_by_name(overrides, flag):
     with pytest.raises(ConfigError, match=flag):
         VideoGanConfig(frames_generator="x", clip_length=16, **overrides)
+
+
+def test_the_term_counts_from_its_start_step_and_is_logged_before(tmp_path):
+    task = VideoGanTask(VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=4, noise_dim=4,
+                                       step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
+                                       num_discriminators=2, discriminator_filters=2, late_motion_match_weight=2.0,
+                                       late_motion_length=10, late_motion_start_step=3))
+    task.build()
+    clips = tf.constant(np.random.default_rng(3).uniform(-1, 1, size=(4, 4, 32, 32, 1)), tf.float32)
+    step = tf.function(task.train_step)   # as the loop runs it (one trace: the step is a tensor)
+    before = step(clips, tf.constant(2, tf.int64))
+    after = step(clips, tf.constant(3, tf.int64))
+    for metrics in (before, after):
+        assert np.isfinite(float(metrics["late_motion_log_ratio"])) and float(metrics["late_motion_log_ratio"]) != 0
+    assert float(before["g_regularizer"]) == 0.0
+    assert float(after["g_regularizer"]) == pytest.approx(2.0 * float(after["late_motion_log_ratio"]) ** 2, rel=1e-4)

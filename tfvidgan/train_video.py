@@ -101,6 +101,9 @@ def config_flags() -> dict:
             "amount of motion in long videos; no discriminator sees those frames); 0 = off.", minimum=0.0),
         "late_motion_length": FlagSpec("Latent steps of the late-motion term's rollouts (> --clip_length; e.g. "
                                        "the length of the long videos users sample).", minimum=3),
+        "late_motion_start_step": FlagSpec("First step at which the late-motion term counts (before it the term "
+                                           "is only logged); late frames start frozen, so switch it on late.",
+                                           minimum=0),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "
                                "a frames export that carries its discriminators.",

@@ -49,7 +49,7 @@ RESUMABLE_FIELDS = frozenset({
     "smoothness_weight", "smoothness_on", "smoothness_order", "motion_energy_weight", "frame_critic_weight",
     "motion_energy_match_weight", "centroid_acceleration_match_weight", "straightness_weight", "straightness_step",
     "stationarity_weight", "stationarity_length", "late_motion_match_weight", "late_motion_length",
-    "frames_generator", "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
+    "late_motion_start_step", "frames_generator", "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
     "decay_start", "clip_norm",
 })
 
