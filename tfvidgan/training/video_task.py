@@ -119,7 +119,8 @@ class VideoGanConfig:
     # `late_motion_length` latent steps from fresh noise, renders ONE pair of consecutive frames per sample at a
     # uniform time t in {clip_length, …, late_motion_length − 1} (past the training clips), and pays
     # `motion_energy_match` of those pairs against the real clips: the balls must keep the real amount of motion
-    # in late frames too, where the LSTM's clock otherwise speeds them up or slows them down. Unlike the
+    # in late frames too (on average over them: it cannot see a clock that alternates fast and slow windows,
+    # only a late speed-up or slow-down that persists). Unlike the
     # stationarity term it reads the rendered motion (a latent step of constant size can render a frozen ball),
     # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
     # fine-tuned frames generator to late, untrained latents). Costs 2 rendered frames per sample.
