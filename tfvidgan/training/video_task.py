@@ -123,7 +123,9 @@ class VideoGanConfig:
     # only a late speed-up or slow-down that persists). Unlike the
     # stationarity term it reads the rendered motion (a latent step of constant size can render a frozen ball),
     # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
-    # fine-tuned frames generator to late, untrained latents). Costs 2 rendered frames per sample.
+    # fine-tuned frames generator to late, untrained latents). Costs, per generator update, an L-step rollout
+    # of the sequence generator (forward and backward) and 2 rendered frames per sample, also before
+    # `late_motion_start_step` (where it only logs).
     late_motion_match_weight: float = 0.0
     late_motion_length: int = 120
     # The step from which the late-motion term counts (before it the pairs are rendered and the log-ratio logged,
@@ -250,7 +252,7 @@ class EnergyMatch:
 MOTION_ENERGY_MATCH_EPSILON = 1e-4
 
 
-def _log_ratio_match(local_fake_sum, global_fake_sum, fake_denominator, mean_real, weight: float,
+def _log_ratio_match(local_fake_sum, global_fake_sum, fake_denominator, mean_real, weight,
                      epsilon: float) -> EnergyMatch:
     """`weight · (log(Ē_fake + ε) − log(Ē_real + ε))²` with `Ē_fake = global_fake_sum / fake_denominator`, where
     `global_fake_sum` is the gradient-free sum over the replicas of `local_fake_sum` (the caller all-reduces it,
@@ -266,7 +268,7 @@ def _log_ratio_match(local_fake_sum, global_fake_sum, fake_denominator, mean_rea
     return EnergyMatch(objective_term=term, log_ratio=log_ratio)
 
 
-def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: float) -> EnergyMatch:
+def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight) -> EnergyMatch:
     """Matches the generated clips' mean motion energy to the real clips' (`[b, T, H, W, C]` each, this
     replica's share of a global batch of `global_batch` clips).
 
@@ -275,7 +277,8 @@ def motion_energy_match(fake: tf.Tensor, real: tf.Tensor, global_batch, weight: 
     motion costs what too much costs. The penalty is a non-linear function of a global mean, so a per-replica
     mean would compute another loss; instead each replica returns the penalty's value / replicas plus the
     first-order term `slope · Σ_local E_fake / global_batch` (`slope` = ∂penalty/∂Ē_fake, held constant), whose
-    gradient is this replica's exact share of the penalty's gradient. The real clips get no gradient.
+    gradient is this replica's exact share of the penalty's gradient. The real clips get no gradient. `weight`
+    is a float or a float32 scalar tensor (the late-motion term passes 0 before its start step).
     """
     global_batch = tf.cast(global_batch, tf.float32)
     fake_sum = tf.reduce_sum(motion_energy(fake))
