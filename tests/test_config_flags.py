@@ -155,7 +155,7 @@ def test_model_builders_default_to_the_configs():
     assert _signature_default(frames_generator.build_frames_generator, "base_filters") == frames.generator_filters
     from tfvidgan.models.sequence_generator import build_sequence_generator
     for field in ("noise_dim", "step_noise_dim", "hidden_units", "num_layers", "cell", "bidirectional",
-                  "latent_constraint", "trajectory", "max_step", "initial_state"):
+                  "latent_constraint", "trajectory", "max_step", "initial_state", "burn_in_steps"):
         assert _signature_default(build_sequence_generator, field) == getattr(video, field), field
 
 

@@ -202,6 +202,17 @@ def test_count_changes_are_counted_per_clip():
     assert stats["fraction_always_expected_count"] == 0.5
     assert stats["mean_count_changes"] == pytest.approx((0 + 4) / 2)
     assert stats["fraction_expected_count_frames"] == pytest.approx(10 / 12)
+    assert stats["fraction_expected_count_first_frame"] == 1.0
+
+
+def test_a_messy_first_frame_is_reported_on_its_own():
+    # A speck in frame 0 of half the clips: a 1-in-T blip in the all-frames fraction, half of the first frames.
+    steady = draw_clip(30, np.tile([[[8.0, 8.0], [20.0, 20.0]]], (10, 1, 1)), [3.0, 3.0])
+    messy = steady.copy()
+    messy[0] = draw_discs(30, [(8.0, 8.0), (20.0, 20.0), (4.0, 26.0)], [3.0, 3.0, 1.5])
+    stats = balls.clip_physics(np.stack([steady, messy]), expected_balls=2)
+    assert stats["fraction_expected_count_first_frame"] == 0.5
+    assert stats["fraction_expected_count_frames"] == pytest.approx(19 / 20)
 
 
 def test_threshold_min_area_and_connectivity_are_parameters():

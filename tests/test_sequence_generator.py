@@ -275,3 +275,46 @@ def test_noise_initial_state_survives_the_video_export(tmp_path):
     x = sg.sample_sequence_noise(3, 9, 8, NOISE, 0)
     served = tf.saved_model.load(str(tmp_path / "1")).signatures["generate"](**x)["latents"]
     np.testing.assert_allclose(served.numpy(), model(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("initial_state,bidirectional", [("noise", False), ("zeros", True)])
+def test_burn_in_emits_the_steps_after_w_dropped_ones(initial_state, bidirectional):
+    # The burn-in model on T steps computes exactly the last T outputs of the same weights without burn-in run
+    # on W + T steps whose first W step noises are zero: frame 0 comes from the dynamics' W-th step.
+    keras.utils.set_random_seed(0)
+    w = 5
+    model = small(initial_state=initial_state, bidirectional=bidirectional, burn_in_steps=w, num_layers=2)
+    plain = small(initial_state=initial_state, bidirectional=bidirectional, num_layers=2)
+    assert len(model.weights) == len(plain.weights)
+    plain.set_weights(model.get_weights())
+    x = sg.sample_sequence_noise(3, 8, 9, NOISE, STEP)
+    out = model(x).numpy()
+    assert out.shape == (3, 8, Z)
+    padded = {"noise": x["noise"], "step_noise": tf.pad(x["step_noise"], [[0, 0], [w, 0], [0, 0]])}
+    np.testing.assert_allclose(out, plain(padded).numpy()[:, w:], atol=1e-5)
+    assert np.abs(out - plain(x).numpy()).max() > 1e-3  # and not the plain model's first T outputs
+
+
+def test_burn_in_keeps_a_causal_model_causal_saved_and_exported(tmp_path):
+    from tfvidgan.export import export_video_generator
+    from tfvidgan.models.frames_generator import build_frames_generator
+    keras.utils.set_random_seed(0)
+    model = small(bidirectional=False, initial_state="noise", step_noise_dim=0, burn_in_steps=3)
+    x = sg.sample_sequence_noise(2, 40, 6, NOISE, 0)
+    short = {"noise": x["noise"], "step_noise": x["step_noise"][:, :1]}
+    np.testing.assert_allclose(model(x).numpy()[:, :1], model(short).numpy(), atol=1e-5)
+    traced = tf.function(lambda v: model(v, training=True))
+    assert traced(sg.sample_sequence_noise(2, 7, 1, NOISE, 0)).shape == (2, 7, Z)
+    path = str(tmp_path / "seq.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x).numpy(), model(x).numpy(), atol=1e-6)
+    export_video_generator(model, build_frames_generator(32, 1, Z, base_filters=8),
+                           {"latent_dim": Z, "noise_dim": NOISE, "step_noise_dim": 0}, str(tmp_path / "1"))
+    served = tf.saved_model.load(str(tmp_path / "1")).signatures["generate"](**x)["latents"]
+    np.testing.assert_allclose(served.numpy(), model(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_bad_burn_in_is_named(value):
+    with pytest.raises(ConfigError, match="--burn_in_steps"):
+        small(burn_in_steps=value)

@@ -59,6 +59,9 @@ def config_flags() -> dict:
                                   "oscillations of the dynamics are in phase across clips) or 'noise' (a frozen "
                                   "random projection of the clip noise, as MoCoGAN; clips start at different "
                                   "phases).", choices=INITIAL_STATES),
+        "burn_in_steps": FlagSpec("Recurrent steps run and dropped before the first emitted latent, so the first "
+                                  "frame comes from the dynamics, not from their start state (0 = none).",
+                                  minimum=0),
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
         "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "
                                         "and their frame differences x_t - x_{t-1} as extra channels (motion made "

@@ -336,6 +336,9 @@ def clip_physics(
       A dict of plain Python numbers:
         "num_clips": B.
         "fraction_expected_count_frames": fraction of all frames with exactly `expected_balls` blobs.
+        "fraction_expected_count_first_frame": fraction of clips whose FIRST frame has exactly
+          `expected_balls` blobs (a generator's start, which its dynamics may not have settled yet; real
+          clips start mid-flight and score like their other frames).
         "fraction_stable_count": fraction of clips whose blob count never changes over time.
         "fraction_always_expected_count": fraction of clips with the expected count in every frame.
         "mean_count_changes": mean over clips of the number of t with count(t) != count(t-1).
@@ -400,6 +403,7 @@ def clip_physics(
     stats = {
         "num_clips": int(b),
         "fraction_expected_count_frames": float(np.mean(counts == expected_balls)),
+        "fraction_expected_count_first_frame": float(np.mean(counts[:, 0] == expected_balls)),
         "fraction_stable_count": float(np.mean(changes == 0)),
         "fraction_always_expected_count": float(np.mean(np.all(counts == expected_balls, axis=1))),
         "mean_count_changes": float(np.mean(changes)),

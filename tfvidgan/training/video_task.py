@@ -71,6 +71,7 @@ class VideoGanConfig:
     trajectory: str = _SEQUENCE_DEFAULTS["trajectory"]
     max_step: float = _SEQUENCE_DEFAULTS["max_step"]
     initial_state: str = _SEQUENCE_DEFAULTS["initial_state"]
+    burn_in_steps: int = _SEQUENCE_DEFAULTS["burn_in_steps"]
     num_discriminators: int = 16
     discriminator_filters: int = DEFAULT_VIDEO_BASE_FILTERS
     discriminator_normalization: str = DEFAULT_NORMALIZATION
@@ -402,7 +403,8 @@ class VideoGanTask:
             self.latent_dim, noise_dim=c.noise_dim, step_noise_dim=c.step_noise_dim,
             hidden_units=c.hidden_units, num_layers=c.num_layers, cell=c.cell,
             bidirectional=c.bidirectional, latent_constraint=c.latent_constraint,
-            trajectory=c.trajectory, max_step=c.max_step, initial_state=c.initial_state)
+            trajectory=c.trajectory, max_step=c.max_step, initial_state=c.initial_state,
+            burn_in_steps=c.burn_in_steps)
         self.discriminators = build_video_discriminators(
             (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
             seed=c.projection_seed, normalization=c.discriminator_normalization,
@@ -591,7 +593,7 @@ class VideoGanTask:
                 "sample_length": c.sample_length, "frames_generator": c.frames_generator,
                 "frames_generator_finetuned": c.finetune_frames_generator,
                 "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional,
-                "initial_state": c.initial_state,
+                "initial_state": c.initial_state, "burn_in_steps": c.burn_in_steps,
                 "rollout_length": c.rollout_length, "weights": "ema" if self.sequence_ema is not None else "raw",
                 "ema_beta": c.ema_beta}
 
