@@ -1,6 +1,8 @@
 """The late-motion matching term of the video trainer (`--late_motion_match_weight`, `VideoGanTask.late_pairs`):
 the pairs are consecutive frames of the rollout past the training clips, the term is `motion_energy_match` of
 them, and N replicas compute what one does."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -97,3 +99,38 @@ def test_the_term_counts_from_its_start_step_and_is_logged_before(tmp_path):
         assert np.isfinite(float(metrics["late_motion_log_ratio"])) and float(metrics["late_motion_log_ratio"]) != 0
     assert float(before["g_regularizer"]) == 0.0
     assert float(after["g_regularizer"]) == pytest.approx(2.0 * float(after["late_motion_log_ratio"]) ** 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_before_its_start_step_the_late_rollout_is_not_differentiated(tmp_path, traced):
+    """Before the start step the term only logs: its rollout is gradient-free (no L-step backward pass through
+    the sequence generator); from the start step every sequence-generator weight gets a gradient. The pairs
+    are the same frames either way."""
+    task = VideoGanTask(VideoGanConfig(frames_generator=tiny_frames_export(tmp_path), clip_length=4, noise_dim=4,
+                                       step_noise_dim=2, hidden_units=8, num_layers=1, bidirectional=False,
+                                       num_discriminators=2, discriminator_filters=2, late_motion_match_weight=2.0,
+                                       late_motion_length=10, late_motion_start_step=5))
+    task.build()
+    weights = task.sequence_generator.trainable_weights
+
+    def pairs_and_gradients(step):
+        with tf.GradientTape() as tape:
+            pairs = task.late_pairs(3, step)
+            total = tf.reduce_sum(pairs)
+        grads = tape.gradient(total, weights)   # None: not connected (eager); zeros: the untaken branch (traced)
+        return pairs, [tf.zeros(w.shape) if g is None else g for w, g in zip(weights, grads)]
+    run = tf.function(pairs_and_gradients) if traced else pairs_and_gradients
+    for step, started in ((4, False), (5, True), (6, True)):
+        pairs, grads = run(tf.constant(step, tf.int64))
+        norms = [float(tf.reduce_max(tf.abs(g))) for g in grads]
+        if started:
+            assert min(norms) > 0, step
+        else:
+            assert max(norms) == 0.0, step
+        # The same frames whether or not they are differentiated: the ungated task's pairs of that step (eager;
+        # the untrained generator's frames are about 1e-6, traced and eager differ by ~1e-11).
+        ungated = dataclasses.replace(task.config, late_motion_start_step=0)
+        plain = VideoGanTask(ungated)
+        plain.sequence_generator, plain.frames_generator = task.sequence_generator, task.frames_generator
+        np.testing.assert_allclose(pairs.numpy(), plain.late_pairs(3, tf.constant(step, tf.int64)).numpy(),
+                                   rtol=1e-5, atol=1e-10)

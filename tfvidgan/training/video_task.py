@@ -125,8 +125,8 @@ class VideoGanConfig:
     # stationarity term it reads the rendered motion (a latent step of constant size can render a frozen ball),
     # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
     # fine-tuned frames generator to late, untrained latents). Costs, per generator update, an L-step rollout
-    # of the sequence generator (forward and backward) and 2 rendered frames per sample, also before
-    # `late_motion_start_step` (where it only logs).
+    # of the sequence generator (forward and backward) and 2 rendered frames per sample; before
+    # `late_motion_start_step`, where it only logs, the rollout's forward pass alone (`VideoGanTask.late_pairs`).
     late_motion_match_weight: float = 0.0
     late_motion_length: int = 120
     # The step from which the late-motion term counts (before it the pairs are rendered and the log-ratio logged,
@@ -188,6 +188,12 @@ class VideoGanConfig:
     def uses_rollouts(self) -> bool:
         """Whether training draws clip windows from longer rollouts (`rollout_length` > `clip_length`)."""
         return self.rollout_length > self.clip_length
+
+
+def gather_windows(sequences: tf.Tensor, starts: tf.Tensor, relative: tf.Tensor) -> tf.Tensor:
+    """`sequences [B, T, ...]`, `starts [B]` int32 and `relative [n]` int32 → `[B, n, ...]`: row b holds
+    `sequences[b, starts[b] + relative]` (every index must lie in [0, T))."""
+    return tf.gather(sequences, starts[:, None] + relative[None], batch_dims=1)
 
 
 def temporal_smoothness(sequence: tf.Tensor, order: int = 1) -> tf.Tensor:
@@ -465,20 +471,29 @@ class VideoGanTask:
                                              alg="philox")
         latents = self.sequence_generator(self._noise(batch, length, step, stream), training=True)
         offsets = replica_uniform_int(batch, length - steps + 1, c.noise_seed, step, 768 + stream)
-        windows = tf.gather(latents, offsets[:, None] + tf.range(steps)[None], batch_dims=1)
-        return latents, windows
+        return latents, gather_windows(latents, offsets, tf.range(steps))
 
     def late_pairs(self, batch: int, step) -> tf.Tensor:
         """`[batch, 2, H, W, C]` float32 in [-1, 1]: the late-motion term's rendered frames t − 1 and t of this
         step's `late_motion_length`-step rollouts, t uniform on {clip_length, …, late_motion_length − 1} per
-        sample (one global draw sliced per replica, like the noise)."""
+        sample (one global draw sliced per replica, like the noise).
+
+        Before `late_motion_start_step` the rollout is gradient-free (`tf.stop_gradient` in one branch of a
+        `tf.cond` on the step): the term only logs there, so the sequence generator's L-step backward pass is
+        skipped, not run at weight 0. The frames are the same either way."""
         c = self.config
-        latents = self.sequence_generator(self._noise(batch, c.late_motion_length, step, _LATE_MOTION_STREAM),
-                                          training=True)
+        noise = self._noise(batch, c.late_motion_length, step, _LATE_MOTION_STREAM)
+
+        def rollout():
+            return self.sequence_generator(noise, training=True)
+        if c.late_motion_start_step > 0:
+            started = tf.cast(step, tf.int64) >= c.late_motion_start_step
+            latents = tf.cond(started, rollout, lambda: tf.stop_gradient(rollout()))
+        else:
+            latents = rollout()
         times = c.clip_length + replica_uniform_int(batch, c.late_motion_length - c.clip_length, c.noise_seed, step,
                                                     768 + _LATE_MOTION_STREAM)
-        pairs = tf.gather(latents, times[:, None] + tf.constant([-1, 0])[None], batch_dims=1)   # [batch, 2, Z]
-        return render(self.frames_generator, pairs)
+        return render(self.frames_generator, gather_windows(latents, times, tf.constant([-1, 0])))  # [batch, 2, ...]
 
     def train_step(self, real, step):
         batch, steps = real.shape[0], real.shape[1]
