@@ -134,3 +134,13 @@ def test_before_its_start_step_the_late_rollout_is_not_differentiated(tmp_path, 
         plain.sequence_generator, plain.frames_generator = task.sequence_generator, task.frames_generator
         np.testing.assert_allclose(pairs.numpy(), plain.late_pairs(3, tf.constant(step, tf.int64)).numpy(),
                                    rtol=1e-5, atol=1e-10)
+
+
+def test_the_gated_term_runs_under_the_loop_on_one_and_two_replicas(tmp_path):
+    """Step 0 of a run whose term starts at step 1 (the gradient-free branch, under `MirroredStrategy` and the
+    training loop): both log the same log-ratio, and the term adds nothing to the objective."""
+    one, two = video_step_on_one_and_two_replicas(tmp_path, late_motion_match_weight=2.0, late_motion_length=10,
+                                                  late_motion_start_step=1)
+    assert np.isfinite(one["late_motion_log_ratio"]) and one["late_motion_log_ratio"] != 0
+    np.testing.assert_allclose(two["late_motion_log_ratio"], one["late_motion_log_ratio"], rtol=1e-4)
+    assert one["g_regularizer"] == 0.0 and two["g_regularizer"] == 0.0
