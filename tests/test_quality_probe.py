@@ -65,6 +65,8 @@ def test_video_probe_reports_the_targets_and_the_drift_of_long_videos(data):
     good, bad = probe(steady), probe(stalls)
     assert set(good) == set(probe.names()) == set(bad)
     assert 0 < good["motion_energy_cv"] < 1 and 0 < good["real/motion_energy_cv"] < 1  # real clips move steadily
+    # The first frames of real clips are real frames: 3 balls as often as frames in general (10 clips: to 0.1).
+    assert abs(good["fraction_expected_count_first_frame"] - good["fraction_expected_count_frames"]) <= 0.1 + 1e-9
     assert good["long/mean_speed"] < 0.5 and bad["long/mean_speed"] == pytest.approx(1.0)
     assert bad["long_video_drift"] >= bad["long/mean_speed"] > good["long_video_drift"] >= good["long/mean_speed"]
     assert bad["targets/long_video_drift"] == pytest.approx(bad["long_video_drift"] / 0.2)

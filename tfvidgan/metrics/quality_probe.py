@@ -216,7 +216,8 @@ class VideoQualityProbe:
     Returned keys (`names()`): the physics columns of the video report for the fixed generated sample
     (`fraction_expected_count_frames`, `mean_count_changes`, `free_flight_second_difference`,
     `mean_speed`, `fraction_steps_in_speed_band` with the real clips' band,
-    `consecutive_binarized_mse`), the diagnostic `motion_energy_cv`, their real values as `real/<name>`,
+    `consecutive_binarized_mse`), the diagnostics `motion_energy_cv` and `fraction_expected_count_first_frame`,
+    their real values as `real/<name>`,
     `frechet_distance`; with
     `long_frames`, `long/<column>` (the relative change of each physics column between the first and last
     `num_frames` of fixed-seed `long_frames`-frame videos) and `long_video_drift` (the worst one); and the

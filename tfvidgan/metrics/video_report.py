@@ -89,8 +89,9 @@ __all__ = ["VideoEvalConfig", "evaluate_video", "clip_row", "compare_with_real",
            "clip_encoder_name", "ENCODER_SEED", "ISOMAP_TRAJECTORIES", "ROWS"]
 
 ROWS = ("generated", "real", "latent_interpolation", "independent_latents", "static", "collapsed")
-# Columns every row reports beside the physics columns, outside the targets (no vs_real, no distributions).
-DIAGNOSTIC_COLUMNS = ("motion_energy_cv",)
+# Columns every row reports beside the physics columns, outside the targets (no vs_real, no distributions); the
+# in-training probe logs them too.
+DIAGNOSTIC_COLUMNS = ("motion_energy_cv", "fraction_expected_count_first_frame")
 _INDEPENDENT_STREAM = 31_337  # second word of the stateless seed of the independent latents
 _ISOMAP_NEIGHBORS = 10
 ISOMAP_TRAJECTORIES = 25  # generated trajectories (and as many straight lines) in the Isomap fit
