@@ -60,7 +60,8 @@ def config_flags() -> dict:
                                   "random projection of the clip noise, as MoCoGAN; clips start at different "
                                   "phases).", choices=INITIAL_STATES),
         "burn_in_steps": FlagSpec("Recurrent steps run and dropped before the first emitted latent, so the first "
-                                  "frame comes from the dynamics, not from their start state (0 = none).",
+                                  "frame comes from the dynamics, not from their start state (0 = none). Measured "
+                                  "once with 8 from step 0: the start broke (README).",
                                   minimum=0),
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
         "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "

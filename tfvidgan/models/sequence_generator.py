@@ -37,7 +37,10 @@ rendered from the dynamics' W-th step, not from its start state. A start state f
 dynamics visit (the noise initial state draws c_0 ~ N(0, 1) per unit) otherwise shows up in the first
 latent; measured on a noise-state model: 69 % of first frames had the expected ball count against 90 % for
 frames 5-30. W = 0 (default) emits from the first step. The output still has T steps; a causal model
-stays causal.
+stays causal. W changes the functional model's layers, so a checkpoint restores only into a model with the same
+W (the run-config check refuses a resume with another `--burn_in_steps`). Trained from step 0 with W = 8 (one
+run, docs/experiments_video.md) the untrained dynamics settled within the burn-in, the first clips hardly
+moved, and the run ended worse than without it.
 
 Per-step noise: with `step_noise_dim` = 0 the step noise is an empty `[B, T, 0]` tensor that only carries
 T, and the trajectory is a deterministic function of the clip noise: the recurrent layers run as an
