@@ -41,19 +41,21 @@ def define_flags() -> None:
     flags.DEFINE_string("output", "", "Also write the JSON here.")
 
 
+def physics_row(clips: np.ndarray, expected_balls: int) -> dict:
+    """`COLUMNS` of `clip_physics` on clips `[N, T, H, W, C]` in [-1, 1]."""
+    from tfvidgan.metrics.balls import clip_physics
+    stats = clip_physics(np.asarray(clips), expected_balls)
+    return {k: stats[k] for k in COLUMNS}
+
+
 def window_rows(videos: np.ndarray, burn_in: int, num_frames: int, expected_balls: int) -> dict:
     """`{"from_start": ..., "after_burn_in": ...}`: `COLUMNS` of `clip_physics` on `videos[:, :T]` and on
     `videos[:, W:W + T]` (`videos` `[N, >= W + T, H, W, C]` in [-1, 1])."""
-    from tfvidgan.metrics.balls import clip_physics
     if videos.shape[1] < burn_in + num_frames:
         raise ValueError(f"videos have {videos.shape[1]} frames, fewer than burn_in + num_frames = "
                          f"{burn_in + num_frames}")
-    out = {}
-    for name, clips in (("from_start", videos[:, :num_frames]),
-                        ("after_burn_in", videos[:, burn_in:burn_in + num_frames])):
-        stats = clip_physics(np.asarray(clips), expected_balls)
-        out[name] = {k: stats[k] for k in COLUMNS}
-    return out
+    return {"from_start": physics_row(videos[:, :num_frames], expected_balls),
+            "after_burn_in": physics_row(videos[:, burn_in:burn_in + num_frames], expected_balls)}
 
 
 def main(argv) -> None:
@@ -72,11 +74,9 @@ def main(argv) -> None:
                                      and description.get("step_noise_dim") == 0),
               **window_rows(videos, FLAGS.burn_in, FLAGS.num_frames, FLAGS.expected_balls)}
     if FLAGS.data:
-        from tfvidgan.metrics.balls import clip_physics
         from tfvidgan.metrics.real_data import real_clips
         clips, _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
-        stats = clip_physics(clips, FLAGS.expected_balls)
-        report["real"] = {k: stats[k] for k in COLUMNS}
+        report["real"] = physics_row(clips, FLAGS.expected_balls)
     report["seconds"] = round(time.perf_counter() - start, 2)
     emit(report, FLAGS.output)
 
