@@ -318,3 +318,23 @@ def test_burn_in_keeps_a_causal_model_causal_saved_and_exported(tmp_path):
 def test_bad_burn_in_is_named(value):
     with pytest.raises(ConfigError, match="--burn_in_steps"):
         small(burn_in_steps=value)
+
+
+def test_a_longer_burn_in_can_share_the_trained_layers():
+    # Sampling with more burn-in than was trained: the second model reuses the first one's variables (no copy
+    # to go stale) and emits what a model built with that burn-in would from the same weights.
+    keras.utils.set_random_seed(0)
+    trained = small(initial_state="noise", burn_in_steps=2, num_layers=2)
+    sampler = small(initial_state="noise", burn_in_steps=5, num_layers=2, share_layers_of=trained, name="s")
+    assert [id(v) for v in sampler.weights] == [id(v) for v in trained.weights]
+    built = small(initial_state="noise", burn_in_steps=5, num_layers=2)
+    built.set_weights(trained.get_weights())
+    x = sg.sample_sequence_noise(3, 6, 4, NOISE, STEP)
+    np.testing.assert_allclose(sampler(x).numpy(), built(x).numpy(), atol=1e-5)
+    trained.get_layer("to_latent").bias.assign(tf.ones([Z]))  # a later update shows at once
+    built.set_weights(trained.get_weights())
+    np.testing.assert_allclose(sampler(x).numpy(), built(x).numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="share_layers_of='sequence_generator' has no layer 'bi_gru0'"):
+        small(cell="gru", share_layers_of=trained)
+    with pytest.raises(ConfigError, match="other sequence-generator options"):
+        small(initial_state="noise", num_layers=2, trajectory="residual", share_layers_of=trained)

@@ -63,6 +63,10 @@ def config_flags() -> dict:
                                   "frame comes from the dynamics, not from their start state (0 = none). Measured "
                                   "once with 8 from step 0: the start broke (README).",
                                   minimum=0),
+        "sample_burn_in_steps": FlagSpec("Burn-in steps added for sampling only (samples, evaluations, exports), "
+                                         "on top of --burn_in_steps: the trained weights settle before the first "
+                                         "frame. May change on a resume; a finished run resumed with another "
+                                         "value is exported again as a new version.", minimum=0),
         **common_flags.discriminator_flags("video discriminator", "Conv3D"),
         "discriminator_input": FlagSpec("What each video discriminator's projection sees: the clips; the clips "
                                         "and their frame differences x_t - x_{t-1} as extra channels (motion made "

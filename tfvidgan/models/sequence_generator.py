@@ -40,7 +40,9 @@ frames 5-30. W = 0 (default) emits from the first step. The output still has T s
 stays causal. W changes the functional model's layers, so a checkpoint restores only into a model with the same
 W (the run-config check refuses a resume with another `--burn_in_steps`). Trained from step 0 with W = 8 (one
 run, docs/experiments_video.md) the untrained dynamics settled within the burn-in, the first clips hardly
-moved, and the run ended worse than without it.
+moved, and the run ended worse than without it. A burn-in for sampling only (`--sample_burn_in_steps` of the
+video trainer) builds a second model with the larger W from the trained model's own layers
+(`share_layers_of`): it holds no variables of its own, so it always emits from the current weights.
 
 Per-step noise: with `step_noise_dim` = 0 the step noise is an empty `[B, T, 0]` tensor that only carries
 T, and the trajectory is a deterministic function of the clip noise: the recurrent layers run as an
@@ -237,6 +239,7 @@ def build_sequence_generator(
     initial_state: str = "zeros",
     burn_in_steps: int = 0,
     name: str = "sequence_generator",
+    share_layers_of: keras.Model | None = None,
 ) -> keras.Model:
     """Builds the recurrent generator of latent trajectories.
 
@@ -257,6 +260,9 @@ def build_sequence_generator(
       burn_in_steps: W >= 0 recurrent steps run and dropped before the first emitted latent (see the module
         docstring); the output keeps T steps.
       name: Keras model name.
+      share_layers_of: None, or a model built by this function with the same arguments except
+        `burn_in_steps` and `name`: its layers (and so its variables) are reused instead of new ones, e.g. to
+        sample a trained model with a longer burn-in. The new model owns no variables.
 
     Returns:
       A functional `keras.Model` with inputs `{"noise": [B, noise_dim], "step_noise": [B, T, step_noise_dim]}`
@@ -289,11 +295,21 @@ def build_sequence_generator(
     if latent_constraint == "standardize" and latent_dim < 2:
         raise ConfigError(f"latent_constraint 'standardize' needs latent_dim >= 2, got {latent_dim!r}")
 
+    def layer(layer_name: str, make):
+        """`make()`, or the layer of that name of `share_layers_of`."""
+        if share_layers_of is None:
+            return make()
+        try:
+            return share_layers_of.get_layer(layer_name)
+        except ValueError as err:
+            raise ConfigError(f"share_layers_of={share_layers_of.name!r} has no layer {layer_name!r}: it was "
+                              f"built with other sequence-generator options") from err
+
     noise = keras.Input(shape=(noise_dim,), name="noise")
     step_noise = keras.Input(shape=(None, step_noise_dim), name="step_noise")
 
-    code = keras.layers.Dense(hidden_units, activation="tanh", name="code_dense0")(noise)
-    code = keras.layers.Dense(hidden_units, activation="tanh", name="code_dense1")(code)
+    code = layer("code_dense0", lambda: keras.layers.Dense(hidden_units, activation="tanh", name="code_dense0"))(noise)
+    code = layer("code_dense1", lambda: keras.layers.Dense(hidden_units, activation="tanh", name="code_dense1"))(code)
     # The recurrent layers' input: W burn-in steps of zero step noise, then the T given steps.
     steps = PrependZeroSteps(burn_in_steps, name="burn_in")(step_noise) if burn_in_steps else step_noise
     h = BroadcastOverTime(name="broadcast_code")([code, steps])
@@ -302,25 +318,34 @@ def build_sequence_generator(
     # An LSTM's state is [h, c], a GRU's [h]; a bidirectional layer takes the forward then the backward states.
     squash = ((True, False) if cell == "lstm" else (True,)) * (2 if bidirectional else 1)
     for i in range(num_layers):
-        rnn = rnn_class(hidden_units, return_sequences=True, name=f"{cell}{i}")
         if bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}{i}")
+            rnn = layer(f"bi_{cell}{i}", lambda: keras.layers.Bidirectional(
+                rnn_class(hidden_units, return_sequences=True, name=f"{cell}{i}"), merge_mode="concat",
+                name=f"bi_{cell}{i}"))
+        else:
+            rnn = layer(f"{cell}{i}", lambda: rnn_class(hidden_units, return_sequences=True, name=f"{cell}{i}"))
         if initial_state == "noise":
-            start = NoiseInitialState(hidden_units, squash, seed=i, name=f"initial_state{i}")(noise)
+            start = layer(f"initial_state{i}", lambda: NoiseInitialState(
+                hidden_units, squash, seed=i, name=f"initial_state{i}"))(noise)
             h = rnn(h, initial_state=start)
         else:
             h = rnn(h)
-    latents = keras.layers.Dense(latent_dim, name="to_latent")(h)  # applied per step, per sample
+    latents = layer("to_latent", lambda: keras.layers.Dense(latent_dim, name="to_latent"))(h)  # per step, per sample
     if burn_in_steps:
         latents = DropLeadingSteps(burn_in_steps, name="drop_burn_in")(latents)
     if trajectory == "residual":
-        start = keras.layers.Dense(latent_dim, name="to_start_latent")(code)  # z_0 from the clip code
-        latents = ResidualTrajectory(max_step, name="residual_trajectory")([start, latents])
+        start = layer("to_start_latent", lambda: keras.layers.Dense(latent_dim, name="to_start_latent"))(code)  # z_0
+        latents = layer("residual_trajectory", lambda: ResidualTrajectory(max_step, name="residual_trajectory"))(
+            [start, latents])
     if latent_constraint == "standardize":
         latents = StandardizeLatent(name="standardize")(latents)
     elif latent_constraint == "tanh":
         latents = keras.layers.Activation("tanh", name="tanh")(latents)
-    return keras.Model({"noise": noise, "step_noise": step_noise}, latents, name=name)
+    model = keras.Model({"noise": noise, "step_noise": step_noise}, latents, name=name)
+    if share_layers_of is not None and {v.path for v in model.weights} != {v.path for v in share_layers_of.weights}:
+        raise ConfigError(f"share_layers_of={share_layers_of.name!r} was built with other sequence-generator "
+                          f"options: its variables differ from the new model's")
+    return model
 
 
 def sequence_generator_dims(model: keras.Model) -> tuple[int, int, int]:

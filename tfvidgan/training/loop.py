@@ -20,6 +20,10 @@ A task implements (see ARCHITECTURE.md):
                                lower rate after a divergence must use it).
   write_samples(step)          chief only, with the summary writer active (image grids, GIFs, ...).
   export(directory)            writes a SavedModel into `directory`.
+  description() (optional)     the JSON description its exports carry (`tfvidgan.export.DESCRIPTION_FILE`;
+                               the loop adds the training step as ``"step"``). A finished run started again
+                               with other sampling settings (e.g. `--sample_burn_in_steps`) exports the same
+                               weights again, as the next free version: no version is overwritten.
   evaluate(step) (optional)    chief only, host side: quality metrics `{name: float}` of the current
                                model (e.g. ball physics and a Fréchet distance on a fixed-seed sample);
                                called every `eval_every` steps, written to TensorBoard under `eval/` and
@@ -48,7 +52,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
-from tfvidgan.export import export_version
+from tfvidgan.export import DESCRIPTION_FILE, existing_versions, export_version
 from tfvidgan.json_report import BFLOAT16_ARITHMETIC, cpuinfo
 from tfvidgan.training import summaries
 from tfvidgan.training.best_export import BestExporter
@@ -56,6 +60,40 @@ from tfvidgan.training.checkpointing import CheckpointKeeper
 from tfvidgan.training.preemption import SigtermWatcher
 from tfvidgan.training.run_lock import check_run_config, lock_run_dir
 from tfvidgan.training.strategy import describe_cluster_error, is_chief
+
+
+def _stamped_export(task, step: int) -> Callable[[str], None]:
+    """`task.export`, then the training step of the weights added (as ``"step"``) to the export's description
+    file when it has one: a re-export of the same step under another version number says which step it holds."""
+    def write(directory: str) -> None:
+        task.export(directory)
+        path = os.path.join(directory, DESCRIPTION_FILE)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                description = json.load(f)
+            with tf.io.gfile.GFile(path, "w") as f:
+                json.dump(dict(description, step=step), f, indent=2)
+    return write
+
+
+def _current_export(export_dir: str, task, step: int) -> str | None:
+    """The newest version under `export_dir` that holds step `step` as `task` would export it now (the same
+    `task.description()`), or None. Without a description only `export_dir/<step>` counts."""
+    describe = getattr(task, "description", None)
+    if describe is None:
+        path = os.path.join(export_dir, str(step))
+        return path if tf.io.gfile.exists(path) else None
+    wanted = json.loads(json.dumps(describe()))
+    for version in reversed(existing_versions(export_dir)):
+        directory = os.path.join(export_dir, str(version))
+        if not tf.io.gfile.exists(os.path.join(directory, DESCRIPTION_FILE)):
+            continue
+        with tf.io.gfile.GFile(os.path.join(directory, DESCRIPTION_FILE)) as f:
+            described = json.load(f)
+        # Exports written before the step was stamped are version <step>.
+        if described.pop("step", version) == step and described == wanted:
+            return directory
+    return None
 
 
 class Task(Protocol):
@@ -482,12 +520,17 @@ def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strat
     elapsed = time.perf_counter() - t_start
     export_path = None
     if config.export and chief:
-        export_path = os.path.join(config.export_dir, str(step))
-        if tf.io.gfile.exists(export_path):
-            logging.info("Export %s already exists (run had finished); not re-exporting", export_path)
+        current = _current_export(config.export_dir, task, step)
+        if current is not None:
+            export_path = current
+            logging.info("Export %s already holds step %d (run had finished); not re-exporting", export_path, step)
         else:
-            export_path = export_version(config.export_dir, task.export, version=step)
-            logging.info("Exported SavedModel to %s", export_path)
+            # Version <step>; if that exists (a finished run started again with other sampling settings,
+            # e.g. --sample_burn_in_steps), the next free version, whose description names the step.
+            taken = tf.io.gfile.exists(os.path.join(config.export_dir, str(step)))
+            export_path = export_version(config.export_dir, _stamped_export(task, step),
+                                         version=None if taken else step)
+            logging.info("Exported SavedModel (step %d) to %s", step, export_path)
     return TrainingResult(start_step=start_step, final_step=step, last_metrics=metrics,
                           export_path=export_path,
                           steps_per_second=(step - start_step) / elapsed if step > start_step else math.nan)
