@@ -10,7 +10,9 @@ first frame has the expected ball count) beside the all-frames fraction. With `-
 
 For a causal export without per-step noise (`bidirectional` false, `step_noise_dim` 0 in its description) the
 "after_burn_in" row is exactly what the same weights emit with `--burn_in_steps=W` (the recurrent layers run W
-steps on the clip code, then emit): a measurement of a burn-in at sampling time, without retraining. Otherwise
+steps on the clip code, then emit), i.e. what the run exports when started again with `--sample_burn_in_steps=W`:
+a measurement of a burn-in at sampling time, without retraining or exporting (measured: the W = 8 row equals
+`evaluate video --seed=0` of that export to the last digit, docs/first_frames_burn_in_sweep_reproduced.json). Otherwise
 it is frames W … of a longer sample, reported with `"burn_in_equivalent": false`.
 
 The exit code is 0 (a measurement, not a test).
