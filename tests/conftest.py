@@ -99,9 +99,11 @@ def step_both(plain, regularised, real):
     return out_plain, out_reg, moved
 
 
-def video_step_on_one_and_two_replicas(tmp_path, **overrides):
-    """`(one, two)`: the logged metrics of one video-GAN step (tiny causal config on `tiny_frames_export` plus
-    `overrides`, 4 fixed clips of 4 frames as the global batch, same initial weights) on 1 and on 2 replicas."""
+def video_step_on_one_and_two_replicas(tmp_path, steps: int = 1, **overrides):
+    """`(one, two)`: the logged metrics of the last of `steps` video-GAN steps (tiny causal config on
+    `tiny_frames_export` plus `overrides`, 4 fixed clips of 4 frames as the global batch, same initial weights) on
+    1 and on 2 replicas. Every step's metrics are in the TensorBoard summaries of `tmp_path/run1` and `run2`
+    (`logged_scalars`)."""
     import keras
     import numpy as np
 
@@ -121,6 +123,18 @@ def video_step_on_one_and_two_replicas(tmp_path, **overrides):
             lambda context, start, b=per_replica: tf.data.Dataset.from_tensor_slices(clips).batch(
                 b, drop_remainder=True).repeat(),
             mirrored_strategy(devices),
-            loop.LoopConfig(model_dir=str(tmp_path / f"run{len(devices)}"), train_steps=1, log_every=1, export=False))
+            loop.LoopConfig(model_dir=str(tmp_path / f"run{len(devices)}"), train_steps=steps, log_every=1,
+                            export=False))
         metrics.append(result.last_metrics)
     return tuple(metrics)
+
+
+def logged_scalars(model_dir, tag: str) -> dict:
+    """`{step: value}` of the scalar `tag` in the TensorBoard summaries of the run in `model_dir`."""
+    values = {}
+    for event_file in tf.io.gfile.glob(str(model_dir) + "/summaries/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_frames_export, video_step_on_one_and_two_replicas
+from conftest import logged_scalars, tiny_frames_export, video_step_on_one_and_two_replicas
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.training import video_task
@@ -45,15 +45,6 @@ def test_pairs_are_consecutive_steps_past_the_clip_and_cover_every_late_step(mon
     same = [task.late_pairs(16, tf.constant(7, tf.int64)).numpy() for _ in range(2)]
     np.testing.assert_array_equal(*same)
     assert not np.array_equal(same[0], task.late_pairs(16, tf.constant(8, tf.int64)).numpy())
-
-
-def test_the_term_is_energy_matching_of_the_late_pairs(tmp_path):
-    """One real video step: the logged log-ratio is `motion_energy_match` of `late_pairs` of that step."""
-    one, two = video_step_on_one_and_two_replicas(tmp_path, late_motion_match_weight=2.0, late_motion_length=10)
-    assert np.isfinite(one["late_motion_log_ratio"]) and one["late_motion_log_ratio"] != 0
-    np.testing.assert_allclose(two["late_motion_log_ratio"], one["late_motion_log_ratio"], rtol=1e-4)
-    np.testing.assert_allclose(two["g_regularizer"], one["g_regularizer"], rtol=1e-4)
-    assert one["g_regularizer"] == pytest.approx(2.0 * one["late_motion_log_ratio"] ** 2, rel=1e-4)
 
 
 def test_late_pairs_render_the_rollout_the_task_would_sample(tmp_path):
@@ -136,11 +127,19 @@ def test_before_its_start_step_the_late_rollout_is_not_differentiated(tmp_path, 
                                    rtol=1e-5, atol=1e-10)
 
 
-def test_the_gated_term_runs_under_the_loop_on_one_and_two_replicas(tmp_path):
-    """Step 0 of a run whose term starts at step 1 (the gradient-free branch, under `MirroredStrategy` and the
-    training loop): both log the same log-ratio, and the term adds nothing to the objective."""
-    one, two = video_step_on_one_and_two_replicas(tmp_path, late_motion_match_weight=2.0, late_motion_length=10,
-                                                  late_motion_start_step=1)
-    assert np.isfinite(one["late_motion_log_ratio"]) and one["late_motion_log_ratio"] != 0
-    np.testing.assert_allclose(two["late_motion_log_ratio"], one["late_motion_log_ratio"], rtol=1e-4)
-    assert one["g_regularizer"] == 0.0 and two["g_regularizer"] == 0.0
+def test_under_the_loop_the_term_is_gated_then_energy_matching_on_one_and_two_replicas(tmp_path):
+    """Two steps of a run whose term starts at step 1, under `MirroredStrategy` and the training loop. Step 0
+    (the gradient-free branch): both log the same log-ratio and the term adds nothing to the objective. Step 1: the same log-ratio
+    again, and the objective is w × log-ratio² (`motion_energy_match` of that step's `late_pairs`)."""
+    one, two = video_step_on_one_and_two_replicas(tmp_path, steps=2, late_motion_match_weight=2.0,
+                                                  late_motion_length=10, late_motion_start_step=1)
+    ratio = [logged_scalars(tmp_path / run, "late_motion_log_ratio") for run in ("run1", "run2")]
+    regularizer = [logged_scalars(tmp_path / run, "g_regularizer") for run in ("run1", "run2")]
+    assert sorted(ratio[0]) == sorted(ratio[1]) == [1, 2]  # logged after steps 0 and 1
+    for step in (1, 2):
+        assert np.isfinite(ratio[0][step]) and ratio[0][step] != 0
+        np.testing.assert_allclose(ratio[1][step], ratio[0][step], rtol=1e-4)
+    assert regularizer[0][1] == 0.0 and regularizer[1][1] == 0.0
+    assert one["late_motion_log_ratio"] == pytest.approx(ratio[0][2], rel=1e-6)
+    np.testing.assert_allclose(two["g_regularizer"], one["g_regularizer"], rtol=1e-4)
+    assert one["g_regularizer"] == pytest.approx(2.0 * one["late_motion_log_ratio"] ** 2, rel=1e-4)
