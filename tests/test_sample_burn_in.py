@@ -49,3 +49,12 @@ def test_a_finished_run_resumed_with_a_sampling_burn_in_is_exported_again(tmp_pa
     assert on.final_step == 2 and on.export_path == str(model_dir / "export" / "3")
     with open(os.path.join(on.export_path, DESCRIPTION_FILE)) as f:
         assert json.load(f)["step"] == 2
+
+
+def test_with_ema_the_sampler_runs_the_averaged_weights(tmp_path):
+    from tfvidgan.training.video_task import VideoGanTask
+    task = VideoGanTask(tiny_video_config(tiny_frames_export(tmp_path), ema_beta=0.9, sample_burn_in_steps=2))
+    task.build()
+    shadow = task.sequence_ema.shadow
+    assert [id(v) for v in task.sampling_sequence_generator.weights] == [id(v) for v in shadow.weights]
+    assert not {id(v) for v in shadow.weights} & {id(v) for v in task.sequence_generator.weights}

@@ -629,8 +629,8 @@ class VideoGanTask:
                 "frames_generator_finetuned": c.finetune_frames_generator,
                 "trajectory": c.trajectory, "max_step": c.max_step, "bidirectional": c.bidirectional,
                 "initial_state": c.initial_state, "burn_in_steps": c.burn_in_steps,
-                "sample_burn_in_steps": c.sample_burn_in_steps, "rollout_length": c.rollout_length, "weights": "ema" if self.sequence_ema is not None else "raw",
-                "ema_beta": c.ema_beta}
+                "sample_burn_in_steps": c.sample_burn_in_steps, "rollout_length": c.rollout_length,
+                "weights": "ema" if self.sequence_ema is not None else "raw", "ema_beta": c.ema_beta}
 
     def export(self, directory: str) -> None:
         export_video_generator(self.sampling_sequence_generator, self.sampling_frames_generator, self.description(),
