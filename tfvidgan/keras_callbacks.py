@@ -6,7 +6,7 @@ writes to the same layout under `model_dir`, so there is one way to do each thin
 | callback | task method | writes (as the loop) |
 | --- | --- | --- |
 | `SampleSummaries` | `task.write_samples(step)` | `<model_dir>/summaries/`: sample grids, video GIFs |
-| `PeriodicExport` | `task.export(dir)` via `tfvidgan.export.export_version` | `<model_dir>/export/<step>/` SavedModel |
+| `PeriodicExport` | `task.export(dir)` via the loop's `export_step` | `<model_dir>/export/<step>/` SavedModel |
 | `Evaluation` | `task.evaluate(step)` (the loop's evaluation helper) | `eval/*` scalars, `<model_dir>/metrics.jsonl`; with `best_metric`, `best_export/<step>/` and `best.json` (the loop's `BestExporter`) |
 
 Generator EMA needs no callback: it is part of the frames task's `train_step` (`ema_beta > 0`), which `fit`
@@ -20,10 +20,8 @@ import os
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from tfvidgan.errors import ConfigError
-from tfvidgan.export import export_version
 from tfvidgan.training import loop
 from tfvidgan.training.best_export import BestExporter, check_mode
 
@@ -92,16 +90,11 @@ class SampleSummaries(_EveryNSteps):
 
 
 class PeriodicExport(_EveryNSteps):
-    """`export_version(<model_dir>/export, task.export, version=step)`: an atomic, versioned SavedModel
-    (the loop's export; an existing version is kept, not overwritten)."""
+    """`loop.export_step(<model_dir>/export, task, step)`: the loop's atomic, versioned SavedModel
+    (`export/<step>/`; a version that already holds this step is kept, none is overwritten)."""
 
     def _act(self, step):
-        base = os.path.join(self.model_dir, "export")
-        if tf.io.gfile.exists(os.path.join(base, str(step))):
-            logging.info("Export %s/%d already exists; not re-exporting", base, step)
-            return
-        path = export_version(base, self.model.task.export, version=step)
-        logging.info("Exported SavedModel to %s", path)
+        loop.export_step(os.path.join(self.model_dir, "export"), self.model.task, step)
 
 
 class Evaluation(_EveryNSteps):

@@ -96,6 +96,24 @@ def _current_export(export_dir: str, task, step: int) -> str | None:
     return None
 
 
+def export_step(export_dir: str, task, step: int) -> str:
+    """Exports `task` (its weights at training step `step`) under `export_dir` unless a version already holds
+    them as the task would export them now; returns that version's path.
+
+    The version is `<step>`; if that exists with other settings (a finished run started again with another
+    sampling setting, e.g. `--sample_burn_in_steps`), the next free version, whose description names the step.
+    No version is ever overwritten. Used by the loop and by the `fit()` callback `PeriodicExport`.
+    """
+    current = _current_export(export_dir, task, step)
+    if current is not None:
+        logging.info("Export %s already holds step %d; not re-exporting", current, step)
+        return current
+    taken = tf.io.gfile.exists(os.path.join(export_dir, str(step)))
+    path = export_version(export_dir, _stamped_export(task, step), version=None if taken else step)
+    logging.info("Exported SavedModel (step %d) to %s", step, path)
+    return path
+
+
 class Task(Protocol):
     def build(self) -> None: ...
     def build_inputs(self, input_context: tf.distribute.InputContext | None, start_step: int) -> tf.data.Dataset: ...
@@ -520,17 +538,7 @@ def _run_locked(task: Task, dataset_fn: DatasetFn, strategy: tf.distribute.Strat
     elapsed = time.perf_counter() - t_start
     export_path = None
     if config.export and chief:
-        current = _current_export(config.export_dir, task, step)
-        if current is not None:
-            export_path = current
-            logging.info("Export %s already holds step %d (run had finished); not re-exporting", export_path, step)
-        else:
-            # Version <step>; if that exists (a finished run started again with other sampling settings,
-            # e.g. --sample_burn_in_steps), the next free version, whose description names the step.
-            taken = tf.io.gfile.exists(os.path.join(config.export_dir, str(step)))
-            export_path = export_version(config.export_dir, _stamped_export(task, step),
-                                         version=None if taken else step)
-            logging.info("Exported SavedModel (step %d) to %s", step, export_path)
+        export_path = export_step(config.export_dir, task, step)
     return TrainingResult(start_step=start_step, final_step=step, last_metrics=metrics,
                           export_path=export_path,
                           steps_per_second=(step - start_step) / elapsed if step > start_step else math.nan)
