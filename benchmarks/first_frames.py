@@ -71,7 +71,8 @@ def main(argv) -> None:
     videos, _ = sample_videos(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames + FLAGS.burn_in, FLAGS.seed)
     report = {"export_dir": FLAGS.export_dir, "seed": FLAGS.seed, "num_samples": FLAGS.num_samples,
               "num_frames": FLAGS.num_frames, "burn_in": FLAGS.burn_in,
-              "export_burn_in_steps": description.get("burn_in_steps", 0),
+              # what the export already runs before its first frame (trained and sampling-only burn-in)
+              "export_burn_in_steps": description.get("burn_in_steps", 0) + description.get("sample_burn_in_steps", 0),
               "burn_in_equivalent": (description.get("bidirectional") is False
                                      and description.get("step_noise_dim") == 0),
               **window_rows(videos, FLAGS.burn_in, FLAGS.num_frames, FLAGS.expected_balls)}

@@ -52,7 +52,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
-from tfvidgan.export import DESCRIPTION_FILE, existing_versions, export_version
+from tfvidgan.export import DESCRIPTION_FILE, existing_versions, export_version, write_description
 from tfvidgan.json_report import BFLOAT16_ARITHMETIC, cpuinfo
 from tfvidgan.training import summaries
 from tfvidgan.training.best_export import BestExporter
@@ -71,8 +71,7 @@ def _stamped_export(task, step: int) -> Callable[[str], None]:
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path) as f:
                 description = json.load(f)
-            with tf.io.gfile.GFile(path, "w") as f:
-                json.dump(dict(description, step=step), f, indent=2)
+            write_description(directory, dict(description, step=step))
     return write
 
 
