@@ -32,6 +32,17 @@ def test_a_registered_mode_runs_with_the_flag_values():
         evaluate._MODES.pop("echo_samples")
 
 
+def test_pictures_go_beside_the_report_unless_given():
+    from tfvidgan.metrics.video_report import VideoEvalConfig
+
+    default = VideoEvalConfig.plot
+    assert default == "isomap.png"
+    assert evaluate.picture_path(None, "runs/a/eval_seed1.json", default) == "runs/a/eval_seed1.isomap.png"
+    assert evaluate.picture_path(None, "report", default) == "report.isomap.png"
+    assert evaluate.picture_path(None, "", default) == "isomap.png"
+    assert evaluate.picture_path("elsewhere.png", "runs/a/eval.json", default) == "elsewhere.png"
+    assert evaluate.picture_path("", "runs/a/eval.json", default) == ""
+
 
 def test_evaluate_and_sample_define_no_flags_at_import():
     """Both tools have --export_dir, --num_samples, --seed, ...: defined only by their `define_flags()`, called

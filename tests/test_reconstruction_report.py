@@ -139,13 +139,16 @@ def test_data_for_another_mask_is_flagged(setup):
 
 
 def test_cli_writes_the_json_report(setup, tmp_path):
+    """The report to --output; without --picture, the picture beside it (report.json -> report.reconstruction.png),
+    not into the working directory."""
     _, config, _ = setup
-    output, picture = tmp_path / "report.json", tmp_path / "cli.png"
+    output, picture = tmp_path / "report.json", tmp_path / "report.reconstruction.png"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    (tmp_path / "cwd").mkdir()
     run = subprocess.run([sys.executable, "-m", "tfvidgan.evaluate", "reconstruction",
                           f"--export_dir={config.export_dir}", f"--data={config.data}", "--num_samples=2",
-                          "--gap_tv_iterations=2", f"--picture={picture}", f"--output={output}"],
-                         capture_output=True, text=True, timeout=300, env=env)
+                          "--gap_tv_iterations=2", f"--output={output}"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path / "cwd")
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(output.read_text())
     assert json.loads(run.stdout[run.stdout.index("{"):]) == report
@@ -153,7 +156,8 @@ def test_cli_writes_the_json_report(setup, tmp_path):
     expected = psnr_per_frame(_served(config.export_dir, sensed), scenes).numpy().mean(axis=0)
     np.testing.assert_allclose(report["network"]["psnr_db_per_frame"], expected, rtol=1e-5)
     assert report["settings"]["num_samples"] == 2 and report["gap_tv"]["iterations"] == 2
-    assert picture.is_file()
+    assert picture.is_file() and report["settings"]["picture"] == str(picture)
+    assert not any((tmp_path / "cwd").iterdir())
 
 
 def test_an_unfolded_export_is_given_the_datas_own_mask(setup):

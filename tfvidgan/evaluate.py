@@ -42,10 +42,27 @@ def define_flags() -> None:
                          "their first and last --num_frames frames (drift); 0 = off.")
     flags.DEFINE_integer("swap_expected_balls", 1, "video, with --frames_generator: balls the swapped FG draws "
                          "(the FG-swap section counts frames with exactly this many).")
-    flags.DEFINE_string("plot", "isomap.png", "video: where to write the Isomap plot of latent trajectories.")
+    flags.DEFINE_string("plot", None, "video: where to write the Isomap plot of latent trajectories; unset = beside "
+                        "--output (REPORT.json -> REPORT.isomap.png), or isomap.png in the working directory without "
+                        "--output; '' = no plot.")
     flags.DEFINE_integer("gap_tv_iterations", 100, "reconstruction: GAP-TV iterations of the baseline.")
     flags.DEFINE_float("gap_tv_weight", 0.3, "reconstruction: TV weight of the GAP-TV baseline.")
-    flags.DEFINE_string("picture", "reconstruction.png", "reconstruction: original / sensed / reconstructed strips.")
+    flags.DEFINE_string("picture", None, "reconstruction: where to write the original / sensed / reconstructed "
+                        "strips; unset = beside --output (REPORT.json -> REPORT.reconstruction.png), or "
+                        "reconstruction.png in the working directory without --output; '' = no picture.")
+
+
+def picture_path(value: str | None, output: str, default: str) -> str:
+    """Where a mode writes its picture: `value` if given (`""` = none); unset (None), beside the JSON report
+    `output` (`runs/eval.json` + `isomap.png` -> `runs/eval.isomap.png`), so one evaluation's files stay
+    together and a second one does not overwrite the first's; without `output`, `default` (the mode config's
+    default file name, in the working directory)."""
+    if value is not None:
+        return value
+    if not output:
+        return default
+    stem = output[:-len(".json")] if output.endswith(".json") else output
+    return f"{stem}.{default}"
 
 
 # -- modes, registered by name (as StyleGAN3 registers its metrics) ---------------------------------------
@@ -91,7 +108,8 @@ def video(values) -> dict:
     from tfvidgan.metrics.video_report import VideoEvalConfig, evaluate_video
     return evaluate_video(VideoEvalConfig(
         export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
-        num_frames=values.num_frames, frames_generator=values.frames_generator, plot=values.plot,
+        num_frames=values.num_frames, frames_generator=values.frames_generator,
+        plot=picture_path(values.plot, values.output, VideoEvalConfig.plot),
         encoder_samples=values.encoder_samples, encoder_steps=values.encoder_steps,
         encoder_cache=values.encoder_cache, seed=values.seed, long_frames=values.long_frames,
         swap_expected_balls=values.swap_expected_balls, rejection_acceptance=values.rejection_acceptance))
@@ -103,7 +121,8 @@ def reconstruction(values) -> dict:
     from tfvidgan.metrics.reconstruction_report import ReconstructionEvalConfig, evaluate_reconstruction
     return evaluate_reconstruction(ReconstructionEvalConfig(
         export_dir=values.export_dir, data=values.data, num_samples=values.num_samples,
-        gap_tv_iterations=values.gap_tv_iterations, tv_weight=values.gap_tv_weight, picture=values.picture))
+        gap_tv_iterations=values.gap_tv_iterations, tv_weight=values.gap_tv_weight,
+        picture=picture_path(values.picture, values.output, ReconstructionEvalConfig.picture)))
 
 
 def main(argv):
