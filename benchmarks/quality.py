@@ -169,7 +169,8 @@ def video_targets(report: dict, row: str = "generated") -> dict:
         return out
     beaten = targets.baseline_comparison(report, row, BASELINES)
     out[name] = {"value": {k: v for k, v in beaten.items() if v} or "all", "pass": all(not v for v in beaten.values()),
-                 "rule": rule}
+                 "rule": rule,
+                 "distance_ratios": targets.baseline_distance_ratios(report, beaten, row)}
     return out
 
 

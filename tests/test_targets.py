@@ -72,6 +72,16 @@ def test_the_benchmark_checks_a_report_and_names_the_baselines_not_beaten():
     # A column where generated ties the baseline is not "better"; "collapsed" has the real count changes.
     assert not baselines["pass"] and "mean_count_changes" in baselines["value"]["collapsed"]
     assert "mean_speed" not in baselines["value"]["static"]
+    # How far from beating it: W1(generated) / W1(baseline) per column not beaten: speed 0.1 / 0.1 (a tie);
+    # collapsed has the real count changes (distance 0), which no row beats (infinite).
+    ratios = baselines["distance_ratios"]
+    assert set(ratios) == {b for b, cols in baselines["value"].items() if cols}
+    assert set(ratios["collapsed"]) == set(baselines["value"]["collapsed"])
+    assert ratios["collapsed"]["mean_count_changes"] == math.inf
+    report["generated"][targets.DISTRIBUTION_KEY]["mean_count_changes"] = 1.5
+    report["static"][targets.DISTRIBUTION_KEY]["mean_count_changes"] = 0.5
+    assert video_targets(report)["better_than_every_baseline_on_every_physics_column"]["distance_ratios"][
+        "static"]["mean_count_changes"] == pytest.approx(3.0)
 
 
 def test_an_undefined_column_fails_the_row_and_is_beaten_on_a_baseline(tmp_path):

@@ -161,6 +161,19 @@ def baseline_comparison(report: dict, row: str, baselines: tuple, key: str = DIS
             for b in baselines if b in report}
 
 
+def baseline_distance_ratios(report: dict, columns: dict, row: str, key: str = DISTRIBUTION_KEY) -> dict:
+    """How far row `row` is from beating each baseline on each of its not-beaten columns: `{baseline: {column:
+    distance(row) / distance(baseline)}}` for `columns` as returned by `baseline_comparison` (`{baseline:
+    [columns]}`), distances from the rows' `key` entries. A ratio >= 1 is the factor by which the row's distance
+    to real must shrink to beat that baseline; infinite where the baseline's distance is 0 (it cannot be beaten) and
+    NaN where the row's own distance is undefined (both JSON null). So a near miss (1.01) and a gap no tuning
+    closes (30) read differently."""
+    mine = report[row][key]
+    return {b: {k: float(mine[k]) / float(report[b][key][k]) if float(report[b][key][k]) > 0 else math.inf
+                for k in cols}
+            for b, cols in columns.items() if cols}
+
+
 # CUP reconstructor (issue "CUP: a deep-unfolding reconstructor"), on one test set of the results table: an
 # unfolded net at least 2 dB above the U-Net at a comparable time per sample, and a network at least 100x
 # faster than GAP-TV per sample at batch 64 in the same run. "Comparable" is made a number here: at most
