@@ -55,3 +55,31 @@ def test_missing_export_or_description_names_the_flag_and_path(tmp_path):
 def test_write_description_refuses_an_unknown_kind(tmp_path):
     with pytest.raises(ConfigError, match=r"kind 'mystery' is not one of \('frames_generator', 'video_generator'\)"):
         write_description(str(tmp_path), {"kind": "mystery"})
+
+
+def test_a_loaded_signature_is_differentiable_after_the_loader_returns(tmp_path):
+    """`load_signature` keeps the SavedModel alive: the signature's variables are weak references, and a
+    gradient through it (inverting a generator) needs them after the loaded object would have been freed."""
+    import gc
+
+    import tensorflow as tf
+
+    from tfvidgan.export import load_signature
+
+    class Scale(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable([2.0, -3.0])
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+        def __call__(self, z):
+            return {"frames": z * self.w}
+
+    module = Scale()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"generate": module.__call__})
+    signature = load_signature(str(tmp_path), "generate", inputs={"z"})
+    gc.collect()
+    z = tf.Variable([[1.0, 1.0]])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(signature(z=z)["frames"])
+    assert tape.gradient(loss, z).numpy().tolist() == [[2.0, -3.0]]

@@ -173,10 +173,16 @@ def load_signature(export_dir: str, name: str, flag: str = "export_dir", inputs:
 
     Raises a ConfigError naming `--flag` if the signature is absent or (with `inputs`) does not take
     exactly those named inputs — i.e. the export is of another kind.
+
+    The returned function keeps the loaded SavedModel alive (attribute `saved_model`): it holds its variables
+    only by weak reference, so without it a gradient through the signature (e.g. inverting a generator) fails
+    once the loader has returned ("Called a function referencing variables which have been deleted").
     """
     path = latest_version_dir(export_dir)
     loaded = tf.saved_model.load(path)
     signature = loaded.signatures.get(name)
+    if signature is not None:
+        signature.saved_model = loaded
     found = set(signature.structured_input_signature[1]) if signature is not None else None
     if signature is None or (inputs is not None and found != set(inputs)):
         what = (f"has no {name!r} signature" if signature is None
