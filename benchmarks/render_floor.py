@@ -13,7 +13,8 @@ standardised to zero mean and unit variance before rendering, as the sequence ge
 
 Rows: "real" (the clips), "nearest" (the initialisation: per-frame nearest prior draw, no time coherence) and
 "inverted_<λ>", each with the physics columns of `tfvidgan.metrics.video_report.clip_row`, "pixel_mse"
-(mean squared error to the real frames, [-1, 1] scale), `vs_real` and `vs_real_distribution` (W1 of the
+(mean squared error to the real frames, [-1, 1] scale; inverted rows also "objective_every_50_steps", to see
+whether the optimiser had converged), `vs_real` and `vs_real_distribution` (W1 of the
 per-clip values, as `evaluate video` reports them); and "collapsed", the video report's baseline made
 from these real clips (the first one for every sample), whose free-flight W1 is what the video targets'
 sixth check asks a generator to beat.
@@ -149,22 +150,24 @@ def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls
                             standardize).reshape(n, t, latent_dim)
     nearest_z = standardized(start).numpy() if standardize else start
     nearest = tf.reshape(render(tf.reshape(nearest_z, [n * t, -1])), real.shape).numpy()
-    rows = {"real": (real, 0.0), "nearest": (nearest, float(np.mean((nearest - real) ** 2))),
-            "collapsed": (baseline_clips("collapsed", real), None)}
+    rows = {"real": (real, 0.0, None), "nearest": (nearest, float(np.mean((nearest - real) ** 2)), None),
+            "collapsed": (baseline_clips("collapsed", real), None, None)}
     for value in smoothness_values:
         result = invert_clips(render, real, start, steps=steps, learning_rate=learning_rate, smoothness=value,
                               standardize=standardize)
-        rows[f"inverted_{value:g}"] = (result.clips, result.pixel_mse)
+        rows[f"inverted_{value:g}"] = (result.clips, result.pixel_mse, result.losses)
     real_row = clip_row(real, balls, None, None, per_clip=True)
     real_per_clip = real_row.pop("per_clip")
     out = {}
-    for name, (clips, mse) in rows.items():
+    for name, (clips, mse, losses) in rows.items():
         row = real_row if name == "real" else clip_row(clips, balls, None, None, speed_band=real_row["speed_band"],
                                                        per_clip=True)
         if name != "real":
             compare_with_real(row, real_row, real_per_clip)
         if mse is not None:
             row["pixel_mse"] = mse
+        if losses is not None:
+            row["objective_every_50_steps"] = losses
         out[name] = row
     return out
 

@@ -81,6 +81,8 @@ def test_the_report_rows_put_the_inverted_clips_beside_real_and_collapsed():
     assert list(rows) == ["real", "nearest", "collapsed", "inverted_0"]
     assert rows["real"]["pixel_mse"] == 0.0 and "pixel_mse" not in rows["collapsed"]
     assert rows["inverted_0"]["pixel_mse"] < rows["nearest"]["pixel_mse"]
+    objective = rows["inverted_0"]["objective_every_50_steps"]
+    assert len(objective) == 3 and objective[-1] < objective[0]  # steps 0, 50 and the last (59)
     for name in ("nearest", "collapsed", "inverted_0"):
         assert set(rows[name]["vs_real_distribution"]) == set(rows[name]["vs_real"])
     assert rows["real"]["fraction_expected_count_frames"] == 1.0
