@@ -17,7 +17,10 @@ Rows: "real" (the clips), "nearest" (the initialisation: per-frame nearest prior
 whether the optimiser had converged), `vs_real` and `vs_real_distribution` (W1 of the
 per-clip values, as `evaluate video` reports them); and "collapsed", the video report's baseline made
 from these real clips (the first one for every sample), whose free-flight W1 is what the video targets'
-sixth check asks a generator to beat.
+sixth check asks a generator to beat. With `--export_dir`, also "generated": the export's own latent paths
+(`sample_latents`, the same seed and size) rendered the same way; it and the inverted rows report
+`latent_path_stats` (mean step, mean second difference and their ratio), so the paths the model draws can be
+set beside the paths that draw real clips.
 
 Reading it: an inverted row is the closest this optimiser brings the generator to real clips frame by frame,
 so its free-flight second difference bounds what any sequence model driving this generator can reach from
@@ -140,9 +143,23 @@ def load_frame_renderer(export_dir: str, frames_generator: str) -> tuple[FrameRe
     return (lambda z: signature(z=z)["frames"]), int(description["latent_dim"])
 
 
+def latent_path_stats(latents: np.ndarray) -> dict:
+    """Mean length of a path's steps ‖z_{t+1} − z_t‖ and of its second differences ‖z_{t+1} − 2 z_t + z_{t−1}‖
+    over latents `[N, T, Z]` (T >= 3), and their ratio ("latent_turn_per_step")."""
+    z = np.asarray(latents, np.float64)
+    step = float(np.linalg.norm(np.diff(z, axis=1), axis=-1).mean())
+    second = float(np.linalg.norm(z[:, 2:] - 2.0 * z[:, 1:-1] + z[:, :-2], axis=-1).mean())
+    return {"latent_step": step, "latent_second_difference": second,
+            "latent_turn_per_step": second / step if step > 0 else float("nan")}
+
+
 def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls: int, *, smoothness_values,
-                 steps: int, learning_rate: float, candidates: int, standardize: bool, seed: int) -> dict:
-    """The report rows (see the module docstring) for real clips `[N, T, H, W, C]` with `balls` balls."""
+                 steps: int, learning_rate: float, candidates: int, standardize: bool, seed: int,
+                 generated_latents: np.ndarray | None = None) -> dict:
+    """The report rows (see the module docstring) for real clips `[N, T, H, W, C]` with `balls` balls; with
+    `generated_latents [N', T, Z]` (a video export's own paths) also a "generated" row of their renders, so the
+    paths the model draws and the paths that draw real clips are compared through the same renderer
+    (`latent_path_stats` on both)."""
     from tfvidgan.metrics.video_report import baseline_clips, clip_row, compare_with_real
 
     n, t = real.shape[:2]
@@ -152,10 +169,17 @@ def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls
     nearest = tf.reshape(render(tf.reshape(nearest_z, [n * t, -1])), real.shape).numpy()
     rows = {"real": (real, 0.0, None), "nearest": (nearest, float(np.mean((nearest - real) ** 2)), None),
             "collapsed": (baseline_clips("collapsed", real), None, None)}
+    paths = {}
     for value in smoothness_values:
         result = invert_clips(render, real, start, steps=steps, learning_rate=learning_rate, smoothness=value,
                               standardize=standardize)
         rows[f"inverted_{value:g}"] = (result.clips, result.pixel_mse, result.losses)
+        paths[f"inverted_{value:g}"] = result.latents
+    if generated_latents is not None:
+        rows["generated"] = (tf.reshape(render(tf.reshape(tf.constant(generated_latents, tf.float32),
+                                                          [-1, latent_dim])), (-1,) + real.shape[1:]).numpy(),
+                             None, None)
+        paths["generated"] = generated_latents
     real_row = clip_row(real, balls, None, None, per_clip=True)
     real_per_clip = real_row.pop("per_clip")
     out = {}
@@ -168,6 +192,8 @@ def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls
             row["pixel_mse"] = mse
         if losses is not None:
             row["objective_every_50_steps"] = losses
+        if name in paths:
+            row.update(latent_path_stats(paths[name]))
         out[name] = row
     return out
 
@@ -209,9 +235,13 @@ def main(argv) -> None:
         raise app.UsageError(f"--data={FLAGS.data!r} has no balls (num_balls = 0)")
     render, latent_dim = load_frame_renderer(FLAGS.export_dir, FLAGS.frames_generator)
     real, _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
+    generated = None
+    if FLAGS.export_dir:
+        from tfvidgan.video_sampling import sample_latents
+        generated = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
     rows = render_floor(render, latent_dim, real, balls, smoothness_values=smoothness_values, steps=FLAGS.steps,
                         learning_rate=FLAGS.learning_rate, candidates=FLAGS.candidates,
-                        standardize=FLAGS.standardize, seed=FLAGS.seed)
+                        standardize=FLAGS.standardize, seed=FLAGS.seed, generated_latents=generated)
     emit({"benchmark": "render_floor", "export_dir": FLAGS.export_dir, "frames_generator": FLAGS.frames_generator,
           "data": FLAGS.data, "num_samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames,
           "smoothness": smoothness_values, "steps": FLAGS.steps, "learning_rate": FLAGS.learning_rate,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks.render_floor import invert_clips, nearest_latents, render_floor, standardized
+from benchmarks.render_floor import invert_clips, latent_path_stats, nearest_latents, render_floor, standardized
 from tfvidgan.errors import ConfigError
 
 SIZE, RADIUS = 16, 2.5
@@ -32,6 +32,15 @@ def straight_latents(n, t, latent_dim=3, seed=0):
 def _render(z):
     n, t = z.shape[:2]
     return disc_renderer(z.reshape(n * t, -1)).numpy().reshape(n, t, SIZE, SIZE, 1)
+
+
+def test_latent_path_stats_of_a_straight_and_a_zigzag_path():
+    straight = np.arange(5, dtype=np.float32)[None, :, None] * np.array([3.0, 4.0])  # steps of length 5
+    stats = latent_path_stats(straight)
+    assert stats["latent_step"] == pytest.approx(5.0) and stats["latent_second_difference"] == pytest.approx(0.0)
+    zigzag = np.array([[[0.0], [1.0], [0.0], [1.0]]])  # steps 1, second differences 2
+    assert latent_path_stats(zigzag) == pytest.approx({"latent_step": 1.0, "latent_second_difference": 2.0,
+                                                       "latent_turn_per_step": 2.0})
 
 
 def test_standardized_has_zero_mean_and_unit_variance():
@@ -76,9 +85,12 @@ def test_inversion_recovers_clips_the_renderer_can_draw_and_the_penalty_smooths_
 def test_the_report_rows_put_the_inverted_clips_beside_real_and_collapsed():
     """Rows and their columns, on 3-pixel "balls" the tracker sees (one disc per clip, straight flight)."""
     real = _render(straight_latents(4, 8, seed=3))
+    generated = straight_latents(4, 8, seed=9)
     rows = render_floor(disc_renderer, 3, real, 1, smoothness_values=[0.0], steps=60, learning_rate=0.05,
-                        candidates=128, standardize=False, seed=0)
-    assert list(rows) == ["real", "nearest", "collapsed", "inverted_0"]
+                        candidates=128, standardize=False, seed=0, generated_latents=generated)
+    assert list(rows) == ["real", "nearest", "collapsed", "inverted_0", "generated"]
+    assert rows["generated"]["latent_step"] == pytest.approx(latent_path_stats(generated)["latent_step"])
+    assert "latent_step" in rows["inverted_0"] and "latent_step" not in rows["real"]
     assert rows["real"]["pixel_mse"] == 0.0 and "pixel_mse" not in rows["collapsed"]
     assert rows["inverted_0"]["pixel_mse"] < rows["nearest"]["pixel_mse"]
     objective = rows["inverted_0"]["objective_every_50_steps"]
