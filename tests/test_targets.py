@@ -82,6 +82,11 @@ def test_the_benchmark_checks_a_report_and_names_the_baselines_not_beaten():
     report["static"][targets.DISTRIBUTION_KEY]["mean_count_changes"] = 0.5
     assert video_targets(report)["better_than_every_baseline_on_every_physics_column"]["distance_ratios"][
         "static"]["mean_count_changes"] == pytest.approx(3.0)
+    nan = math.nan
+    report = {"generated": {targets.DISTRIBUTION_KEY: {"a": nan, "b": 0.0, "c": 0.2}},
+              "static": {targets.DISTRIBUTION_KEY: {"a": nan, "b": 0.0, "c": 0.0}}}
+    ratios = targets.baseline_distance_ratios(report, {"static": ["a", "b", "c"]}, "generated")["static"]
+    assert math.isnan(ratios["a"]) and ratios["b"] == 1.0 and ratios["c"] == math.inf
 
 
 def test_an_undefined_column_fails_the_row_and_is_beaten_on_a_baseline(tmp_path):

@@ -165,12 +165,17 @@ def baseline_distance_ratios(report: dict, columns: dict, row: str, key: str = D
     """How far row `row` is from beating each baseline on each of its not-beaten columns: `{baseline: {column:
     distance(row) / distance(baseline)}}` for `columns` as returned by `baseline_comparison` (`{baseline:
     [columns]}`), distances from the rows' `key` entries. A ratio >= 1 is the factor by which the row's distance
-    to real must shrink to beat that baseline; infinite where the baseline's distance is 0 (it cannot be beaten) and
-    NaN where the row's own distance is undefined (both JSON null). So a near miss (1.01) and a gap no tuning
+    to real must shrink to beat that baseline; 1 for a tie (also both at 0), infinite where only the baseline's
+    distance is 0 (it cannot be beaten), NaN where the row's own distance is undefined (both JSON null). So a near miss (1.01) and a gap no tuning
     closes (30) read differently."""
-    mine = report[row][key]
-    return {b: {k: float(mine[k]) / float(report[b][key][k]) if float(report[b][key][k]) > 0 else math.inf
-                for k in cols}
+    def ratio(mine: float, other: float) -> float:
+        if math.isnan(mine) or math.isnan(other):
+            return math.nan
+        if other == 0:
+            return 1.0 if mine == 0 else math.inf  # a tie at real; or a baseline at real, which nothing beats
+        return mine / other
+
+    return {b: {k: ratio(float(report[row][key][k]), float(report[b][key][k])) for k in cols}
             for b, cols in columns.items() if cols}
 
 
