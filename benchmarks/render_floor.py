@@ -107,14 +107,14 @@ def invert_clips(render: FrameRenderer, clips: np.ndarray, start: np.ndarray, *,
         shown = tf.reshape(render(tf.reshape(z, [n * t, -1])), target.shape)
         pixel = tf.reduce_mean(tf.square(shown - target))
         if smoothness == 0 or t < 3:
-            return pixel, pixel
+            return pixel
         second = z[:, 2:] - 2.0 * z[:, 1:-1] + z[:, :-2]
-        return pixel + smoothness * tf.reduce_mean(tf.reduce_sum(tf.square(second), -1)) / z.shape[-1], pixel
+        return pixel + smoothness * tf.reduce_mean(tf.reduce_sum(tf.square(second), -1)) / z.shape[-1]
 
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            loss, _ = objective()
+            loss = objective()
         optimizer.apply_gradients([(tape.gradient(loss, w), w)])
         return loss
 
