@@ -51,6 +51,13 @@ def standardized(z: tf.Tensor) -> tf.Tensor:
     return (z - mean) * tf.math.rsqrt(variance + 1e-6)
 
 
+def render_paths(render: FrameRenderer, latents) -> tf.Tensor:
+    """`[N, T, H, W, C]`: latent paths `[N, T, Z]` rendered frame by frame by `render` (differentiable)."""
+    latents = tf.convert_to_tensor(latents, tf.float32)
+    frames = render(tf.reshape(latents, [-1, latents.shape[-1]]))
+    return tf.reshape(frames, tf.concat([tf.shape(latents)[:2], tf.shape(frames)[1:]], 0))
+
+
 def nearest_latents(render: FrameRenderer, frames: np.ndarray, latent_dim: int, candidates: int, seed: int,
                     standardize: bool, batch: int = 256) -> np.ndarray:
     """`[M, Z]` float32: for each of `frames [M, H, W, C]` (in [-1, 1]) the latent of the nearest (squared
@@ -67,8 +74,9 @@ def nearest_latents(render: FrameRenderer, frames: np.ndarray, latent_dim: int, 
         shown = shown.reshape(len(z), -1).astype(np.float64)
         distance = (flat ** 2).sum(1)[:, None] - 2.0 * flat @ shown.T + (shown ** 2).sum(1)[None, :]
         column = distance.argmin(axis=1)
-        closer = distance[np.arange(len(flat)), column] < best
-        best[closer] = distance[np.arange(len(flat)), column][closer]
+        nearest = distance[np.arange(len(flat)), column]
+        closer = nearest < best
+        best[closer] = nearest[closer]
         pick[closer] = start + column[closer]
     return draws[pick].astype(np.float32)
 
@@ -104,7 +112,7 @@ def invert_clips(render: FrameRenderer, clips: np.ndarray, start: np.ndarray, *,
 
     def objective():
         z = latents()
-        shown = tf.reshape(render(tf.reshape(z, [n * t, -1])), target.shape)
+        shown = render_paths(render, z)
         pixel = tf.reduce_mean(tf.square(shown - target))
         if smoothness == 0 or t < 3:
             return pixel
@@ -124,7 +132,7 @@ def invert_clips(render: FrameRenderer, clips: np.ndarray, start: np.ndarray, *,
         if i % 50 == 0 or i == steps - 1:
             losses.append(float(loss))
     z = latents()
-    shown = tf.reshape(render(tf.reshape(z, [n * t, -1])), target.shape).numpy()
+    shown = render_paths(render, z).numpy()
     return Inversion(latents=z.numpy(), clips=shown, pixel_mse=float(np.mean((shown - clips) ** 2)), losses=losses)
 
 
@@ -165,8 +173,7 @@ def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls
     n, t = real.shape[:2]
     start = nearest_latents(render, real.reshape(n * t, *real.shape[2:]), latent_dim, candidates, seed,
                             standardize).reshape(n, t, latent_dim)
-    nearest_z = standardized(start).numpy() if standardize else start
-    nearest = tf.reshape(render(tf.reshape(nearest_z, [n * t, -1])), real.shape).numpy()
+    nearest = render_paths(render, standardized(start) if standardize else start).numpy()
     rows = {"real": (real, 0.0, None), "nearest": (nearest, float(np.mean((nearest - real) ** 2)), None),
             "collapsed": (baseline_clips("collapsed", real), None, None)}
     paths = {}
@@ -176,9 +183,7 @@ def render_floor(render: FrameRenderer, latent_dim: int, real: np.ndarray, balls
         rows[f"inverted_{value:g}"] = (result.clips, result.pixel_mse, result.losses)
         paths[f"inverted_{value:g}"] = result.latents
     if generated_latents is not None:
-        rows["generated"] = (tf.reshape(render(tf.reshape(tf.constant(generated_latents, tf.float32),
-                                                          [-1, latent_dim])), (-1,) + real.shape[1:]).numpy(),
-                             None, None)
+        rows["generated"] = (render_paths(render, generated_latents).numpy(), None, None)
         paths["generated"] = generated_latents
     real_row = clip_row(real, balls, None, None, per_clip=True)
     real_per_clip = real_row.pop("per_clip")

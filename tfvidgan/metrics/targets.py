@@ -166,8 +166,8 @@ def baseline_distance_ratios(report: dict, columns: dict, row: str, key: str = D
     distance(row) / distance(baseline)}}` for `columns` as returned by `baseline_comparison` (`{baseline:
     [columns]}`), distances from the rows' `key` entries. A ratio >= 1 is the factor by which the row's distance
     to real must shrink to beat that baseline; 1 for a tie (also both at 0), infinite where only the baseline's
-    distance is 0 (it cannot be beaten), NaN where the row's own distance is undefined (both JSON null). So a near miss (1.01) and a gap no tuning
-    closes (30) read differently."""
+    distance is 0 (it cannot be beaten), NaN where either distance is undefined (both JSON null). So a near miss
+    (1.01) and a gap no tuning closes (30) read differently."""
     def ratio(mine: float, other: float) -> float:
         if math.isnan(mine) or math.isnan(other):
             return math.nan
