@@ -32,16 +32,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 from tfvidgan.errors import ConfigError
+from tfvidgan.models.frames_generator import render_paths
+from tfvidgan.video_sampling import FrameRenderer, load_frame_renderer
 
 FLAGS = flags.FLAGS
-FrameRenderer = Callable[[tf.Tensor], tf.Tensor]
 
 
 def standardized(z: tf.Tensor) -> tf.Tensor:
@@ -49,13 +49,6 @@ def standardized(z: tf.Tensor) -> tf.Tensor:
     generator's "standardize" constraint)."""
     mean, variance = tf.nn.moments(z, axes=[-1], keepdims=True)
     return (z - mean) * tf.math.rsqrt(variance + 1e-6)
-
-
-def render_paths(render: FrameRenderer, latents) -> tf.Tensor:
-    """`[N, T, H, W, C]`: latent paths `[N, T, Z]` rendered frame by frame by `render` (differentiable)."""
-    latents = tf.convert_to_tensor(latents, tf.float32)
-    frames = render(tf.reshape(latents, [-1, latents.shape[-1]]))
-    return tf.reshape(frames, tf.concat([tf.shape(latents)[:2], tf.shape(frames)[1:]], 0))
 
 
 def nearest_latents(render: FrameRenderer, frames: np.ndarray, latent_dim: int, candidates: int, seed: int,
@@ -134,21 +127,6 @@ def invert_clips(render: FrameRenderer, clips: np.ndarray, start: np.ndarray, *,
     z = latents()
     shown = render_paths(render, z).numpy()
     return Inversion(latents=z.numpy(), clips=shown, pixel_mse=float(np.mean((shown - clips) ** 2)), losses=losses)
-
-
-def load_frame_renderer(export_dir: str, frames_generator: str) -> tuple[FrameRenderer, int]:
-    """`(render [n, Z] -> [n, H, W, C], Z)` from a video export's `render` signature (its own frames generator)
-    or a frames export's `generate` signature; both differentiable."""
-    from tfvidgan.export import FRAMES_GENERATOR, VIDEO_GENERATOR, load_signature, read_description
-
-    if export_dir:
-        read_description(export_dir, VIDEO_GENERATOR, "export_dir")
-        signature = load_signature(export_dir, "render", "export_dir", inputs={"latents"})
-        latent_dim = int(signature.structured_input_signature[1]["latents"].shape[-1])
-        return (lambda z: signature(latents=z[:, None])["videos"][:, 0]), latent_dim
-    _, description = read_description(frames_generator, FRAMES_GENERATOR, "frames_generator")
-    signature = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
-    return (lambda z: signature(z=z)["frames"]), int(description["latent_dim"])
 
 
 def latent_path_stats(latents: np.ndarray) -> dict:
@@ -238,7 +216,7 @@ def main(argv) -> None:
     balls = read_metadata(FLAGS.data).num_balls
     if balls < 1:
         raise app.UsageError(f"--data={FLAGS.data!r} has no balls (num_balls = 0)")
-    render, latent_dim = load_frame_renderer(FLAGS.export_dir, FLAGS.frames_generator)
+    render, latent_dim, _ = load_frame_renderer(FLAGS.export_dir, FLAGS.frames_generator)
     real, _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
     generated = None
     if FLAGS.export_dir:

@@ -241,6 +241,30 @@ def test_interpolation_row_is_the_straight_lines_rendered_by_the_frames_generato
         assert math.isfinite(report[name]["frechet_distance"]) and report[name]["frechet_distance"] >= 0
 
 
+def test_the_frame_renderer_draws_the_clip_renderers_frames_and_is_differentiable(setup):
+    from tfvidgan.models.frames_generator import render_paths
+    from tfvidgan.video_sampling import load_frame_renderer
+
+    latents = _generated_latents(setup)[:2].astype(np.float32)  # [2, T, Z]
+    for frames_export in ("", setup["frames_export"]):  # the export's own FG, then the FG swap
+        render_frames, size, shape = load_frame_renderer(setup["video_export"], frames_export, latent_dim=LATENT)
+        assert size == LATENT and shape == (SIZE, SIZE, 1)
+        render, _ = load_renderer(setup["video_export"], frames_export, latent_dim=LATENT)
+        clips = render(latents)
+        np.testing.assert_allclose(render_paths(render_frames, latents).numpy(), clips, atol=1e-6)
+        # Frame (b, t) is the render of latents[b, t] alone.
+        np.testing.assert_allclose(render_frames(tf.constant(latents[1, 2:3])).numpy()[0], clips[1, 2], atol=1e-6)
+        z = tf.Variable(latents.reshape(-1, LATENT))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(render_frames(z) ** 2)
+        gradient = tape.gradient(loss, z)
+        assert gradient is not None and np.all(np.isfinite(gradient.numpy())) and np.abs(gradient.numpy()).max() > 0
+    with pytest.raises(ExportKindError, match="--export_dir="):
+        load_frame_renderer(setup["frames_export"])
+    with pytest.raises(ExportKindError, match="--frames_generator="):
+        load_frame_renderer(setup["video_export"], setup["video_export"])
+
+
 def test_same_config_gives_identical_json_and_reuses_the_cached_encoder(setup):
     config = setup["config"]
     encoder_file = os.path.join(config.encoder_cache, setup["report"]["settings"]["encoder"] + ".keras")

@@ -22,16 +22,56 @@ from tfvidgan.export import (
     read_description,
 )
 from tfvidgan.metrics.plotting import save_gif, save_strip_png
+from tfvidgan.models.frames_generator import render_paths
 
 RENDER_CHUNK = 64  # clips per rendering call (bounds memory)
+
+
+FrameRenderer = Callable[[tf.Tensor], tf.Tensor]
+
+
+def load_frame_renderer(export_dir: str, frames_generator: str = "",
+                        latent_dim: int | None = None) -> tuple[FrameRenderer, int, tuple]:
+    """A differentiable function rendering single latents into frames, with its latent size and frame shape.
+
+    Without `frames_generator` the video export's own `render` signature draws each latent as a one-frame
+    trajectory (its frames generator, possibly fine-tuned by the video training, renders every frame on its
+    own, so this is what the export draws inside a clip); with it, the frames export's `generate` signature
+    (the FG swap). Gradients flow from the frames back to the latents (the loaded SavedModel is kept alive).
+
+    Args:
+      export_dir: video export (`--export_dir`; may be empty when `frames_generator` is given).
+      frames_generator: optional frames export (`--frames_generator`); its latent size must be `latent_dim`
+        (if given), else a ConfigError naming the flag is raised.
+      latent_dim: Z of the latents to render, when the caller knows it.
+
+    Returns:
+      `(render_frames, Z, (H, W, C))` where `render_frames(z [n, Z] float32 tf.Tensor) -> [n, H, W, C]`
+      float32 in [-1, 1]. ExportKindError (naming the flag) when a directory is not the export kind it is given as.
+    """
+    if not frames_generator:
+        read_description(export_dir, VIDEO_GENERATOR, "export_dir")  # ExportKindError if not a video export
+        signature = load_signature(export_dir, "render", "export_dir", inputs={"latents"})
+        size = int(signature.structured_input_signature[1]["latents"].shape[-1])
+        frame_shape = tuple(signature.structured_outputs["videos"].shape[2:])
+        return (lambda z: signature(latents=z[:, None])["videos"][:, 0]), size, frame_shape
+    read_description(frames_generator, FRAMES_GENERATOR, "frames_generator")  # ExportKindError if not one
+    signature = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
+    size = int(signature.structured_input_signature[1]["z"].shape[-1])
+    if latent_dim is not None and size != latent_dim:
+        raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {size}, but "
+                          f"the sequence model of --export_dir={export_dir!r} emits {latent_dim}; swap only "
+                          f"FGs of the same latent size")
+    return (lambda z: signature(z=z)["frames"]), size, tuple(signature.structured_outputs["frames"].shape[1:])
 
 
 def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int | None = None,
                   batch: int = RENDER_CHUNK) -> tuple[Callable[[np.ndarray], np.ndarray], tuple]:
     """A function rendering latent trajectories into clips, and the `(H, W, C)` of its frames.
 
-    Without `frames_generator` the video export's own `render` signature is used; with it, the frames
-    export's `generate` signature renders every step (the FG swap). Clip b is made only from latents[b].
+    Built on `load_frame_renderer` (the same two sources, the same checks): every step of every trajectory
+    is rendered as one frame, time folded into the batch sample-major, so clip b is made only from
+    latents[b].
 
     Args:
       export_dir: video export (`--export_dir`).
@@ -43,26 +83,10 @@ def load_renderer(export_dir: str, frames_generator: str = "", latent_dim: int |
     Returns:
       `(render, (H, W, C))` where `render(latents [N, T, Z] float) -> [N, T, H, W, C] float32 in [-1, 1]`.
     """
-    if not frames_generator:
-        signature = load_signature(export_dir, "render", "export_dir")
-        frame_shape = tuple(signature.structured_outputs["videos"].shape[2:])
+    render_frames, _, frame_shape = load_frame_renderer(export_dir, frames_generator, latent_dim)
 
-        def render_chunk(latents):
-            return signature(latents=tf.constant(latents, tf.float32))["videos"].numpy()
-    else:
-        read_description(frames_generator, FRAMES_GENERATOR, "frames_generator")  # ExportKindError if not one
-        signature = load_signature(frames_generator, "generate", "frames_generator", inputs={"z"})
-        expected = signature.structured_input_signature[1]["z"].shape[-1]
-        if latent_dim is not None and expected != latent_dim:
-            raise ConfigError(f"--frames_generator={frames_generator!r} takes latents of size {expected}, but "
-                              f"the sequence model of --export_dir={export_dir!r} emits {latent_dim}; swap only "
-                              f"FGs of the same latent size")
-        frame_shape = tuple(signature.structured_outputs["frames"].shape[1:])
-
-        def render_chunk(latents):
-            n, t, z = latents.shape
-            frames = signature(z=tf.constant(latents.reshape(n * t, z), tf.float32))["frames"].numpy()
-            return frames.reshape(n, t, *frames.shape[1:])
+    def render_chunk(latents):
+        return render_paths(render_frames, latents).numpy()
 
     def render(latents) -> np.ndarray:
         latents = np.asarray(latents, dtype=np.float32)

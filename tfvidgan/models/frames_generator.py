@@ -17,6 +17,7 @@ the outermost ring of pixels; every output pixel is still a tanh value.
 from __future__ import annotations
 
 import numbers
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -112,12 +113,21 @@ def build_frames_generator(
     return keras.Model(z, image, name="frames_generator")
 
 
-def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
-    """Renders latents `[B, T, Z]` into float32 clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode).
+def render_paths(render_frames: Callable[[tf.Tensor], tf.Tensor], latents) -> tf.Tensor:
+    """Renders latent paths `[B, T, Z]` frame by frame with `render_frames([n, Z]) -> [n, H, W, C]` into
+    `[B, T, H, W, C]` (differentiable when `render_frames` is). A tensor is rendered in its own dtype (the
+    trainer's, bfloat16 included); anything else (NumPy, lists) is converted to float32.
 
     The reshape folds time into the batch sample-major and unfolds it the same way, so clip b is made
     only from latents[b].
     """
-    batch, steps = tf.shape(latents)[0], tf.shape(latents)[1]
-    frames = tf.cast(frames_generator(tf.reshape(latents, [-1, latents.shape[-1]]), training=False), tf.float32)
-    return tf.reshape(frames, tf.concat([[batch, steps], tf.shape(frames)[1:]], axis=0))
+    if not tf.is_tensor(latents):
+        latents = tf.convert_to_tensor(latents, tf.float32)
+    frames = render_frames(tf.reshape(latents, [-1, latents.shape[-1]]))
+    return tf.reshape(frames, tf.concat([tf.shape(latents)[:2], tf.shape(frames)[1:]], axis=0))
+
+
+def render(frames_generator: keras.Model, latents: tf.Tensor) -> tf.Tensor:
+    """Renders latents `[B, T, Z]` into float32 clips `[B, T, H, W, C]` in [-1, 1] (FG in inference mode;
+    `render_paths`, so clip b is made only from latents[b])."""
+    return render_paths(lambda z: tf.cast(frames_generator(z, training=False), tf.float32), latents)
