@@ -32,8 +32,10 @@ from __future__ import annotations
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
+from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
@@ -133,7 +135,7 @@ def read_run(model_dir: str, rendered: dict, num_generated: int = 4000) -> dict:
     task.build()
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
     if latest is None:
-        raise app.UsageError(f"--runs: no checkpoint under {model_dir}/checkpoints")
+        raise ConfigError(f"--runs: no checkpoint under {model_dir}/checkpoints")
     tf.train.Checkpoint(**task.checkpoint_objects()).restore(latest).expect_partial()
 
     def mean_logits(frames):
@@ -170,7 +172,7 @@ def main(argv):
         for item in FLAGS.runs:
             name, sep, model_dir = item.partition("=")
             if not sep:
-                raise app.UsageError(f"--runs: expected name=MODEL_DIR, got {item!r}")
+                raise ConfigError(f"--runs: expected name=MODEL_DIR, got {item!r}")
             runs[name] = read_run(model_dir, rendered)
     emit({"benchmark": "count_probe", "trained_runs": runs, "chance": 0.5, "steps": steps, "batch_size": FLAGS.batch_size,
           "train_frames_per_task": 2 * per_count, "num_discriminators": FLAGS.num_discriminators,
@@ -180,4 +182,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -22,8 +22,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
+from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 
 FLAGS = flags.FLAGS
@@ -63,7 +65,7 @@ def window_rows(videos: np.ndarray, burn_in: int, num_frames: int, expected_ball
 def main(argv) -> None:
     del argv
     if not FLAGS.export_dir:
-        raise app.UsageError("--export_dir (a video export) is required")
+        raise ConfigError("--export_dir (a video export) is required")
     from tfvidgan.export import VIDEO_GENERATOR, read_description
     from tfvidgan.video_sampling import sample_videos
     start = time.perf_counter()
@@ -86,4 +88,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

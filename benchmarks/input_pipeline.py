@@ -25,7 +25,9 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
+
+from tfvidgan import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", "", "Dataset directory or shard glob; empty: generate one in a temp dir.")
@@ -227,4 +229,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -28,8 +28,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit
 from tfvidgan.metrics.trajectories import trajectory_statistics
@@ -95,7 +96,7 @@ def define_flags() -> None:
 def main(argv) -> None:
     del argv
     if not FLAGS.export_dir:
-        raise app.UsageError("--export_dir (a video export) is required")
+        raise ConfigError("--export_dir (a video export) is required")
     from tfvidgan.video_sampling import sample_latents
     start = time.perf_counter()
     latents = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
@@ -107,4 +108,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

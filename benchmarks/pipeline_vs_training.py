@@ -30,8 +30,9 @@ import shutil
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
@@ -275,4 +276,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -39,12 +39,12 @@ are measurements, not tests).
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from tfvidgan.json_report import emit
+from tfvidgan import cli
+from tfvidgan.errors import ConfigError
+from tfvidgan.json_report import emit, read_json
 from tfvidgan.metrics import targets
 
 FLAGS = flags.FLAGS
@@ -79,24 +79,24 @@ def select_report(document: dict, source: str, run: str = "") -> dict:
     with `run` its entry `run` (a collection of reports keyed by run name).
 
     Raises:
-      app.UsageError: naming `source` and the flag: `run` given but not an entry that is a report, or no
+      ConfigError: naming `source` and the flag: `run` given but not an entry that is a report, or no
         `run` for a document that is not a report itself (listing the runs it holds, if any).
     """
     runs = [k for k, v in document.items() if _is_report(v)]
     if run:
         if run not in runs:
-            raise app.UsageError(f"--run={run!r} is not a report in --report={source!r}; its reports are {runs}")
+            raise ConfigError(f"--run={run!r} is not a report in --report={source!r}; its reports are {runs}")
         return document[run]
     if _is_report(document):
         return document
     hint = f"; it is a collection of reports, pick one with --run (one of {runs})" if runs else ""
-    raise app.UsageError(f"--report={source!r} is not an evaluate report (no \"real\" row){hint}")
+    raise ConfigError(f"--report={source!r} is not an evaluate report (no \"real\" row){hint}")
 
 
 def _checked_row(report: dict, row: str) -> dict:
     if row not in report or not isinstance(report[row], dict) or "vs_real" not in report[row]:
         rows = [k for k, v in report.items() if isinstance(v, dict) and "vs_real" in v]
-        raise app.UsageError(f"--row={row!r} is not a measured row of the report; it has {rows}")
+        raise ConfigError(f"--row={row!r} is not a measured row of the report; it has {rows}")
     return report[row]
 
 
@@ -120,27 +120,27 @@ def frames_targets_over_draws(reports: dict, row: str = "generated") -> dict:
       (standard error = sample standard deviation / sqrt(number of draws)).
 
     Raises:
-      app.UsageError: fewer than 2 reports, or reports of different exports, sizes or the same seed (naming
+      ConfigError: fewer than 2 reports, or reports of different exports, sizes or the same seed (naming
         the files).
     """
     if len(reports) < 2:
-        raise app.UsageError("several --report files are checked together only when there are at least two")
+        raise ConfigError("several --report files are checked together only when there are at least two")
     settings = {name: r.get("settings", {}) for name, r in reports.items()}
     for key in ("export_dir", "num_samples"):
         found = {name: s.get(key) for name, s in settings.items()}
         if len(set(map(str, found.values()))) != 1:
-            raise app.UsageError(f"--report files must be draws of one export with one size; settings.{key} "
+            raise ConfigError(f"--report files must be draws of one export with one size; settings.{key} "
                                  f"differs: {found}")
     seeds = [s.get("seed") for s in settings.values()]
     if len(set(seeds)) != len(seeds):
-        raise app.UsageError(f"--report files must be different draws (evaluate frames --seed=...); their seeds "
+        raise ConfigError(f"--report files must be different draws (evaluate frames --seed=...); their seeds "
                              f"are {dict(zip(settings, seeds))}")
     draws = []
     for name, report in reports.items():
         try:
             g = _checked_row(report, row)
-        except app.UsageError as e:
-            raise app.UsageError(f"{name}: {e}") from e
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from e
         draws.append(targets.frames_values(g, report["real"], report["real"]["frechet_distance"]))
     out = {}
     for key in targets.FRAMES_TARGETS:
@@ -186,7 +186,7 @@ def real_against_baselines(data: str, num_samples: int, num_frames: int, seed: i
 
     balls = read_metadata(data).num_balls
     if balls < 1:
-        raise app.UsageError(f"--data={data!r} has no balls (num_balls = 0): the physics columns need them")
+        raise ConfigError(f"--data={data!r} has no balls (num_balls = 0): the physics columns need them")
     first, _ = real_clips(data, num_samples, num_frames, seed)
     second, _ = real_clips(data, num_samples, num_frames, seed + 1, first_scene=num_samples)
     real = clip_row(first, balls, None, None, per_clip=True)
@@ -222,18 +222,17 @@ def _flagged(reports: dict) -> dict:
 def read_report(path: str, run: str = "") -> dict:
     """The evaluate report in the JSON file `path` (`select_report`: with `run`, that entry of a
     collection), NaN restored where it was written as null."""
-    with open(path) as f:
-        return select_report(_none_to_nan(json.load(f)), path, run)
+    return select_report(_none_to_nan(read_json(path, "report")), path, run)
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in ("frames", "video", "real"):
-        raise app.UsageError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
+        raise ConfigError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
                              "--data=...) | real --data=...")
     mode = argv[1]
     if mode == "real":
         if not FLAGS.data:
-            raise app.UsageError("real: --data is required")
+            raise ConfigError("real: --data is required")
         out = real_against_baselines(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames)
         emit({"mode": mode, "data": FLAGS.data, "samples": FLAGS.num_samples, "num_frames": FLAGS.num_frames,
               "distribution_check_passes": all(not v for v in out["by_distribution"].values()),
@@ -241,10 +240,10 @@ def main(argv):
         return
     sources = [p.strip() for p in FLAGS.report.split(",") if p.strip()]
     if FLAGS.run and not FLAGS.report:
-        raise app.UsageError("--run picks a report of a --report collection; give --report")
+        raise ConfigError("--run picks a report of a --report collection; give --report")
     if len(sources) > 1:
         if mode != "frames":
-            raise app.UsageError("several --report files are checked together for frames reports only")
+            raise ConfigError("several --report files are checked together for frames reports only")
         reports = {}
         for path in sources:
             reports[path] = read_report(path, FLAGS.run)
@@ -277,4 +276,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -37,15 +37,15 @@ Writes JSON (``--output``) and a Markdown table (``--markdown``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
-from tfvidgan.json_report import emit, machine
+from tfvidgan.json_report import emit, machine, read_json
 from tfvidgan.metrics import targets
 
 FLAGS = flags.FLAGS
@@ -303,8 +303,7 @@ def markdown(report: dict) -> str:
 def main(argv):
     del argv
     if FLAGS.report:
-        with open(FLAGS.report) as f:
-            report = add_targets(json.load(f), unet_choice(FLAGS.unet))
+        report = add_targets(read_json(FLAGS.report, "report"), unet_choice(FLAGS.unet))
         emit({"report": FLAGS.report, **{name: test["targets"] for name, test in report["tests"].items()}},
              FLAGS.output or None)
         return
@@ -319,4 +318,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

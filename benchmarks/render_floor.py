@@ -35,8 +35,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.models.frames_generator import render_paths
 from tfvidgan.video_sampling import FrameRenderer, load_frame_renderer
@@ -206,16 +207,16 @@ def main(argv) -> None:
 
     started = time.perf_counter()
     if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
-        raise app.UsageError("pass exactly one of --export_dir (a video export) and --frames_generator")
+        raise ConfigError("pass exactly one of --export_dir (a video export) and --frames_generator")
     if not FLAGS.data:
-        raise app.UsageError("--data is required")
+        raise ConfigError("--data is required")
     try:
         smoothness_values = [float(s) for s in FLAGS.smoothness]
     except ValueError as e:
-        raise app.UsageError(f"--smoothness: {e}") from None
+        raise ConfigError(f"--smoothness: {e}") from None
     balls = read_metadata(FLAGS.data).num_balls
     if balls < 1:
-        raise app.UsageError(f"--data={FLAGS.data!r} has no balls (num_balls = 0)")
+        raise ConfigError(f"--data={FLAGS.data!r} has no balls (num_balls = 0)")
     render, latent_dim, _ = load_frame_renderer(FLAGS.export_dir, FLAGS.frames_generator)
     real, _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
     generated = None
@@ -234,4 +235,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

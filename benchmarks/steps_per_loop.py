@@ -24,8 +24,10 @@ import statistics
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
+from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
@@ -83,7 +85,7 @@ def main(argv):
     rounds, windows = (1, 2) if FLAGS.quick else (FLAGS.rounds, FLAGS.windows)
     bad = [v for v in values if v < 1 or FLAGS.window % v]
     if bad:
-        raise app.UsageError(f"--window={FLAGS.window} must be a multiple of every --steps_per_loop, not of {bad}")
+        raise ConfigError(f"--window={FLAGS.window} must be a multiple of every --steps_per_loop, not of {bad}")
     t0 = time.perf_counter()
     results = {}
     for k in sizes:
@@ -109,4 +111,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

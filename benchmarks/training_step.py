@@ -35,8 +35,9 @@ import dataclasses
 import math
 import time
 
-from absl import app, flags
+from absl import flags
 
+from tfvidgan import cli
 from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
@@ -311,4 +312,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -39,9 +39,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from scipy.ndimage import gaussian_filter1d
 
+from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import FRAMES_GENERATOR, read_description
 from tfvidgan.json_report import emit
@@ -239,21 +240,21 @@ def _floats(name: str) -> list[float]:
     try:
         return [float(s) for s in getattr(FLAGS, name)]
     except ValueError as e:
-        raise app.UsageError(f"--{name}: {e}") from None
+        raise ConfigError(f"--{name}: {e}") from None
 
 
 def main(argv) -> None:
     del argv
     start = time.perf_counter()
     if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
-        raise app.UsageError("pass exactly one of --export_dir (a video export) and --frames_generator "
+        raise ConfigError("pass exactly one of --export_dir (a video export) and --frames_generator "
                              "(a frames export)")
     if FLAGS.fine_step and not FLAGS.frames_generator:
-        raise app.UsageError("--fine_step needs --frames_generator")
+        raise ConfigError("--fine_step needs --frames_generator")
     try:
         strides = [int(k) for k in FLAGS.strides]
     except ValueError as e:
-        raise app.UsageError(f"--strides: {e}") from None
+        raise ConfigError(f"--strides: {e}") from None
     if FLAGS.export_dir:
         latents = sample_latents(FLAGS.export_dir, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
         render, _ = load_renderer(FLAGS.export_dir, "", latent_dim=latents.shape[-1])
@@ -281,4 +282,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

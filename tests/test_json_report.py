@@ -39,3 +39,36 @@ def test_machine_does_not_import_tensorflow():
 def test_the_reproduce_table_names_bfloat16_units_only_when_present():
     assert _bfloat16_note({"cpu_bfloat16": ["avx512_bf16", "amx_bf16"]}) == ", bfloat16 units: avx512_bf16, amx_bf16"
     assert _bfloat16_note({"cpu_bfloat16": []}) == "" and _bfloat16_note({}) == ""
+
+
+def test_write_json_is_atomic_writes_nan_as_null_and_keeps_the_old_file_on_failure(tmp_path):
+    import math
+
+    import numpy as np
+    import pytest
+
+    from tfvidgan.json_report import read_json, write_json
+
+    path = tmp_path / "deep" / "report.json"
+    write_json(str(path), {"a": float("nan"), "b": [1.5, math.inf], "c": np.float32(0.25)})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None], "c": 0.25}
+    assert read_json(str(path), "report") == {"a": None, "b": [1.5, None], "c": 0.25}
+    before = path.read_text()
+    with pytest.raises(TypeError):
+        write_json(str(path), {"a": object()})  # not JSON: the old file stays whole, no temporary is left
+    assert path.read_text() == before and sorted(p.name for p in path.parent.iterdir()) == ["report.json"]
+
+
+def test_read_json_names_the_flag_and_the_file(tmp_path):
+    import pytest
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.json_report import read_json
+
+    with pytest.raises(ConfigError, match=r"^--report='.*absent.json': no such file$"):
+        read_json(str(tmp_path / "absent.json"), "report")
+    (tmp_path / "bad.json").write_text('{"a": 1')
+    with pytest.raises(ConfigError, match=r"^--report='.*bad.json': not a readable JSON file"):
+        read_json(str(tmp_path / "bad.json"), "report")
+    with pytest.raises(ConfigError, match=r"^--report='.*': not a readable JSON file"):
+        read_json(str(tmp_path), "report")  # a directory

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.quality import frames_targets, frames_targets_over_draws, video_targets
+from tfvidgan.errors import ConfigError
 from tfvidgan.metrics import targets
 from tfvidgan.metrics.targets import AT_LEAST, AT_MOST, WITHIN, Target
 
@@ -147,9 +148,7 @@ def test_frames_draws_are_checked_on_their_mean_with_its_standard_error():
     ({"a": _frames_report(0, 0.7, 0.5), "b": _frames_report(0, 0.7, 0.5)}, "different draws"),
 ])
 def test_frames_draws_must_be_distinct_draws_of_one_export(reports, words):
-    from absl import app
-
-    with pytest.raises(app.UsageError, match=words):
+    with pytest.raises(ConfigError, match=words):
         frames_targets_over_draws(reports)
 
 
@@ -222,18 +221,16 @@ def test_a_collection_of_reports_is_checked_one_run_at_a_time(tmp_path):
     import subprocess
     import sys
 
-    from absl import app
-
     from benchmarks.quality import select_report
     report = {"real": _row(), "generated": _row(mean_count_changes=3.0, mean_speed=0.9)}
     collection = {"_command": "evaluate video ...", "run_a": report, "run_b": dict(report, generated=_row())}
     assert select_report(report, "r.json") is report
     assert select_report(collection, "c.json", "run_b") is collection["run_b"]
-    with pytest.raises(app.UsageError, match=r"c.json.*--run \(one of \['run_a', 'run_b'\]\)"):
+    with pytest.raises(ConfigError, match=r"c.json.*--run \(one of \['run_a', 'run_b'\]\)"):
         select_report(collection, "c.json")
-    with pytest.raises(app.UsageError, match="--run='run_c' is not a report in --report='c.json'"):
+    with pytest.raises(ConfigError, match="--run='run_c' is not a report in --report='c.json'"):
         select_report(collection, "c.json", "run_c")
-    with pytest.raises(app.UsageError, match="--run='_command'"):
+    with pytest.raises(ConfigError, match="--run='_command'"):
         select_report(collection, "c.json", "_command")
     path, out = tmp_path / "collection.json", tmp_path / "out.json"
     path.write_text(json.dumps(collection))

@@ -1,5 +1,6 @@
-"""Printing a JSON report to stdout and, optionally, to a file, and the machine it was measured on: shared
-by `evaluate`, `reproduce` and the benchmarks."""
+"""JSON reports: printing one to stdout and, optionally, to a file (`emit`), writing and reading JSON files
+(`write_json`: atomic, NaN/inf as null; `read_json`: errors naming the flag), and the machine a report was
+measured on. Shared by `evaluate`, `reproduce` and the benchmarks."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -8,6 +9,8 @@ import math
 import os
 import platform
 import sys
+
+from tfvidgan.errors import ConfigError
 
 # CPU features that decide whether bfloat16 (`--mixed_precision`) is faster or slower than float32 here:
 # without bfloat16 arithmetic (BFLOAT16_ARITHMETIC) oneDNN emulates it (measured 2.1-2.7x slower); with AMX
@@ -54,24 +57,58 @@ def machine() -> dict:
             "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
-def _json_safe(value):
-    """NaN/inf → None (JSON has no NaN); numpy scalars → Python numbers via `default=float`."""
+def json_safe(value):
+    """NaN/inf → None (JSON has no NaN), recursively; numpy scalars via `default=float` when dumped."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
+def dumps(value, indent: int | None = 2) -> str:
+    """`value` as JSON text (`json_safe`: NaN/inf as null; numpy scalars as numbers)."""
+    return json.dumps(json_safe(value), indent=indent, default=float)
+
+
+def write_json(path: str, value, indent: int | None = 2) -> None:
+    """Writes `value` (`dumps`) to `path` atomically: a temporary file in the same directory, then a rename,
+    so a reader never sees half a file and an interrupted write leaves the old one. Creates the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(dumps(value, indent) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_json(path: str, flag: str):
+    """The JSON value in the file `path`, given by the user as `--flag`.
+
+    Raises:
+      ConfigError naming `--flag=path` when the file is missing, unreadable or not JSON.
+    """
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--{flag}={path!r}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--{flag}={path!r}: not a readable JSON file ({e})") from e
+
+
 def emit(report: dict, output: str = "") -> str:
-    """Prints `report` as indented JSON and writes it to `output` too when given; returns the text."""
-    text = json.dumps(_json_safe(report), indent=2, default=float)
+    """Prints `report` as indented JSON (`dumps`) and writes it to `output` too when given (`write_json`,
+    atomic); returns the text."""
+    text = dumps(report)
     print(text)
     sys.stdout.flush()
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w") as f:
-            f.write(text + "\n")
+        write_json(output, report)
     return text

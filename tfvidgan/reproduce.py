@@ -62,6 +62,7 @@ from typing import Callable
 from absl import flags
 
 from tfvidgan.errors import ConfigError, TfvidganError
+from tfvidgan.json_report import dumps, write_json
 
 STAGES = ("data", "frames", "frames_1ball", "video", "evaluate", "figures", "report")
 INPUTS = {
@@ -308,26 +309,6 @@ def read_json(path: str) -> dict | None:
         raise ConfigError(f"{path}: unreadable ({e}); delete it to redo that stage") from e
 
 
-def write_json(path: str, value: dict) -> None:
-    """Atomic write (temporary file + rename), NaN/inf as null."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(json_safe(value), indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-
-
-def json_safe(value):
-    """NaN/inf → None (JSON has no NaN), recursively; numpy scalars via `default=float` when dumped."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def read_marker(config: ReproduceConfig, stage: str) -> dict | None:
     return read_json(os.path.join(config.stage_dir(stage), MARKER))
 
@@ -497,7 +478,7 @@ def _now() -> str:
 def _append_attempt(config: ReproduceConfig, stage: str, record: dict) -> None:
     os.makedirs(config.stage_dir(stage), exist_ok=True)
     with open(os.path.join(config.stage_dir(stage), ATTEMPTS), "a") as f:
-        f.write(json.dumps(json_safe(record), default=float) + "\n")
+        f.write(dumps(record, indent=None) + "\n")
 
 
 def _total_attempt_seconds(config: ReproduceConfig, stage: str) -> float:

@@ -11,7 +11,6 @@ Only TensorFlow is needed to run the SavedModels themselves; this tool adds the 
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -20,6 +19,7 @@ from absl import flags, logging
 from tfvidgan import cli
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import load_signature
+from tfvidgan.json_report import write_json
 from tfvidgan.metrics.plotting import save_image_grid_png
 from tfvidgan.video_sampling import sample_videos, write_video_samples
 
@@ -79,11 +79,10 @@ def sample_videos_to_dir(export_dir: str, num_samples: int, num_frames: int, see
                                     rejection_acceptance)
     written = write_video_samples(videos, output_dir)
     np.save(os.path.join(output_dir, "latents.npy"), latents)
-    with open(os.path.join(output_dir, "samples.json"), "w") as f:
-        json.dump({"export_dir": export_dir, "frames_generator": frames_generator or None,
-                   "num_samples": num_samples, "num_frames": num_frames, "seed": seed,
-                   "rejection_acceptance": rejection_acceptance,
-                   "files": [os.path.basename(p) for p in written]}, f, indent=2)
+    write_json(os.path.join(output_dir, "samples.json"),
+               {"export_dir": export_dir, "frames_generator": frames_generator or None,
+                "num_samples": num_samples, "num_frames": num_frames, "seed": seed,
+                "rejection_acceptance": rejection_acceptance, "files": [os.path.basename(p) for p in written]})
     return written
 
 
