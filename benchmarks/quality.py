@@ -180,13 +180,10 @@ def real_against_baselines(data: str, num_samples: int, num_frames: int, seed: i
 
     Returns `{"by_distribution": {baseline: [columns not beaten]}, "by_mean": {...}, "rows": {row:
     {"vs_real", "vs_real_distribution"}}}` (plain floats; NaN where undefined)."""
-    from tfvidgan.data.metadata import read_metadata
-    from tfvidgan.metrics.real_data import real_clips
+    from tfvidgan.metrics.real_data import expected_balls, real_clips
     from tfvidgan.metrics.video_report import baseline_clips, clip_row, compare_with_real
 
-    balls = read_metadata(data).num_balls
-    if balls < 1:
-        raise ConfigError(f"--data={data!r} has no balls (num_balls = 0): the physics columns need them")
+    balls = expected_balls(data)
     first, _ = real_clips(data, num_samples, num_frames, seed)
     second, _ = real_clips(data, num_samples, num_frames, seed + 1, first_scene=num_samples)
     real = clip_row(first, balls, None, None, per_clip=True)

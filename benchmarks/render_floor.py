@@ -201,9 +201,8 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
-    from tfvidgan.data.metadata import read_metadata
     from tfvidgan.json_report import emit
-    from tfvidgan.metrics.real_data import real_clips
+    from tfvidgan.metrics.real_data import expected_balls, real_clips
 
     started = time.perf_counter()
     if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
@@ -214,9 +213,7 @@ def main(argv) -> None:
         smoothness_values = [float(s) for s in FLAGS.smoothness]
     except ValueError as e:
         raise ConfigError(f"--smoothness: {e}") from None
-    balls = read_metadata(FLAGS.data).num_balls
-    if balls < 1:
-        raise ConfigError(f"--data={FLAGS.data!r} has no balls (num_balls = 0)")
+    balls = expected_balls(FLAGS.data)
     render, latent_dim, _ = load_frame_renderer(FLAGS.export_dir, FLAGS.frames_generator)
     real, _ = real_clips(FLAGS.data, FLAGS.num_samples, FLAGS.num_frames, FLAGS.seed)
     generated = None

@@ -323,6 +323,9 @@ def test_a_few_frames_gan_steps_on_an_ingested_colour_dataset(ingested, tmp_path
     assert "num_balls = 0" in report["unavailable"]
     for row in ("generated", "untrained_generator", "real", "collapsed"):
         assert set(report[row]) == {"frechet_distance"} and np.isfinite(report[row]["frechet_distance"]), row
+    from tfvidgan.metrics.real_data import expected_balls  # the benchmarks' check (quality, render_floor)
+    with pytest.raises(ConfigError, match=r"^--data='.*' has no balls \(num_balls = 0"):
+        expected_balls(data)
     probe = FramesQualityProbe(ProbeConfig(data=data, num_samples=2, encoder_samples=2), latent_dim=8)
     with pytest.raises(ConfigError, match=r"--eval_every: the quality probe counts balls.*num_balls = 0"):
         probe(task.sampling_generator)

@@ -8,7 +8,23 @@ from typing import Mapping
 import numpy as np
 
 from tfvidgan.data import readers
-from tfvidgan.errors import DatasetError
+from tfvidgan.errors import ConfigError, DatasetError
+
+
+def expected_balls(data: str) -> int:
+    """How many balls every scene of the dataset `data` (directory or glob, `--data`) holds, from its metadata.
+
+    Raises:
+      ConfigError naming `--data` when it has none (num_balls = 0: scenes made from videos): the physics
+      columns count and track balls. DatasetError naming the file when the metadata is missing or invalid.
+    """
+    from tfvidgan.data.metadata import read_metadata
+
+    balls = read_metadata(data).num_balls
+    if balls < 1:
+        raise ConfigError(f"--data={data!r} has no balls (num_balls = 0: scenes made from videos): the physics "
+                          "columns count and track them")
+    return balls
 
 
 def _scenes(pattern: str, count: int):
