@@ -278,6 +278,12 @@ def discriminator_flags(what: str, first_conv: str) -> dict:
     }
 
 
+INIT_SEED_FLAG = {"init_seed": FlagSpec(
+    "Seed of the initial weights of the models the run creates: the same flags, --init_seed and --data_seed "
+    "start from the same weights and see the same batches and noise (float reductions on many threads can "
+    "still differ in the last bits). Ignored on resume (the weights come from the checkpoint).")}
+
+
 def loss_flag(field: str = "adversarial") -> dict:
     """`--loss`: the GAN loss kind, a name registered in `tfvidgan.losses.LOSSES` when this is called."""
     return {"loss": FlagSpec("GAN loss.", f"{field}.loss", choices=tuple(losses.LOSSES))}

@@ -64,6 +64,7 @@ def config_flags() -> dict:
                                     "generator with the refined discriminators. Pass the flags of the run that "
                                     "wrote it, and --r1_weight=0 to drop its penalty. Empty: train the GAN.",
         **common_flags.adversarial_flags(),
+        **common_flags.INIT_SEED_FLAG,
         **common_flags.optimizer_flags("generator", "generator_optimizer", "frames generator"),
         **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "discriminators"),
     }

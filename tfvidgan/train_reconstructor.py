@@ -58,6 +58,7 @@ def config_flags() -> dict:
         "adversarial_weight": "Weight of the adversarial loss (0 = MSE only).",
         "discriminator_filters": "Filters of the fully convolutional (patch) discriminator's first conv.",
         **common_flags.loss_flag(),
+        **common_flags.INIT_SEED_FLAG,
         **common_flags.optimizer_flags("reconstructor", "optimizer", "reconstructor"),
         **common_flags.optimizer_flags("discriminator", "discriminator_optimizer", "patch discriminator"),
     }

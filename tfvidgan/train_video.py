@@ -124,6 +124,7 @@ def config_flags() -> dict:
                     "export; 0 disables it.",
         "num_sample_videos": FlagSpec("Videos in each sample summary.", minimum=1),
         **common_flags.adversarial_flags(),
+        **common_flags.INIT_SEED_FLAG,
         **common_flags.optimizer_flags("sequence", "sequence_optimizer", "sequence generator"),
         **common_flags.optimizer_flags("frames_generator", "frames_generator_optimizer",
                                        "frames generator when fine-tuned"),

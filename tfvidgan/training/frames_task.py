@@ -27,6 +27,7 @@ from tfvidgan.models.frames_generator import (
 )
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.ema import WeightAverage, check_beta
+from tfvidgan.training.init_seed import seeded_initializers
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -72,6 +73,8 @@ class FramesGanConfig:
     discriminator_minibatch_std: int = 0
     projection_seed: int = 0
     noise_seed: int = 0
+    # Seed of the initial weights of the models this task creates (`tfvidgan.training.init_seed`).
+    init_seed: int = 0
     num_sample_images: int = 64
     # EMA of the generator's weights (β per step; 0 = off): used by samples, summaries and the export.
     ema_beta: float = 0.999
@@ -126,14 +129,15 @@ class FramesGanTask:
 
     def build(self) -> None:
         c = self.config
-        self.generator = build_frames_generator(c.image_size, c.channels, c.latent_dim,
-                                                base_filters=c.generator_filters,
-                                                normalization=c.generator_normalization)
-        self.discriminators = build_frame_discriminators(
-            (c.image_size, c.image_size, c.channels), c.num_discriminators,
-            base_filters=c.discriminator_filters, seed=c.projection_seed,
-            normalization=c.discriminator_normalization, head=c.discriminator_head,
-            minibatch_std=c.discriminator_minibatch_std)
+        with seeded_initializers(c.init_seed):
+            self.generator = build_frames_generator(c.image_size, c.channels, c.latent_dim,
+                                                    base_filters=c.generator_filters,
+                                                    normalization=c.generator_normalization)
+            self.discriminators = build_frame_discriminators(
+                (c.image_size, c.image_size, c.channels), c.num_discriminators,
+                base_filters=c.discriminator_filters, seed=c.projection_seed,
+                normalization=c.discriminator_normalization, head=c.discriminator_head,
+                minibatch_std=c.discriminator_minibatch_std)
         self.ema = WeightAverage(self.generator, c.ema_beta) if c.ema_beta > 0 else None
         self.path_length = PathLengthRegularizer(c.path_length_weight) if c.path_length_weight > 0 else None
         self.straightness = (StraightnessRegularizer(c.straightness_weight, c.straightness_step)

@@ -27,6 +27,7 @@ from tfvidgan.models import unfolded
 from tfvidgan.models.reconstructor import SENSED_INPUT_NAME, build_reconstruction_critic, build_reconstructor
 from tfvidgan.models.unfolded import CONV_KINDS, MASK_INPUT_NAME, build_unfolded_reconstructor
 from tfvidgan.training import adversarial, summaries
+from tfvidgan.training.init_seed import seeded_initializers
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -44,7 +45,8 @@ class ReconstructionConfig:
     with RMSprop 2e-4, as the trainer always ran it (the README's adversarial rows).
     ``base_filters``/``depth`` configure the U-Net; ``unfolded_*`` the unfolded net; ``random_masks``
     (unfolded only) re-senses every training scene with a fresh mask of fill ``mask_fill`` and the noise
-    model ``photons`` (0 = no shot noise), ``read_noise`` (sensed units).
+    model ``photons`` (0 = no shot noise), ``read_noise`` (sensed units). ``init_seed`` seeds the initial
+    weights of the networks (`tfvidgan.training.init_seed`).
     """
     num_frames: int
     height: int
@@ -62,6 +64,7 @@ class ReconstructionConfig:
     unfolded_memory: bool = False
     random_masks: bool = False
     random_mask_seed: int = 0
+    init_seed: int = 0
     mask_fill: float = 0.5
     photons: float = 0.0
     read_noise: float = 0.0
@@ -140,12 +143,15 @@ class ReconstructionTask:
 
     def build(self) -> None:
         c = self.config
-        self.reconstructor = build_model(c)
+        with seeded_initializers(c.init_seed):
+            self.reconstructor = build_model(c)
+            self.discriminator = None
+            if c.adversarial_weight > 0:
+                self.discriminator = build_reconstruction_critic(c.num_frames, c.height, c.width,
+                                                                 base_filters=c.discriminator_filters)
         self.optimizer = make_optimizer(c.optimizer, self.reconstructor.trainable_variables)
-        self.discriminator = self.d_optimizer = None
-        if c.adversarial_weight > 0:
-            self.discriminator = build_reconstruction_critic(c.num_frames, c.height, c.width,
-                                                             base_filters=c.discriminator_filters)
+        self.d_optimizer = None
+        if self.discriminator is not None:
             self.d_optimizer = make_optimizer(c.discriminator_optimizer, self.discriminator.trainable_variables)
 
     def model_inputs(self, sensed, scene, step):

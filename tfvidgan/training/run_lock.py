@@ -50,7 +50,7 @@ RESUMABLE_FIELDS = frozenset({
     "motion_energy_match_weight", "centroid_acceleration_match_weight", "straightness_weight", "straightness_step",
     "stationarity_weight", "stationarity_length", "late_motion_match_weight", "late_motion_length",
     "late_motion_start_step", "frames_generator", "rollout_length", "r1_weight", "schedule", "decay_steps", "final_fraction",
-    "decay_start", "clip_norm", "sample_burn_in_steps",
+    "decay_start", "clip_norm", "sample_burn_in_steps", "init_seed",
 })
 
 # Config fields renamed after runs were recorded with the old names: `run_config.json` records are read with

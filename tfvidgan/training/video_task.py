@@ -37,6 +37,7 @@ from tfvidgan.models.frames_generator import render
 from tfvidgan.models.sequence_generator import build_sequence_generator, sample_sequence_noise
 from tfvidgan.training import adversarial, summaries
 from tfvidgan.training.ema import WeightAverage, check_beta
+from tfvidgan.training.init_seed import seeded_initializers
 from tfvidgan.training.loop import InputConfig, require_inputs
 from tfvidgan.training.noise import replica_normal, replica_uniform_int, step_seed
 from tfvidgan.training.optimizers import OptimizerConfig, make_optimizer
@@ -90,6 +91,8 @@ class VideoGanConfig:
     discriminator_input: str = DEFAULT_VIDEO_INPUT
     projection_seed: int = 0
     noise_seed: int = 0
+    # Seed of the initial weights of the sequence generator and discriminators (`tfvidgan.training.init_seed`).
+    init_seed: int = 0
     finetune_frames_generator: bool = False
     smoothness_weight: float = 0.0
     smoothness_on: str = "latents"
@@ -414,11 +417,12 @@ class VideoGanTask:
         self.latent_dim = int(self.frames_description["latent_dim"])
         size, channels = self.frames_description["image_size"], self.frames_description["channels"]
         self.frame_shape = (size, size, channels)
-        self.sequence_generator = self._build_sequence_generator(c.burn_in_steps)
-        self.discriminators = build_video_discriminators(
-            (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
-            seed=c.projection_seed, normalization=c.discriminator_normalization,
-            head=c.discriminator_head, inputs=c.discriminator_input)
+        with seeded_initializers(c.init_seed):
+            self.sequence_generator = self._build_sequence_generator(c.burn_in_steps)
+            self.discriminators = build_video_discriminators(
+                (c.clip_length, *self.frame_shape), c.num_discriminators, base_filters=c.discriminator_filters,
+                seed=c.projection_seed, normalization=c.discriminator_normalization,
+                head=c.discriminator_head, inputs=c.discriminator_input)
         self.frame_critic = None
         if c.frame_critic_weight > 0:
             self.frame_critic = load_frame_discriminators(c.frames_generator, flag="frames_generator")
