@@ -110,7 +110,8 @@ def config_flags() -> dict:
         "late_motion_length": FlagSpec("Latent steps of the late-motion term's rollouts (> --clip_length; e.g. "
                                        "the length of the long videos users sample).", minimum=3),
         "late_motion_start_step": FlagSpec("First step at which the late-motion term counts (before it the term "
-                                           "is only logged); late frames start frozen, so switch it on late.",
+                                           "is not computed and logged as 0); late frames start frozen, so switch "
+                                           "it on late.",
                                            minimum=0),
         "frame_critic_weight": "Weight of the frames export's own (frozen) frame discriminators judging every "
                                "rendered frame, steering the latents to frames they find real; 0 = off. Needs "

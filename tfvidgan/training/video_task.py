@@ -135,12 +135,13 @@ class VideoGanConfig:
     # stationarity term it reads the rendered motion (a latent step of constant size can render a frozen ball),
     # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
     # fine-tuned frames generator to late, untrained latents). Costs, per generator update, an L-step rollout
-    # of the sequence generator (forward and backward) and 2 rendered frames per sample; before
-    # `late_motion_start_step`, where it only logs, the rollout's forward pass alone (`VideoGanTask.late_pairs`).
+    # of the sequence generator (forward and backward) and 2 rendered frames per sample; nothing before
+    # `late_motion_start_step` (the rollout's forward pass alone cost 12 % of a step of
+    # configs/video_bb3_initnoise_me20.cfg when it was run there only to be logged).
     late_motion_match_weight: float = 0.0
     late_motion_length: int = 120
-    # The step from which the late-motion term counts (before it the pairs are rendered and the log-ratio logged,
-    # at weight 0). Measured: on from step 0 it wrecked the start (late frames start frozen, log-ratio -6.5);
+    # The step from which the late-motion term counts: before it the term is not computed and its log-ratio is
+    # logged as 0 (the in-training probe's long-video drift shows late motion meanwhile). Measured: on from step 0 it wrecked the start (late frames start frozen, log-ratio -6.5);
     # switched on at 2,200 of 2,489 it took the drift from 19-24 % to 13.5 % (docs/experiments_video.md).
     late_motion_start_step: int = 0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
@@ -500,21 +501,10 @@ class VideoGanTask:
     def late_pairs(self, batch: int, step) -> tf.Tensor:
         """`[batch, 2, H, W, C]` float32 in [-1, 1]: the late-motion term's rendered frames t − 1 and t of this
         step's `late_motion_length`-step rollouts, t uniform on {clip_length, …, late_motion_length − 1} per
-        sample (one global draw sliced per replica, like the noise).
-
-        Before `late_motion_start_step` the rollout is gradient-free (`tf.stop_gradient` in one branch of a
-        `tf.cond` on the step): the term only logs there, so the sequence generator's L-step backward pass is
-        skipped, not run at weight 0. The frames are the same either way."""
+        sample (one global draw sliced per replica, like the noise). Differentiable in both generators."""
         c = self.config
-        noise = self._noise(batch, c.late_motion_length, step, _LATE_MOTION_STREAM)
-
-        def rollout():
-            return self.sequence_generator(noise, training=True)
-        if c.late_motion_start_step > 0:
-            started = tf.cast(step, tf.int64) >= c.late_motion_start_step
-            latents = tf.cond(started, rollout, lambda: tf.stop_gradient(rollout()))
-        else:
-            latents = rollout()
+        latents = self.sequence_generator(self._noise(batch, c.late_motion_length, step, _LATE_MOTION_STREAM),
+                                          training=True)
         times = c.clip_length + replica_uniform_int(batch, c.late_motion_length - c.clip_length, c.noise_seed, step,
                                                     768 + _LATE_MOTION_STREAM)
         return render(self.frames_generator, gather_windows(latents, times, tf.constant([-1, 0])))  # [batch, 2, ...]
@@ -555,11 +545,17 @@ class VideoGanTask:
                 terms.append(stationarity.objective_term)
                 logged["stationarity_penalty"] = stationarity.penalty / replicas
             if self.config.late_motion_match_weight > 0:
-                on = tf.cast(tf.cast(step, tf.int64) >= self.config.late_motion_start_step, tf.float32)
-                match = motion_energy_match(self.late_pairs(batch, step), real, global_batch,
-                                            on * self.config.late_motion_match_weight)
+                started = tf.cast(step, tf.int64) >= self.config.late_motion_start_step
+                on = tf.cast(started, tf.float32)
+                if self.config.late_motion_start_step > 0:  # not computed before its start (zeros at weight 0)
+                    pairs = tf.cond(started, lambda: self.late_pairs(batch, step),
+                                    lambda: tf.zeros([batch, 2, *self.frame_shape], tf.float32))
+                else:
+                    pairs = self.late_pairs(batch, step)
+                # The match's all-reduce stays outside the cond: every replica runs it every step.
+                match = motion_energy_match(pairs, real, global_batch, on * self.config.late_motion_match_weight)
                 terms.append(match.objective_term)
-                logged["late_motion_log_ratio"] = match.log_ratio / replicas
+                logged["late_motion_log_ratio"] = on * match.log_ratio / replicas
             if self.frame_critic is not None:
                 frames = tf.reshape(clips, (-1, *self.frame_shape))
                 logits = tf.cast(self.frame_critic(frames, training=False), tf.float32)  # [b·T, K]
