@@ -25,6 +25,7 @@ import time
 from absl import flags
 
 from tfvidgan import cli
+from tfvidgan.errors import ConfigError
 from tfvidgan.json_report import emit, machine
 
 FLAGS = flags.FLAGS
@@ -39,6 +40,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps", 4, "Timed steps per variant and round.", lower_bound=1)
     flags.DEFINE_bool("past_late_start", False, "Time steps at and after --late_motion_start_step (the late term "
                       "on) instead of before it.")
+    flags.DEFINE_list("variants", [], "Time only these variants (names as reported; the config itself always); "
+                      "empty: all.")
     flags.DEFINE_string("output", None, "Also write the JSON report here.")
 
 
@@ -103,6 +106,11 @@ def main(argv):
     started = time.perf_counter()
     config = VideoGanConfig(**config_kwargs(VideoGanConfig, FLAGS, train_video.config_flags()))
     configs = variants(config)
+    unknown = sorted(set(FLAGS.variants) - set(configs))
+    if unknown:
+        raise ConfigError(f"--variants: {unknown} are not variants of this config (it has {sorted(configs)})")
+    if FLAGS.variants:
+        configs = {name: c for name, c in configs.items() if name == "config" or name in FLAGS.variants}
     first_step = config.late_motion_start_step if FLAGS.past_late_start else 0
     times = seconds_per_step(configs, FLAGS.batch_size, FLAGS.rounds, FLAGS.steps, first_step)
     best = {name: min(t) for name, t in times.items()}

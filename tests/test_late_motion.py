@@ -98,8 +98,8 @@ def test_the_term_counts_from_its_start_step_and_reads_0_before(tmp_path):
 def test_before_its_start_step_the_late_rollout_is_not_run(tmp_path, monkeypatch):
     """In the traced step (as the loop runs it) a counter inside `late_pairs` moves only from the start step on:
     the late rollout runs in one branch of a `tf.cond`, never before (until a later session its forward pass
-    ran there to be logged: 12 % of a step of configs/video_bb3_initnoise_me20.cfg). From the start step every
-    sequence-generator weight gets a gradient from the term."""
+    ran there only to be logged). From the start step every sequence-generator weight gets a gradient from the
+    term."""
     task = _gated_task(tmp_path, start=5)
     runs = tf.Variable(0, dtype=tf.int64)
     original = task.late_pairs

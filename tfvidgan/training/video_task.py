@@ -136,8 +136,7 @@ class VideoGanConfig:
     # and unlike long rollouts (`rollout_length`) no discriminator judges the late frames (which pulled the
     # fine-tuned frames generator to late, untrained latents). Costs, per generator update, an L-step rollout
     # of the sequence generator (forward and backward) and 2 rendered frames per sample; nothing before
-    # `late_motion_start_step` (the rollout's forward pass alone cost 12 % of a step of
-    # configs/video_bb3_initnoise_me20.cfg when it was run there only to be logged).
+    # `late_motion_start_step` (until a later session the rollout's forward pass ran there only to be logged).
     late_motion_match_weight: float = 0.0
     late_motion_length: int = 120
     # The step from which the late-motion term counts: before it the term is not computed and its log-ratio is
