@@ -342,7 +342,16 @@ def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_stops(tmp_path):
 
     from tfvidgan.errors import TrainingPreempted
     before = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    stop = threading.Event()
+
+    def terminate_once_training():
+        # SIGTERM once the loop's handler is installed (on a loaded machine building the task can take longer
+        # than any fixed delay, and an earlier SIGTERM would kill the test process itself), a second later.
+        while signal.getsignal(signal.SIGTERM) == before and not stop.wait(0.05):
+            pass
+        if not stop.wait(1.0):
+            os.kill(os.getpid(), signal.SIGTERM)
+    timer = threading.Thread(target=terminate_once_training, daemon=True)
     timer.start()
     try:
         with pytest.raises(TrainingPreempted, match=r"SIGTERM: stopped at step (\d+) and saved .*ckpt-\1; run the "
@@ -350,7 +359,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_stops(tmp_path):
             _train(tmp_path, 100_000, export=False, log_every=100_000, sample_every=100_000,
                    checkpoint_every=100_000)
     finally:
-        timer.cancel()
+        stop.set()
     step = error.value.step
     assert step >= 1 and error.value.checkpoint.endswith(f"ckpt-{step}")
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{step}")
