@@ -140,8 +140,9 @@ class VideoGanConfig:
     late_motion_match_weight: float = 0.0
     late_motion_length: int = 120
     # The step from which the late-motion term counts: before it the term is not computed and its log-ratio is
-    # logged as 0 (the in-training probe's long-video drift shows late motion meanwhile). Measured: on from step 0 it wrecked the start (late frames start frozen, log-ratio -6.5);
-    # switched on at 2,200 of 2,489 it took the drift from 19-24 % to 13.5 % (docs/experiments_video.md).
+    # logged as 0 (the in-training probe's long-video drift shows late motion meanwhile). Measured: on from step 0
+    # it wrecked the start (late frames start frozen, log-ratio -6.5); switched on at 2,200 of 2,489 it took the
+    # drift from 19-24 % to 13.5 % (docs/experiments_video.md).
     late_motion_start_step: int = 0
     # Weight of the frozen FRAME discriminators of the frames export (step 1) judging every rendered frame
     # (non-saturating loss, mean over frames): steers the latents to where step 1's discriminators see
