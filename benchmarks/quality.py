@@ -130,11 +130,11 @@ def frames_targets_over_draws(reports: dict, row: str = "generated") -> dict:
         found = {name: s.get(key) for name, s in settings.items()}
         if len(set(map(str, found.values()))) != 1:
             raise ConfigError(f"--report files must be draws of one export with one size; settings.{key} "
-                                 f"differs: {found}")
+                              f"differs: {found}")
     seeds = [s.get("seed") for s in settings.values()]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--report files must be different draws (evaluate frames --seed=...); their seeds "
-                             f"are {dict(zip(settings, seeds))}")
+                          f"are {dict(zip(settings, seeds))}")
     draws = []
     for name, report in reports.items():
         try:
@@ -225,7 +225,7 @@ def read_report(path: str, run: str = "") -> dict:
 def main(argv):
     if len(argv) != 2 or argv[1] not in ("frames", "video", "real"):
         raise ConfigError("usage: python -m benchmarks.quality {frames|video} (--report=... | --export_dir=... "
-                             "--data=...) | real --data=...")
+                          "--data=...) | real --data=...")
     mode = argv[1]
     if mode == "real":
         if not FLAGS.data:

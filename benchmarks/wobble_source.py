@@ -248,7 +248,7 @@ def main(argv) -> None:
     start = time.perf_counter()
     if bool(FLAGS.export_dir) == bool(FLAGS.frames_generator):
         raise ConfigError("pass exactly one of --export_dir (a video export) and --frames_generator "
-                             "(a frames export)")
+                          "(a frames export)")
     if FLAGS.fine_step and not FLAGS.frames_generator:
         raise ConfigError("--fine_step needs --frames_generator")
     try:

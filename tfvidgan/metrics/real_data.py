@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from tfvidgan.data import readers
+from tfvidgan.data.metadata import read_metadata
 from tfvidgan.errors import ConfigError, DatasetError
 
 
@@ -18,8 +19,6 @@ def expected_balls(data: str) -> int:
       ConfigError naming `--data` when it has none (num_balls = 0: scenes made from videos): the physics
       columns count and track balls. DatasetError naming the file when the metadata is missing or invalid.
     """
-    from tfvidgan.data.metadata import read_metadata
-
     balls = read_metadata(data).num_balls
     if balls < 1:
         raise ConfigError(f"--data={data!r} has no balls (num_balls = 0: scenes made from videos): the physics "

@@ -547,12 +547,10 @@ class VideoGanTask:
             if self.config.late_motion_match_weight > 0:
                 started = tf.cast(step, tf.int64) >= self.config.late_motion_start_step
                 on = tf.cast(started, tf.float32)
-                if self.config.late_motion_start_step > 0:  # not computed before its start (zeros at weight 0)
-                    pairs = tf.cond(started, lambda: self.late_pairs(batch, step),
-                                    lambda: tf.zeros([batch, 2, *self.frame_shape], tf.float32))
-                else:
-                    pairs = self.late_pairs(batch, step)
-                # The match's all-reduce stays outside the cond: every replica runs it every step.
+                # Not computed before its start (zeros there, at weight 0); the match's all-reduce stays outside
+                # the cond: every replica runs it every step.
+                pairs = tf.cond(started, lambda: self.late_pairs(batch, step),
+                                lambda: tf.zeros([batch, 2, *self.frame_shape], tf.float32))
                 match = motion_energy_match(pairs, real, global_batch, on * self.config.late_motion_match_weight)
                 terms.append(match.objective_term)
                 logged["late_motion_log_ratio"] = on * match.log_ratio / replicas
