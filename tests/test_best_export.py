@@ -40,6 +40,13 @@ def _train(model_dir, steps, script, **kwargs):
     return task
 
 
+def _strict(text):
+    """json.loads that refuses NaN/Infinity tokens, as `jq` and other strict JSON readers do."""
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
 def _mean_pixel(export_dir, task):
     model, _ = load_frames_generator(str(export_dir))
     return float(np.asarray(model(task.sample_latents(), training=False)).mean())
@@ -47,11 +54,12 @@ def _mean_pixel(export_dir, task):
 
 def test_the_best_step_is_exported_recorded_and_continued_on_resume(tmp_path):
     task = _train(tmp_path, 7, {2: 0.5, 4: 0.3, 6: 0.4, 7: math.nan})
-    record = json.loads((tmp_path / "best.json").read_text())
+    record = _strict((tmp_path / "best.json").read_text())
     assert (record["step"], record["value"], record["metric"], record["mode"]) == (4, 0.3, "score", "min")
     assert existing_versions(str(tmp_path / "best_export")) == [4]       # steps 2 was replaced; 6 and 7 lost
     assert record["export"] == str(tmp_path / "best_export" / "4")
-    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [_strict(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["score"] for e in evaluations] == [0.5, 0.3, 0.4, None]   # step 7's NaN is written as null
     at_4 = next(e for e in evaluations if e["step"] == 4)
     assert record["metrics"] == {"score": 0.3, "mean_pixel": at_4["mean_pixel"]}
     # The export holds step 4's weights (not the final step's): its samples give step 4's evaluation.

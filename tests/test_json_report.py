@@ -72,3 +72,45 @@ def test_read_json_names_the_flag_and_the_file(tmp_path):
         read_json(str(tmp_path / "bad.json"), "report")
     with pytest.raises(ConfigError, match=r"^--report='.*': not a readable JSON file"):
         read_json(str(tmp_path), "report")  # a directory
+
+
+def test_read_json_of_a_kept_file_names_the_path_may_allow_it_missing_and_gives_the_hint(tmp_path):
+    import pytest
+
+    from tfvidgan.errors import ConfigError
+    from tfvidgan.json_report import read_json
+
+    absent = tmp_path / "absent.json"
+    assert read_json(str(absent), missing_ok=True) is None
+    with pytest.raises(ConfigError, match=rf"^{absent}: no such file$"):
+        read_json(str(absent))
+    (tmp_path / "bad.json").write_text("[1,")
+    with pytest.raises(ConfigError, match=r"bad.json: not a readable JSON file .*; delete it to redo that stage$"):
+        read_json(str(tmp_path / "bad.json"), missing_ok=True, hint="delete it to redo that stage")
+
+
+def test_run_files_are_strict_json(tmp_path):
+    """run_config.json (via the run lock) and export selections write NaN as null, so strict readers parse
+    them; a NaN config field read back compares equal (a resume is not a 'changed setting')."""
+    import dataclasses
+    import math
+
+    from tfvidgan.export import write_selection
+    from tfvidgan.training.run_lock import RUN_CONFIG_FILE, check_run_config
+
+    def strict(text):
+        def refuse(token):
+            raise ValueError(token)
+        return json.loads(text, parse_constant=refuse)
+
+    @dataclasses.dataclass
+    class Config:
+        rate: float = math.nan
+        steps: int = 3
+
+    check_run_config(str(tmp_path), Config(), {"rate": math.nan}, has_checkpoint=False)
+    record = strict((tmp_path / RUN_CONFIG_FILE).read_text())
+    assert record["config"] == {"rate": None, "steps": 3} and record["flags"]["rate"] is None
+    check_run_config(str(tmp_path), Config(), {}, has_checkpoint=True)  # same model: no error
+    path = write_selection(str(tmp_path / "export"), {"metric": "m", "value": 0.5, "probe": {"x": math.inf}})
+    assert strict(open(path).read()) == {"metric": "m", "value": 0.5, "probe": {"x": None}}

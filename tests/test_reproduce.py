@@ -299,3 +299,10 @@ def test_bad_profile_values_name_the_flag(tmp_path):
         _config(f"--flagfile={profile}", f"--workdir={tmp_path}", "--eval_samples=20")
     with pytest.raises(ConfigError, match="--stages=frames,nope: unknown stage"):
         _config(f"--flagfile={profile}", f"--workdir={tmp_path}", "--stages=frames,nope")
+
+
+def test_a_stage_file_not_yet_written_reads_as_none_and_a_corrupt_one_says_how_to_redo_the_stage(tmp_path):
+    assert reproduce.read_stage_file(str(tmp_path / "done.json")) is None
+    (tmp_path / "done.json").write_text('{"id": ')  # a marker cut short
+    with pytest.raises(ConfigError, match=r"done.json: not a readable JSON file .*; delete it to redo that stage$"):
+        reproduce.read_stage_file(str(tmp_path / "done.json"))

@@ -31,6 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvidgan.errors import ConfigError, ExportKindError, TfvidganError
+from tfvidgan.json_report import write_json
 from tfvidgan.models.frames_generator import render
 from tfvidgan.models.reconstructor import SCENE_OUTPUT_NAME, SENSED_INPUT_NAME
 from tfvidgan.models.sequence_generator import sample_sequence_noise
@@ -107,9 +108,7 @@ def write_selection(directory: str, selection: dict) -> str:
     """Writes `selection` (JSON-able: how this export was picked among a run's evaluated steps) as
     ``<directory>/SELECTION_FILE``; returns the file's path."""
     path = os.path.join(directory, SELECTION_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(selection, f, indent=1, allow_nan=True)
+    write_json(path, selection, indent=1)
     return path
 
 

@@ -68,12 +68,13 @@ def json_safe(value):
     return value
 
 
-def dumps(value, indent: int | None = 2) -> str:
-    """`value` as JSON text (`json_safe`: NaN/inf as null; numpy scalars as numbers)."""
-    return json.dumps(json_safe(value), indent=indent, default=float)
+def dumps(value, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """`value` as strict JSON text (`json_safe`: NaN/inf as null, so `jq` and other strict readers parse it;
+    numpy scalars as numbers). `indent=None`: one line (a JSON-lines record)."""
+    return json.dumps(json_safe(value), indent=indent, default=float, sort_keys=sort_keys, allow_nan=False)
 
 
-def write_json(path: str, value, indent: int | None = 2) -> None:
+def write_json(path: str, value, indent: int | None = 2, sort_keys: bool = False) -> None:
     """Writes `value` (`dumps`) to `path` atomically: a temporary file in the same directory, then a rename,
     so a reader never sees half a file and an interrupted write leaves the old one. Creates the directory."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -81,26 +82,33 @@ def write_json(path: str, value, indent: int | None = 2) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:
-            f.write(dumps(value, indent) + "\n")
+            f.write(dumps(value, indent, sort_keys) + "\n")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def read_json(path: str, flag: str):
-    """The JSON value in the file `path`, given by the user as `--flag`.
+def read_json(path: str, flag: str | None = None, *, missing_ok: bool = False, hint: str = ""):
+    """The JSON value in the file `path`: a file the user gave as `--flag`, or (no `flag`) one a program
+    keeps, such as a stage marker. `missing_ok`: a missing file reads as None. `hint`: what to do about a bad
+    file, appended to the error ("delete it to redo that stage").
 
     Raises:
-      ConfigError naming `--flag=path` when the file is missing, unreadable or not JSON.
+      ConfigError naming `--flag=path` (or the path) when the file is missing (unless `missing_ok`),
+      unreadable or not JSON.
     """
+    name = f"--{flag}={path!r}" if flag else path
+    advice = f"; {hint}" if hint else ""
     try:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"--{flag}={path!r}: no such file") from None
+        if missing_ok:
+            return None
+        raise ConfigError(f"{name}: no such file{advice}") from None
     except (OSError, ValueError) as e:
-        raise ConfigError(f"--{flag}={path!r}: not a readable JSON file ({e})") from e
+        raise ConfigError(f"{name}: not a readable JSON file ({e}){advice}") from e
 
 
 def emit(report: dict, output: str = "") -> str:

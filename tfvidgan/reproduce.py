@@ -62,7 +62,7 @@ from typing import Callable
 from absl import flags
 
 from tfvidgan.errors import ConfigError, TfvidganError
-from tfvidgan.json_report import dumps, write_json
+from tfvidgan.json_report import dumps, read_json, write_json
 
 STAGES = ("data", "frames", "frames_1ball", "video", "evaluate", "figures", "report")
 INPUTS = {
@@ -299,18 +299,14 @@ def _json_roundtrip(value):
     return json.loads(json.dumps(value))
 
 
-def read_json(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable ({e}); delete it to redo that stage") from e
+def read_stage_file(path: str) -> dict | None:
+    """A stage's marker, start record or evaluation report, or None when the stage has not written it yet
+    (`json_report.read_json`; a bad file is a ConfigError saying to delete it)."""
+    return read_json(path, missing_ok=True, hint="delete it to redo that stage")
 
 
 def read_marker(config: ReproduceConfig, stage: str) -> dict | None:
-    return read_json(os.path.join(config.stage_dir(stage), MARKER))
+    return read_stage_file(os.path.join(config.stage_dir(stage), MARKER))
 
 
 def _differences(old, new, prefix="") -> list[str]:
@@ -364,7 +360,7 @@ def decide(config: ReproduceConfig, stage: str, rerunning: set) -> Decision:
     current = _json_roundtrip(stage_config(config, stage))
     inputs = {name: (read_marker(config, name) or {}).get("id") for name in INPUTS[stage]}
     training = stage in TRAINING_STAGES
-    started = read_json(os.path.join(config.stage_dir(stage), STARTED)) if training else None
+    started = read_stage_file(os.path.join(config.stage_dir(stage), STARTED)) if training else None
     if marker is None and started is None:
         if training and _has_checkpoint(config, stage):
             return Decision(stage, "resume", "no marker yet; the trainer resumes from its checkpoint")
@@ -752,7 +748,7 @@ def run_report(config: ReproduceConfig, say: Console, started: float) -> dict:
     from tfvidgan import reproduce_report
     directory = config.stage_dir("report")
     markers = {stage: read_marker(config, stage) for stage in STAGES if stage != "report"}
-    evaluations = {name: read_json(os.path.join(config.stage_dir("evaluate"), f"{name}.json"))
+    evaluations = {name: read_stage_file(os.path.join(config.stage_dir("evaluate"), f"{name}.json"))
                    for name in ("frames", "frames_1ball", "video", "video_fg_swap")}
     markers["report"] = {"wall_seconds": time.perf_counter() - started, "finished": _now()}
     results = reproduce_report.build_results(config, markers, evaluations)

@@ -26,6 +26,7 @@ from absl import logging
 
 from tfvidgan.errors import ConfigError
 from tfvidgan.export import existing_versions, export_version, write_selection
+from tfvidgan.json_report import write_json
 
 MODES = ("min", "max")
 BEST_FILE = "best.json"
@@ -111,10 +112,7 @@ class BestExporter:
         if not tf.io.gfile.exists(path):  # (it exists when a run died between this export and its record)
             path = export_version(self.export_dir, write, version=step)
         record = {**selection, "export": path, "metrics": {k: float(v) for k, v in values.items()}}
-        scratch = f"{self.file}.tmp"
-        with open(scratch, "w") as f:
-            json.dump(record, f, indent=1, allow_nan=True)
-        os.replace(scratch, self.file)  # atomic: the record always names a complete export
+        write_json(self.file, record, indent=1)  # atomic: the record always names a complete export
         previous, self.record = self.record, record
         for version in existing_versions(self.export_dir):
             if version != step:

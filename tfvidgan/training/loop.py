@@ -53,7 +53,7 @@ from absl import logging
 
 from tfvidgan.errors import ClusterError, ConfigError, TrainingDivergedError, TrainingPreempted
 from tfvidgan.export import DESCRIPTION_FILE, existing_versions, export_version, write_description
-from tfvidgan.json_report import BFLOAT16_ARITHMETIC, cpuinfo
+from tfvidgan.json_report import BFLOAT16_ARITHMETIC, cpuinfo, dumps
 from tfvidgan.training import summaries
 from tfvidgan.training.best_export import BestExporter
 from tfvidgan.training.checkpointing import CheckpointKeeper
@@ -326,7 +326,7 @@ def _run_evaluation(task, step: int, config: LoopConfig, writer) -> dict:
         tf.summary.scalar("eval/seconds", seconds, step=step)
     record = {"step": step, "time": time.time(), "eval_seconds": round(seconds, 3), **values}
     with open(config.metrics_file, "a") as f:
-        f.write(json.dumps(record, allow_nan=True) + "\n")
+        f.write(dumps(record, indent=None) + "\n")  # strict JSON: an undefined value is null
     logging.info("eval at step %d (%.1f s): %s", step, seconds,
                  ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
     return values

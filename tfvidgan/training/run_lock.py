@@ -37,6 +37,7 @@ import numpy as np
 from absl import logging
 
 from tfvidgan.errors import ConfigError, RunLockedError
+from tfvidgan.json_report import json_safe, write_json
 
 LOCK_FILE = ".run.lock"
 RUN_CONFIG_FILE = "run_config.json"
@@ -254,13 +255,13 @@ def check_run_config(model_dir: str, config, flags: dict, has_checkpoint: bool) 
     Raises `ConfigError` listing the differing model-defining fields (as flags when a flag of that name
     exists) when a checkpoint exists and was written with another model. Call on the chief only.
     """
-    current = flatten_config(config)
+    current = json_safe(flatten_config(config))  # as the file keeps it: an undefined value is null
     path = os.path.join(model_dir, RUN_CONFIG_FILE)
     stored = None
     if has_checkpoint and os.path.exists(path):
         try:
             with open(path) as f:
-                stored = _renamed(json.load(f).get("config", {}))
+                stored = json_safe(_renamed(json.load(f).get("config", {})))  # older files wrote NaN
         except (OSError, ValueError) as e:
             raise ConfigError(f"{path} is unreadable ({e}); it records the model the checkpoints were written "
                               f"with. Restore it, or delete it to resume without the check") from e
@@ -288,7 +289,4 @@ def check_run_config(model_dir: str, config, flags: dict, has_checkpoint: bool) 
         return
     record = {"format_version": 1, "task": type(config).__name__, "config": current,
               "flags": {k: v for k, v in flags.items() if isinstance(v, (bool, int, float, str, type(None)))}}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True, allow_nan=True)
-    os.replace(tmp, path)
+    write_json(path, record, indent=1, sort_keys=True)
