@@ -50,9 +50,10 @@ def test_write_json_is_atomic_writes_nan_as_null_and_keeps_the_old_file_on_failu
     from tfvidgan.json_report import read_json, write_json
 
     path = tmp_path / "deep" / "report.json"
-    write_json(str(path), {"a": float("nan"), "b": [1.5, math.inf], "c": np.float32(0.25)})
-    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None], "c": 0.25}
-    assert read_json(str(path), "report") == {"a": None, "b": [1.5, None], "c": 0.25}
+    write_json(str(path), {"a": float("nan"), "b": [1.5, math.inf], "c": np.float32(0.25), "d": np.float32("nan"),
+                           "e": np.int64(3)})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None], "c": 0.25, "d": None, "e": 3}
+    assert read_json(str(path), "report") == {"a": None, "b": [1.5, None], "c": 0.25, "d": None, "e": 3}
     before = path.read_text()
     with pytest.raises(TypeError):
         write_json(str(path), {"a": object()})  # not JSON: the old file stays whole, no temporary is left

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+import numbers
 import os
 import platform
 import sys
@@ -58,9 +59,11 @@ def machine() -> dict:
 
 
 def json_safe(value):
-    """NaN/inf → None (JSON has no NaN), recursively; numpy scalars via `default=float` when dumped."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """NaN/inf → None (JSON has no NaN), recursively; float scalars of any kind (numpy's too) become Python floats,
+    other numpy scalars are converted by `default=float` when dumped."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        value = float(value)
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
