@@ -96,6 +96,9 @@ def test_run_files_are_strict_json(tmp_path):
     import dataclasses
     import math
 
+    import pytest
+
+    from tfvidgan.errors import ConfigError
     from tfvidgan.export import write_selection
     from tfvidgan.training.run_lock import RUN_CONFIG_FILE, check_run_config
 
@@ -113,5 +116,9 @@ def test_run_files_are_strict_json(tmp_path):
     record = strict((tmp_path / RUN_CONFIG_FILE).read_text())
     assert record["config"] == {"rate": None, "steps": 3} and record["flags"]["rate"] is None
     check_run_config(str(tmp_path), Config(), {}, has_checkpoint=True)  # same model: no error
+    (tmp_path / RUN_CONFIG_FILE).write_text('{"config": ')  # cut short: named, with what to do
+    with pytest.raises(ConfigError, match=r"run_config.json: not a readable JSON file .*; it records the model the "
+                                          r"checkpoints were written with; restore it, or delete it"):
+        check_run_config(str(tmp_path), Config(), {}, has_checkpoint=True)
     path = write_selection(str(tmp_path / "export"), {"metric": "m", "value": 0.5, "probe": {"x": math.inf}})
     assert strict(open(path).read()) == {"metric": "m", "value": 0.5, "probe": {"x": None}}

@@ -37,7 +37,7 @@ import numpy as np
 from absl import logging
 
 from tfvidgan.errors import ConfigError, RunLockedError
-from tfvidgan.json_report import json_safe, write_json
+from tfvidgan.json_report import json_safe, read_json, write_json
 
 LOCK_FILE = ".run.lock"
 RUN_CONFIG_FILE = "run_config.json"
@@ -257,18 +257,14 @@ def check_run_config(model_dir: str, config, flags: dict, has_checkpoint: bool) 
     """
     current = json_safe(flatten_config(config))  # as the file keeps it: an undefined value is null
     path = os.path.join(model_dir, RUN_CONFIG_FILE)
-    stored = None
-    if has_checkpoint and os.path.exists(path):
-        try:
-            with open(path) as f:
-                stored = json_safe(_renamed(json.load(f).get("config", {})))  # older files wrote NaN
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{path} is unreadable ({e}); it records the model the checkpoints were written "
-                              f"with. Restore it, or delete it to resume without the check") from e
+    record = read_json(path, missing_ok=True, hint="it records the model the checkpoints were written with; "
+                       "restore it, or delete it to resume without the check") if has_checkpoint else None
+    stored = None if record is None else json_safe(_renamed(record.get("config", {})))  # older files wrote NaN
     if stored is not None:
         # A field added to the config after the checkpoint was written is absent from the stored record; the old
         # code behaved as its default, so resuming with the default value is the same model.
-        added = {k for k, v in _defaults(config).items() if k not in stored and k in current and current[k] == v}
+        added = {k for k, v in json_safe(_defaults(config)).items()
+                 if k not in stored and k in current and current[k] == v}
         if added:
             logging.info("Resuming a run written before these config fields existed (their defaults are the old "
                          "behaviour): %s", ", ".join(_flag_name(k, flags) for k in sorted(added)))
